@@ -1,0 +1,64 @@
+# parkpage Makefile. `make run` and `make test` install what a fresh Debian
+# machine lacks (apt packages, only when missing), then build and run or test.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+BIN      := bin/parkpage
+CONFIG   ?=
+ifeq ($(shell id -u),0)
+STATE_DIR ?= /var/lib/parkpage
+else
+STATE_DIR ?= $(HOME)/.local/state/parkpage
+endif
+
+# C libraries for cgo (Opus, flite text-to-speech) and the tools the tests
+# use as real peers (sipp from sip-tester, baresip, ffmpeg for G.722).
+APT_BUILD := pkg-config gcc libopus-dev libopusfile-dev flite1-dev
+APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2
+
+.PHONY: all build build-arm64 run test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
+
+all: build
+
+deps-build:
+	@scripts/apt-ensure $(APT_BUILD)
+	@scripts/go-ensure
+
+deps-test:
+	@scripts/apt-ensure $(APT_TEST)
+	@scripts/go-ensure
+
+build: deps-build
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/parkpage
+
+# The appliance target. cgo (libopus, flite) needs an arm64 C toolchain and
+# the arm64 dev packages: apt-get install gcc-aarch64-linux-gnu and, after
+# dpkg --add-architecture arm64, libopus-dev:arm64 flite1-dev:arm64.
+build-arm64:
+	@scripts/apt-ensure gcc-aarch64-linux-gnu
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
+	PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig \
+	$(GO) build -tags netgo,osusergo -ldflags '$(LDFLAGS) -extldflags -static' -o bin/parkpage-arm64 ./cmd/parkpage
+
+run: build
+	$(BIN) run -state-dir $(STATE_DIR) $(if $(CONFIG),-config $(CONFIG))
+
+vet: deps-build
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Unit and integration tests: everything runs on loopback with real peers.
+test: deps-test fmt-check vet
+	$(GO) test -race -count=1 -timeout 8m ./...
+
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./...
+
+fuzz: deps-build
+	scripts/fuzz-all 20s
+
+clean:
+	rm -rf bin

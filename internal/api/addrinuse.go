@@ -1,0 +1,5 @@
+package api
+
+import "syscall"
+
+var errAddrInUse = syscall.EADDRINUSE

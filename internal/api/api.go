@@ -1,0 +1,429 @@
+// Package api is parkpage's admin HTTP server: the JSON API under /api/v1,
+// a Server-Sent Events stream of the event bus, Prometheus metrics, a
+// health check and the admin page. It reaches the rest of the appliance
+// only through the Backend interface, so it is tested with a fake.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parkpage/parkpage/internal/events"
+)
+
+// Backend is what the API needs from the appliance.
+type Backend interface {
+	Status() Status
+	Slots() []Slot
+	Zones() []Zone
+	// Announce renders and submits a page; it returns the page ID once the
+	// page is queued (or, with Wait, once it has played).
+	Announce(ctx context.Context, req AnnounceRequest) (string, error)
+	// Reload re-reads the config file; an invalid one is refused and the
+	// running config kept.
+	Reload() error
+	// ParkEvent takes a park event from an outside system (webhook).
+	ParkEvent(ctx context.Context, ev ParkEventRequest) error
+}
+
+// Status is GET /api/v1/status.
+type Status struct {
+	Version      string    `json:"version"`
+	Started      time.Time `json:"started"`
+	Uptime       float64   `json:"uptime_seconds"`
+	ConfigSource string    `json:"config_source"`
+	ConfigLoaded time.Time `json:"config_loaded"`
+	Warnings     []string  `json:"config_warnings,omitempty"`
+}
+
+// Slot is one park slot on the board (GET /api/v1/slots).
+type Slot struct {
+	Slot   string     `json:"slot"`
+	Lot    string     `json:"lot"`
+	Label  string     `json:"label,omitempty"`
+	State  string     `json:"state"` // free, parked, ringback
+	Caller string     `json:"caller,omitempty"`
+	Parker string     `json:"parker,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
+}
+
+// Zone is a paging zone (GET /api/v1/zones).
+type Zone struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Outputs     []Output `json:"outputs"`
+	Relays      []string `json:"relays,omitempty"`
+	Paging      string   `json:"paging,omitempty"` // page ID playing now
+	Priority    string   `json:"priority,omitempty"`
+}
+
+// Output describes one output of a zone.
+type Output struct {
+	Type    string `json:"type"`
+	Address string `json:"address"`
+	Codec   string `json:"codec,omitempty"`
+	Channel int    `json:"channel,omitempty"`
+}
+
+// AnnounceRequest is the body of POST /api/v1/announcements: either Text
+// or Slot (that slot's configured announcement) to the named zones.
+type AnnounceRequest struct {
+	Zones    []string `json:"zones"`
+	Text     string   `json:"text,omitempty"`
+	Slot     string   `json:"slot,omitempty"`
+	Priority string   `json:"priority,omitempty"` // test (default), park, live, emergency
+	Voice    string   `json:"voice,omitempty"`
+	Chime    *string  `json:"chime,omitempty"` // override; "none" for no chime
+	Wait     bool     `json:"wait,omitempty"`  // answer after the page has played
+}
+
+// ParkEventRequest is the body of POST /api/v1/park-events (webhook).
+type ParkEventRequest struct {
+	Event  string `json:"event"` // parked, retrieved, timed_out, abandoned
+	Slot   string `json:"slot"`
+	Caller string `json:"caller,omitempty"`
+	Parker string `json:"parker,omitempty"`
+}
+
+// FieldError is a bad request naming the offending body field.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Config is what the server needs from config.HTTP.
+type Config struct {
+	Listen       string
+	PasswordHash string
+	BearerTokens []string
+	// WebhookTokens are accepted on POST /api/v1/park-events in addition to
+	// the admin credentials.
+	WebhookTokens []string
+}
+
+// Server is the admin HTTP server.
+type Server struct {
+	cfg     Config
+	backend Backend
+	bus     *events.Bus
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics.Set
+}
+
+// New returns a server; call Listen then Serve.
+func New(cfg Config, backend Backend, bus *events.Bus, ms *metrics.Set, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg, backend: backend, bus: bus, log: log, mux: http.NewServeMux(), metrics: ms}
+	s.routes()
+	return s
+}
+
+// ListenAddr is where the server listens: the configured address with a
+// credential, else 127.0.0.1 on the configured port.
+func (c Config) ListenAddr() string {
+	if c.PasswordHash != "" || len(c.BearerTokens) > 0 {
+		return c.Listen
+	}
+	_, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		port = "8080"
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// Listen opens the listening socket, with a start-up error that says what
+// to do.
+func (s *Server) Listen() (net.Listener, error) {
+	addr := s.cfg.ListenAddr()
+	if addr != s.cfg.Listen {
+		s.log.Warn("no admin credential configured: the admin API listens on loopback only; set http.password_hash (from `parkpage hash-password`) or http.bearer_tokens to serve http.listen",
+			"listen", addr, "configured", s.cfg.Listen)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, errAddrInUse) || strings.Contains(err.Error(), "address already in use") {
+			return nil, fmt.Errorf("http: %s is already in use: stop the other program or set http.listen to another port", addr)
+		}
+		return nil, fmt.Errorf("http: listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves HTTP on ln until ctx is cancelled, then shuts down,
+// ending event streams.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+// ServeHTTP applies authentication, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/healthz" && !s.authorized(r) {
+		if s.cfg.PasswordHash != "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="parkpage"`)
+		}
+		writeError(w, http.StatusUnauthorized, "", "authentication required")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if s.cfg.PasswordHash == "" && len(s.cfg.BearerTokens) == 0 {
+		return true // loopback only, see ListenAddr
+	}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		tokens := s.cfg.BearerTokens
+		if r.URL.Path == "/api/v1/park-events" {
+			tokens = append(append([]string(nil), tokens...), s.cfg.WebhookTokens...)
+		}
+		for _, t := range tokens {
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(t)) == 1 {
+				return true
+			}
+		}
+		return false
+	}
+	if user, pass, ok := r.BasicAuth(); ok && s.cfg.PasswordHash != "" && user == "admin" {
+		return bcrypt.CompareHashAndPassword([]byte(s.cfg.PasswordHash), []byte(pass)) == nil
+	}
+	return false
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+	})
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		s.metrics.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
+	s.mux.HandleFunc("GET /{$}", s.page)
+	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.backend.Status())
+	})
+	s.mux.HandleFunc("GET /api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"slots": s.backend.Slots()})
+	})
+	s.mux.HandleFunc("GET /api/v1/zones", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"zones": s.backend.Zones()})
+	})
+	s.mux.HandleFunc("POST /api/v1/announcements", s.announce)
+	s.mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.backend.Reload(); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+	})
+	s.mux.HandleFunc("POST /api/v1/park-events", s.parkEvent)
+	s.mux.HandleFunc("GET /api/v1/events", s.events)
+}
+
+func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
+	var req AnnounceRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	id, err := s.backend.Announce(r.Context(), req)
+	if err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	code := http.StatusAccepted
+	if req.Wait {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, map[string]string{"page": id})
+}
+
+// Validate checks what can be checked without the backend.
+func (a *AnnounceRequest) Validate() error {
+	if a.Text == "" && a.Slot == "" {
+		return &FieldError{"text", "give text or slot"}
+	}
+	if a.Text != "" && a.Slot != "" {
+		return &FieldError{"slot", "give text or slot, not both"}
+	}
+	if len(a.Text) > 500 {
+		return &FieldError{"text", "longer than 500 characters"}
+	}
+	if a.Slot == "" && len(a.Zones) == 0 {
+		return &FieldError{"zones", "name at least one zone"}
+	}
+	for _, z := range a.Zones {
+		if z == "" {
+			return &FieldError{"zones", "empty zone name"}
+		}
+	}
+	switch a.Priority {
+	case "", "test", "park", "live", "emergency":
+	default:
+		return &FieldError{"priority", fmt.Sprintf("%q is not test, park, live or emergency", a.Priority)}
+	}
+	return nil
+}
+
+func (s *Server) parkEvent(w http.ResponseWriter, r *http.Request) {
+	var req ParkEventRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	switch req.Event {
+	case "parked", "retrieved", "timed_out", "abandoned":
+	default:
+		writeBodyError(w, &FieldError{"event", fmt.Sprintf("%q is not parked, retrieved, timed_out or abandoned", req.Event)})
+		return
+	}
+	if req.Slot == "" {
+		writeBodyError(w, &FieldError{"slot", "missing"})
+		return
+	}
+	if err := s.backend.ParkEvent(r.Context(), req); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+}
+
+// events streams the bus as Server-Sent Events until the client goes away.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "", "streaming unsupported")
+		return
+	}
+	sub := s.bus.Subscribe(256)
+	defer sub.Close()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, ": parkpage events\n\n")
+	fl.Flush()
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keep.C:
+			io.WriteString(w, ": keep-alive\n\n")
+			fl.Flush()
+		case e, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b)
+			fl.Flush()
+		}
+	}
+}
+
+// maxBody bounds request bodies.
+const maxBody = 64 << 10
+
+// decodeBody decodes a JSON body strictly.
+func decodeBody(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &FieldError{"", "Content-Type must be application/json"}
+	}
+	return DecodeJSON(io.LimitReader(r.Body, maxBody), v)
+}
+
+// DecodeJSON decodes one JSON object strictly: unknown fields and wrong
+// types are FieldErrors naming the field.
+func DecodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			return &FieldError{te.Field, fmt.Sprintf("expected %s, got %s", te.Type, te.Value)}
+		case errors.As(err, &se):
+			return &FieldError{"", fmt.Sprintf("invalid JSON at offset %d: %v", se.Offset, se)}
+		case errors.Is(err, io.EOF):
+			return &FieldError{"", "empty body: expected a JSON object"}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return &FieldError{f, "unknown field"}
+		}
+		return &FieldError{"", err.Error()}
+	}
+	if dec.More() {
+		return &FieldError{"", "trailing data after the JSON object"}
+	}
+	return nil
+}
+
+func writeBodyError(w http.ResponseWriter, err error) {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		writeError(w, http.StatusBadRequest, fe.Field, fe.Msg)
+		return
+	}
+	var nf interface{ NotFound() bool }
+	if errors.As(err, &nf) && nf.NotFound() {
+		writeError(w, http.StatusNotFound, "", err.Error())
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "", err.Error())
+}
+
+func writeError(w http.ResponseWriter, code int, field, msg string) {
+	body := map[string]string{"error": msg}
+	if field != "" {
+		body["field"] = field
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,281 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parkpage/parkpage/internal/events"
+)
+
+type fakeBackend struct {
+	mu        sync.Mutex
+	announced []AnnounceRequest
+	parkEvs   []ParkEventRequest
+	reloadErr error
+}
+
+func (f *fakeBackend) Status() Status {
+	return Status{Version: "test", ConfigSource: "embedded default"}
+}
+func (f *fakeBackend) Slots() []Slot {
+	return []Slot{{Slot: "701", Lot: "700", State: "free"}, {Slot: "704", Lot: "700", Label: "Sales", State: "parked", Caller: "ACME"}}
+}
+func (f *fakeBackend) Zones() []Zone {
+	return []Zone{{Name: "all", Outputs: []Output{{Type: "polycom", Address: "224.0.1.116:5001", Codec: "g722", Channel: 26}}}}
+}
+func (f *fakeBackend) Announce(_ context.Context, r AnnounceRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, z := range r.Zones {
+		if z == "nowhere" {
+			return "", &FieldError{"zones", `zone "nowhere" does not exist`}
+		}
+	}
+	f.announced = append(f.announced, r)
+	return "p1", nil
+}
+func (f *fakeBackend) Reload() error { return f.reloadErr }
+func (f *fakeBackend) ParkEvent(_ context.Context, ev ParkEventRequest) error {
+	f.mu.Lock()
+	f.parkEvs = append(f.parkEvs, ev)
+	f.mu.Unlock()
+	return nil
+}
+
+// start runs a real server on 127.0.0.1 and returns its base URL.
+func start(t *testing.T, cfg Config, b Backend, bus *events.Bus) string {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	s := New(cfg, b, bus, metrics.NewSet(), slog.New(slog.DiscardHandler))
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func do(t *testing.T, method, url, body string, hdr ...string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(res.Body)
+	json.Unmarshal(b, &m)
+	return res.StatusCode, m
+}
+
+func TestNoCredentialMeansLoopbackOnly(t *testing.T) {
+	c := Config{Listen: "0.0.0.0:8080"}
+	if got := c.ListenAddr(); got != "127.0.0.1:8080" {
+		t.Errorf("ListenAddr = %s", got)
+	}
+	c.BearerTokens = []string{"0123456789abcdef"}
+	if got := c.ListenAddr(); got != "0.0.0.0:8080" {
+		t.Errorf("with token ListenAddr = %s", got)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	fb := &fakeBackend{}
+	base := start(t, Config{}, fb, events.New())
+	code, m := do(t, "GET", base+"/api/v1/status", "")
+	if code != 200 || m["version"] != "test" || m["config_source"] != "embedded default" {
+		t.Errorf("status %d %v", code, m)
+	}
+	code, m = do(t, "GET", base+"/api/v1/slots", "")
+	if code != 200 || len(m["slots"].([]any)) != 2 {
+		t.Errorf("slots %d %v", code, m)
+	}
+	code, m = do(t, "GET", base+"/api/v1/zones", "")
+	if code != 200 || m["zones"].([]any)[0].(map[string]any)["name"] != "all" {
+		t.Errorf("zones %d %v", code, m)
+	}
+	code, m = do(t, "POST", base+"/api/v1/announcements", `{"zones":["all"],"text":"hello"}`, "Content-Type", "application/json")
+	if code != 202 || m["page"] != "p1" || len(fb.announced) != 1 {
+		t.Errorf("announce %d %v", code, m)
+	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("metrics %v %v", res, err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), "process_resident_memory_bytes") {
+		t.Errorf("metrics body lacks process metrics")
+	}
+	res, _ = http.Get(base + "/")
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), "<title>parkpage</title>") {
+		t.Error("admin page missing")
+	}
+}
+
+func TestBadBodies(t *testing.T) {
+	base := start(t, Config{}, &fakeBackend{}, events.New())
+	tests := []struct {
+		body, field string
+		code        int
+	}{
+		{`{"zones":["all"]}`, "text", 400},
+		{`{"zones":"all","text":"x"}`, "zones", 400},
+		{`{"zones":["all"],"text":"x","volume":3}`, "volume", 400},
+		{`{"zones":["all"],"text":"x","priority":"urgent"}`, "priority", 400},
+		{`{"zones":["all"],"text":"x","slot":"704"}`, "slot", 400},
+		{`{"text":"x"}`, "zones", 400},
+		{`{"zones":["nowhere"],"text":"x"}`, "zones", 400},
+		{`{"zones":["all"],"text":`, "", 400},
+		{``, "", 400},
+		{`{"zones":["all"],"text":"x"} {}`, "", 400},
+	}
+	for _, tt := range tests {
+		code, m := do(t, "POST", base+"/api/v1/announcements", tt.body)
+		if code != tt.code || m["error"] == nil {
+			t.Errorf("%s: %d %v", tt.body, code, m)
+		}
+		if f, _ := m["field"].(string); f != tt.field {
+			t.Errorf("%s: field %q, want %q", tt.body, f, tt.field)
+		}
+	}
+	code, m := do(t, "POST", base+"/api/v1/park-events", `{"event":"gone","slot":"704"}`)
+	if code != 400 || m["field"] != "event" {
+		t.Errorf("park-events: %d %v", code, m)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	token := "tok-0123456789abcdef"
+	base := start(t, Config{Listen: "127.0.0.1:0", PasswordHash: string(hash), BearerTokens: []string{token}, WebhookTokens: []string{"hook-0123456789abcd"}}, &fakeBackend{}, events.New())
+	for _, path := range []string{"/api/v1/status", "/api/v1/slots", "/api/v1/zones", "/metrics", "/", "/api/v1/events"} {
+		if code, _ := do(t, "GET", base+path, ""); code != 401 {
+			t.Errorf("%s without credential: %d", path, code)
+		}
+	}
+	if code, _ := do(t, "GET", base+"/healthz", ""); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+	if code, _ := do(t, "GET", base+"/api/v1/status", "", "Authorization", "Bearer "+token); code != 200 {
+		t.Errorf("bearer: %d", code)
+	}
+	if code, _ := do(t, "GET", base+"/api/v1/status", "", "Authorization", "Bearer wrong-0123456789abc"); code != 401 {
+		t.Errorf("wrong bearer: %d", code)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/v1/status", nil)
+	req.SetBasicAuth("admin", "s3cret-pass")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Errorf("basic auth: %v %v", res, err)
+	}
+	req.SetBasicAuth("admin", "wrong")
+	if res, _ := http.DefaultClient.Do(req); res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("wrong password: %d", res.StatusCode)
+	}
+	// The webhook token opens the webhook only.
+	if code, _ := do(t, "POST", base+"/api/v1/park-events", `{"event":"parked","slot":"704"}`, "Authorization", "Bearer hook-0123456789abcd"); code != 202 {
+		t.Errorf("webhook with its token: %d", code)
+	}
+	if code, _ := do(t, "GET", base+"/api/v1/status", "", "Authorization", "Bearer hook-0123456789abcd"); code != 401 {
+		t.Errorf("webhook token on status: %d", code)
+	}
+	if code, _ := do(t, "POST", base+"/api/v1/park-events", `{"event":"parked","slot":"704"}`); code != 401 {
+		t.Errorf("webhook without token: %d", code)
+	}
+}
+
+func TestReloadError(t *testing.T) {
+	fb := &fakeBackend{reloadErr: io.ErrUnexpectedEOF}
+	base := start(t, Config{}, fb, events.New())
+	if code, m := do(t, "POST", base+"/api/v1/reload", ""); code != 422 || m["error"] == nil {
+		t.Errorf("reload: %d %v", code, m)
+	}
+}
+
+func TestEventStream(t *testing.T) {
+	bus := events.New()
+	base := start(t, Config{}, &fakeBackend{}, bus)
+	res, err := http.Get(base + "/api/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	r := bufio.NewReader(res.Body)
+	r.ReadString('\n') // comment line
+	r.ReadString('\n')
+	// The subscription exists once the header has arrived.
+	bus.Publish(events.Event{Type: events.CallParked, Slot: "704"})
+	var lines []string
+	for len(lines) < 3 {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	if lines[0] != "id: 1" || lines[1] != "event: call.parked" || !strings.Contains(lines[2], `"slot":"704"`) {
+		t.Errorf("sse lines %q", lines)
+	}
+}
+
+func TestListenInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := New(Config{Listen: ln.Addr().String()}, &fakeBackend{}, events.New(), metrics.NewSet(), slog.New(slog.DiscardHandler))
+	_, err = s.Listen()
+	if err == nil || !strings.Contains(err.Error(), "is already in use: stop the other program or set http.listen") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func FuzzDecodeAnnounce(f *testing.F) {
+	f.Add(`{"zones":["all"],"text":"hello"}`)
+	f.Add(`{"slot":"704","priority":"emergency","chime":"none","wait":true}`)
+	f.Add(`{"zones":[1]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var r AnnounceRequest
+		if err := DecodeJSON(strings.NewReader(body), &r); err != nil {
+			if _, ok := err.(*FieldError); !ok {
+				t.Fatalf("error %T is not a FieldError", err)
+			}
+			return
+		}
+		r.Validate()
+	})
+}

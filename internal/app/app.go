@@ -1,0 +1,307 @@
+// Package app wires parkpage's parts into the running appliance: config
+// load and reload, logging, the event bus, the admin API, the SIP stack,
+// the park server and the paging gateway. It owns every long-running
+// goroutine and stops them when its context ends.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/parkpage/parkpage/internal/api"
+	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/events"
+)
+
+// Options configure an App.
+type Options struct {
+	// ConfigPath is the config file; empty means the embedded default.
+	ConfigPath string
+	// StateDir overrides state_dir from the config when set.
+	StateDir string
+	// LogFormat overrides log.format when set ("text" or "json").
+	LogFormat string
+	// HTTPListen overrides http.listen when set.
+	HTTPListen string
+	// Version is reported by the API.
+	Version string
+	// LogOutput receives logs (default stderr).
+	LogOutput io.Writer
+	// Ready, if set, is called once every listener is open.
+	Ready func(a *App)
+}
+
+// App is a running appliance.
+type App struct {
+	opts    Options
+	log     *slog.Logger
+	level   *slog.LevelVar
+	bus     *events.Bus
+	metrics *metrics.Set
+	started time.Time
+
+	mu       sync.RWMutex
+	cfg      *config.Config
+	warnings []config.Problem
+	loadedAt time.Time
+
+	httpAddr net.Addr
+	parts    []Part
+
+	// Hooks the wiring in cmd sets for the API; nil means not available.
+	slots     func() []api.Slot
+	zones     func() []api.Zone
+	announce  func(context.Context, api.AnnounceRequest) (string, error)
+	parkEvent func(context.Context, api.ParkEventRequest) error
+}
+
+// Hooks connect API calls to the parts that answer them.
+type Hooks struct {
+	Slots     func() []api.Slot
+	Zones     func() []api.Zone
+	Announce  func(context.Context, api.AnnounceRequest) (string, error)
+	ParkEvent func(context.Context, api.ParkEventRequest) error
+}
+
+// SetHooks installs the API hooks; call before Run.
+func (a *App) SetHooks(h Hooks) {
+	a.slots, a.zones, a.announce, a.parkEvent = h.Slots, h.Zones, h.Announce, h.ParkEvent
+}
+
+// Part is a long-running component the app starts, reloads and stops.
+type Part interface {
+	// Name is used in logs and errors.
+	Name() string
+	// Start opens the part's sockets and devices; a failure stops start-up
+	// with one clear line.
+	Start(ctx context.Context) error
+	// Run serves until ctx ends, then releases everything.
+	Run(ctx context.Context) error
+	// Reload applies a validated new config without dropping calls or pages.
+	Reload(cfg *config.Config) error
+}
+
+// New loads the config and prepares the app. It returns config problems
+// as a *config.Error.
+func New(opts Options) (*App, error) {
+	a := &App{opts: opts, bus: events.New(), metrics: metrics.NewSet(), started: time.Now(), level: new(slog.LevelVar)}
+	cfg, warns, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if opts.LogOutput == nil {
+		opts.LogOutput = os.Stderr
+		a.opts.LogOutput = os.Stderr
+	}
+	a.log = newLogger(a.opts.LogOutput, cfg.Log.Format, a.level)
+	a.level.Set(parseLevel(cfg.Log.Level))
+	a.cfg, a.warnings, a.loadedAt = cfg, warns, time.Now()
+	for _, w := range warns {
+		a.log.Warn("config", "problem", w.String())
+	}
+	return a, nil
+}
+
+func (a *App) loadConfig() (*config.Config, []config.Problem, error) {
+	var (
+		cfg   *config.Config
+		warns []config.Problem
+		err   error
+	)
+	if a.opts.ConfigPath == "" {
+		cfg, err = config.LoadDefault()
+	} else {
+		cfg, warns, err = config.Load(a.opts.ConfigPath)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.opts.StateDir != "" {
+		cfg.StateDir = a.opts.StateDir
+	}
+	if a.opts.LogFormat != "" {
+		cfg.Log.Format = a.opts.LogFormat
+	}
+	if a.opts.HTTPListen != "" {
+		cfg.HTTP.Listen = a.opts.HTTPListen
+	}
+	return cfg, warns, nil
+}
+
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	l.UnmarshalText([]byte(s))
+	return l
+}
+
+// Config returns the config in force.
+func (a *App) Config() *config.Config {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.cfg
+}
+
+// Bus is the app's event bus.
+func (a *App) Bus() *events.Bus { return a.bus }
+
+// Logger is the app's logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// HTTPAddr is the admin API's bound address (after Ready).
+func (a *App) HTTPAddr() net.Addr { return a.httpAddr }
+
+// AddPart registers a component; call before Run.
+func (a *App) AddPart(p Part) { a.parts = append(a.parts, p) }
+
+// Run starts everything, serves until ctx ends, then stops within a
+// bounded time.
+func (a *App) Run(ctx context.Context) error {
+	cfg := a.Config()
+	if err := checkStateDir(cfg.StateDir); err != nil {
+		return err
+	}
+	srv := api.New(api.Config{
+		Listen:       cfg.HTTP.Listen,
+		PasswordHash: cfg.HTTP.PasswordHash,
+		BearerTokens: cfg.HTTP.BearerTokens,
+	}, backend{a}, a.bus, a.metrics, a.log)
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	a.httpAddr = ln.Addr()
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range a.parts {
+		if err := p.Start(gctx); err != nil {
+			ln.Close()
+			return fmt.Errorf("%s: %w", p.Name(), err)
+		}
+	}
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+	g.Go(func() error { a.countEvents(gctx); return nil })
+	for _, p := range a.parts {
+		g.Go(func() error {
+			if err := p.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", p.Name(), err)
+			}
+			return nil
+		})
+	}
+	a.log.Info("parkpage running", "version", a.opts.Version, "config", cfg.Source,
+		"http", "http://"+ln.Addr().String()+"/", "state_dir", cfg.StateDir)
+	if a.opts.Ready != nil {
+		a.opts.Ready(a)
+	}
+	err = g.Wait()
+	a.log.Info("parkpage stopped")
+	return err
+}
+
+// checkStateDir makes sure the state directory exists and is writable.
+func checkStateDir(dir string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("state directory %s is not writable (%v): create it for this user or set state_dir (or -state-dir)", dir, unwrapPath(err))
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fail(err)
+	}
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Reload re-reads the config file. An invalid file is refused, its
+// problems logged, and the running config kept.
+func (a *App) Reload() error {
+	cfg, warns, err := a.loadConfig()
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				a.log.Error("config reload refused", "problem", p.String())
+			}
+		} else {
+			a.log.Error("config reload refused", "err", err)
+		}
+		a.bus.Publish(events.Event{Type: events.ConfigRejected, Reason: err.Error()})
+		return fmt.Errorf("config reload refused, the running config is kept:\n%w", err)
+	}
+	old := a.Config()
+	if cfg.HTTP.Listen != old.HTTP.Listen || cfg.StateDir != old.StateDir {
+		a.log.Warn("http.listen and state_dir changes take effect at the next restart")
+	}
+	var errs []error
+	for _, p := range a.parts {
+		if err := p.Reload(cfg); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		a.bus.Publish(events.Event{Type: events.ConfigRejected, Reason: err.Error()})
+		return err
+	}
+	a.mu.Lock()
+	a.cfg, a.warnings, a.loadedAt = cfg, warns, time.Now()
+	a.mu.Unlock()
+	a.level.Set(parseLevel(cfg.Log.Level))
+	a.log.Info("config reloaded", "source", cfg.Source)
+	a.bus.Publish(events.Event{Type: events.ConfigReloaded, Reason: cfg.Source})
+	return nil
+}
+
+// countEvents turns bus events into Prometheus counters.
+func (a *App) countEvents(ctx context.Context) {
+	sub := a.bus.Subscribe(1024)
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-sub.C():
+			if e.Type == events.Lost {
+				a.metrics.GetOrCreateCounter(`parkpage_events_lost_total`).Add(int(e.Count))
+				continue
+			}
+			a.metrics.GetOrCreateCounter(fmt.Sprintf(`parkpage_events_total{type=%q}`, e.Type)).Inc()
+			if e.Type == events.OutputFailed {
+				a.metrics.GetOrCreateCounter(fmt.Sprintf(`parkpage_output_failures_total{output=%q}`, e.Output)).Inc()
+			}
+		}
+	}
+}
+
+// StatePath returns a path inside the state directory.
+func (a *App) StatePath(name string) string { return filepath.Join(a.Config().StateDir, name) }

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/parkpage/parkpage/internal/api"
+)
+
+// backend adapts the app to the API's Backend interface.
+type backend struct{ a *App }
+
+func (b backend) Status() api.Status {
+	b.a.mu.RLock()
+	defer b.a.mu.RUnlock()
+	st := api.Status{
+		Version:      b.a.opts.Version,
+		Started:      b.a.started,
+		Uptime:       time.Since(b.a.started).Seconds(),
+		ConfigSource: b.a.cfg.Source,
+		ConfigLoaded: b.a.loadedAt,
+	}
+	for _, w := range b.a.warnings {
+		st.Warnings = append(st.Warnings, w.String())
+	}
+	return st
+}
+
+func (b backend) Slots() []api.Slot {
+	if b.a.slots != nil {
+		return b.a.slots()
+	}
+	return []api.Slot{}
+}
+
+func (b backend) Zones() []api.Zone {
+	if b.a.zones != nil {
+		return b.a.zones()
+	}
+	return []api.Zone{}
+}
+
+func (b backend) Announce(ctx context.Context, req api.AnnounceRequest) (string, error) {
+	if b.a.announce == nil {
+		return "", fmt.Errorf("paging is not available")
+	}
+	return b.a.announce(ctx, req)
+}
+
+func (b backend) Reload() error { return b.a.Reload() }
+
+func (b backend) ParkEvent(ctx context.Context, ev api.ParkEventRequest) error {
+	if b.a.parkEvent == nil {
+		return fmt.Errorf("park events are not available")
+	}
+	return b.a.parkEvent(ctx, ev)
+}

@@ -50,6 +50,8 @@ type Config struct {
 	Relays map[string]*Relay `yaml:"relays"`
 	// Pages are extensions a phone dials to page live.
 	Pages map[string]*PageExt `yaml:"pages"`
+	// External reads park events from a PBX that parks calls itself.
+	External External `yaml:"external"`
 
 	// Source names where the config came from ("embedded default" or a path).
 	Source string `yaml:"-"`
@@ -321,6 +323,40 @@ type PageExt struct {
 	Chime    string   `yaml:"chime"`    // chime before the page, default the announce chime
 	MaxLen   Duration `yaml:"max_length"`
 	Allow    []string `yaml:"allow"` // users/groups allowed to page; empty: everyone trusted
+}
+
+// External configures park events from elsewhere: an existing PBX's BLF
+// dialog events, Asterisk AMI, or a webhook.
+type External struct {
+	AMI *AMI      `yaml:"ami"`
+	BLF *BLFWatch `yaml:"blf"`
+	// WebhookTokens are bearer tokens accepted on POST /api/v1/park-events.
+	WebhookTokens []string `yaml:"webhook_tokens"`
+	// SlotMap maps a PBX's slot numbers to local slots ("71": "701").
+	// Unmapped slots keep their number.
+	SlotMap map[string]string `yaml:"slot_map"`
+}
+
+// AMI is an Asterisk Manager Interface connection.
+type AMI struct {
+	Address  string `yaml:"address"`  // host:port, e.g. pbx.lan:5038
+	Username string `yaml:"username"` // manager.conf user
+	Secret   string `yaml:"secret"`
+	// Lot is the Asterisk parking lot to follow; empty: every lot.
+	Lot string `yaml:"lot"`
+}
+
+// BLFWatch subscribes to a PBX's park slots as a phone would.
+type BLFWatch struct {
+	// Server is where SUBSCRIBEs go, e.g. sip:pbx.lan:5060.
+	Server string `yaml:"server"`
+	// Slots are the PBX's slot numbers to watch, e.g. 701-710.
+	Slots Range `yaml:"slots"`
+	// URI is the watched resource, {slot} replaced; default sip:{slot}@HOST of server.
+	URI      string   `yaml:"uri"`
+	Username string   `yaml:"username"` // digest user, when challenged
+	Password string   `yaml:"password"`
+	Expires  Duration `yaml:"expires"` // requested subscription lifetime, default 600s
 }
 
 // Range is an inclusive numeric range written "701-710" (or one number).

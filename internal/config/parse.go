@@ -166,6 +166,9 @@ func (c *Config) applyDefaults(ps *problems) {
 		def(rp+".lead", func() { r.Lead = Duration(400 * time.Millisecond) })
 		def(rp+".hold", func() { r.Hold = Duration(800 * time.Millisecond) })
 	}
+	if b := c.External.BLF; b != nil {
+		def("external.blf.expires", func() { b.Expires = Duration(600 * time.Second) })
+	}
 	for pn, p := range c.Pages {
 		if p == nil {
 			p = &PageExt{}
@@ -274,6 +277,48 @@ func (c *Config) validate(ps *problems) {
 	c.validateZones(ps)
 	c.validateRelays(ps)
 	c.validatePages(ps)
+	c.validateExternal(ps)
+}
+
+func (c *Config) validateExternal(ps *problems) {
+	e := &c.External
+	if a := e.AMI; a != nil {
+		if a.Address == "" {
+			ps.add("external.ami.address", "missing: the AMI host:port, e.g. pbx.lan:5038")
+		} else if _, _, err := net.SplitHostPort(a.Address); err != nil {
+			ps.add("external.ami.address", "%q is not host:port", a.Address)
+		}
+		if a.Username == "" {
+			ps.add("external.ami.username", "missing: the manager.conf user")
+		}
+	}
+	if b := e.BLF; b != nil {
+		if !strings.HasPrefix(b.Server, "sip:") {
+			ps.add("external.blf.server", "%q is not a SIP URI (write e.g. sip:pbx.lan:5060)", b.Server)
+		}
+		if b.Slots.Len() <= 0 || b.Slots.First == 0 {
+			ps.add("external.blf.slots", "missing: the PBX's slot range, e.g. 701-710")
+		} else if b.Slots.Len() > 100 {
+			ps.add("external.blf.slots", "%d slots: at most 100", b.Slots.Len())
+		}
+		if b.URI != "" && !strings.Contains(b.URI, "{slot}") {
+			ps.add("external.blf.uri", "%q has no {slot}", b.URI)
+		}
+		if b.Expires.D() < 60*time.Second || b.Expires.D() > 24*time.Hour {
+			ps.add("external.blf.expires", "%s is out of range 60s-24h", b.Expires)
+		}
+	}
+	for i, t := range e.WebhookTokens {
+		if len(t) < 16 {
+			ps.add(fmt.Sprintf("external.webhook_tokens[%d]", i), "too short: use at least 16 random characters")
+		}
+	}
+	for _, k := range sortedKeys(e.SlotMap) {
+		n, err := strconv.Atoi(e.SlotMap[k])
+		if !digitsRe.MatchString(k) || err != nil || c.LotOf(n) == nil {
+			ps.add("external.slot_map."+k, "%q must map a PBX slot number to a local slot", e.SlotMap[k])
+		}
+	}
 }
 
 func checkHostPort(ps *problems, path, v string) {

@@ -59,8 +59,8 @@ func All() []Info { return []Info{infos[G722], infos[Opus], infos[PCMU], infos[P
 // Encoder turns 20 ms frames of 16 kHz PCM into codec payloads. Encoders
 // keep state between frames (G.722, Opus): use one per stream.
 type Encoder interface {
-	// Encode appends the payload for one frame (exactly FrameSamples samples)
-	// to dst and returns it.
+	// Encode appends the payload for one frame (FrameSamples samples; see
+	// NewEncoder for the other lengths each codec takes) to dst and returns it.
 	Encode(dst []byte, pcm []int16) ([]byte, error)
 }
 

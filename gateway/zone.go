@@ -1,0 +1,176 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/parkpage/parkpage/internal/config"
+)
+
+// Relays switches the relays of zones. The gateway calls Acquire before a
+// zone's outputs start and Release after they end; the controller (package
+// relays) maps zones to their zone-select and page-active relays and applies
+// lead and hold times.
+type Relays interface {
+	// Acquire switches on the zones' relays and returns once their lead time
+	// has passed. On error (including ctx ending) nothing stays held.
+	Acquire(ctx context.Context, zones []string) error
+	// Release switches the zones' relays off after their hold time; it does
+	// not wait for the hold.
+	Release(zones []string)
+}
+
+// Zone is a named set of outputs paged together.
+type Zone struct {
+	Name        string
+	Description string
+	Outputs     []Output
+	// Relays names the zone's relays, for the API; switching goes through
+	// the Relays controller, which knows the mapping itself.
+	Relays []string
+	// MaxPage bounds one page on this zone; zero means no bound.
+	MaxPage time.Duration
+}
+
+// OutputInfo describes an output for the API.
+type OutputInfo struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`              // polycom, rtp, sip, lineout
+	Address string `json:"address,omitempty"` // group:port, SIP URI or sound device
+	Codec   string `json:"codec,omitempty"`
+	Channel int    `json:"channel,omitempty"` // Polycom channel for normal pages
+}
+
+// Describer is implemented by outputs that can describe themselves for the
+// API; the outputs BuildZones makes all do.
+type Describer interface {
+	Describe() OutputInfo
+}
+
+// ZoneInfo is a snapshot of a zone for the API.
+type ZoneInfo struct {
+	Name        string       `json:"name"`
+	Description string       `json:"description,omitempty"`
+	Outputs     []OutputInfo `json:"outputs"`
+	Relays      []string     `json:"relays,omitempty"`
+	MaxPage     string       `json:"max_page,omitempty"`
+	// Page and Priority are the page playing now, if any.
+	Page     string `json:"page,omitempty"`
+	Priority string `json:"priority,omitempty"`
+	// Waiting counts pages queued for this zone.
+	Waiting int `json:"waiting"`
+}
+
+// OutputFactory makes the Output for output index i of zone from its
+// config. BuildZones calls it once per configured output.
+type OutputFactory func(zone string, i int, o *config.Output) (Output, error)
+
+// BuildZones makes the zones of cfg, their outputs through factory. Every
+// output is wrapped so that it describes itself from config (Describer). On
+// error the outputs already made are closed.
+func BuildZones(cfg *config.Config, factory OutputFactory) (map[string]*Zone, error) {
+	zones := make(map[string]*Zone, len(cfg.Zones))
+	names := make([]string, 0, len(cfg.Zones))
+	for n := range cfg.Zones {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		zc := cfg.Zones[n]
+		if zc == nil {
+			zc = &config.Zone{}
+		}
+		z := &Zone{Name: n, Description: zc.Description, Relays: slices.Clone(zc.Relays), MaxPage: zc.MaxPage.D()}
+		zones[n] = z
+		for i, oc := range zc.Outputs {
+			if oc == nil {
+				continue
+			}
+			if factory == nil {
+				closeZones(zones)
+				return nil, fmt.Errorf("zone %q output %d: no output factory", n, i)
+			}
+			o, err := factory(n, i, oc)
+			if err != nil {
+				closeZones(zones)
+				return nil, fmt.Errorf("zone %q output %d (%s): %w", n, i, oc.Type, err)
+			}
+			z.Outputs = append(z.Outputs, &described{Output: o, info: describeConfig(o.Name(), oc)})
+		}
+	}
+	return zones, nil
+}
+
+// OutputName is the conventional name of output i of zone, as events and
+// metrics show it.
+func OutputName(zone string, i int) string { return fmt.Sprintf("%s/outputs[%d]", zone, i) }
+
+func describeConfig(name string, o *config.Output) OutputInfo {
+	info := OutputInfo{Name: name, Type: o.Type, Codec: o.Codec}
+	switch o.Type {
+	case config.OutputPolycom:
+		info.Address = fmt.Sprintf("%s:%d", o.Group, o.Port)
+		info.Channel = o.Channel
+	case config.OutputRTP:
+		info.Address = fmt.Sprintf("%s:%d", o.Group, o.Port)
+	case config.OutputSIP:
+		info.Address = o.URI
+		info.Codec = ""
+	case config.OutputLineOut:
+		info.Address = o.Device
+		info.Codec = ""
+	}
+	return info
+}
+
+// described adds a config-derived description to an output.
+type described struct {
+	Output
+	info OutputInfo
+}
+
+func (d *described) Describe() OutputInfo { return d.info }
+
+// Close closes the wrapped output if it holds resources.
+func (d *described) Close() error {
+	if c, ok := d.Output.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// closeZones closes every output that implements io.Closer.
+func closeZones(zones map[string]*Zone) error {
+	var errs []error
+	for _, z := range zones {
+		for _, o := range z.Outputs {
+			if c, ok := o.(io.Closer); ok {
+				if err := c.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close %s: %w", o.Name(), err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func describe(o Output) OutputInfo {
+	if d, ok := o.(Describer); ok {
+		return d.Describe()
+	}
+	return OutputInfo{Name: o.Name()}
+}
+
+// generation is one set of zone definitions. Plays hold a reference to the
+// generation they started with, so a reload lets in-flight pages finish on
+// the old outputs, which are closed when the last such page ends.
+type generation struct {
+	zones   map[string]*Zone
+	refs    int  // running plays
+	retired bool // replaced by a reload (or the gateway closed)
+}

@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/events"
+)
+
+// playZone plays w on one zone: relays on (lead), every output at once,
+// relays off (hold). It returns once every output has returned, or, after a
+// cut, once CutGrace has passed; outputs still ending are left to outputs,
+// which run waits for before the page ends.
+func (g *Gateway) playZone(w *play, z *Zone, outputs *sync.WaitGroup) {
+	zctx := w.ctxs[z.Name] // cancelled by a cut or by the page
+	ctx, cancel := zctx, context.CancelFunc(func() {})
+	if z.MaxPage > 0 {
+		ctx, cancel = context.WithTimeout(zctx, z.MaxPage)
+	}
+	defer cancel()
+
+	played, failed := false, false
+	acquired := false
+	if g.relays != nil {
+		err := g.relays.Acquire(ctx, []string{z.Name})
+		switch {
+		case err == nil:
+			acquired = true
+		case ctx.Err() == nil:
+			// A relay fault must not silence the phones: play on without it.
+			g.log.Warn("zone relays failed; paging without them", "page", w.page.id, "zone", z.Name, "err", err)
+			g.publish(events.Event{
+				Type: events.OutputFailed, Page: w.page.id, Priority: w.page.Priority.String(),
+				Zones: []string{z.Name}, Output: z.Name + "/relays", Text: w.page.Text, Reason: err.Error(),
+			})
+		}
+	}
+	if ctx.Err() == nil {
+		played = true
+		failed = g.playOutputs(ctx, w, z, outputs)
+	}
+	if acquired {
+		g.relays.Release([]string{z.Name})
+	}
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := w.page
+	if played {
+		p.played++
+		if failed {
+			p.failed++
+		}
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && zctx.Err() == nil {
+		p.maxPage = true
+		g.log.Info("page reached the zone's max_page", "page", p.id, "zone", z.Name, "max_page", z.MaxPage)
+	}
+	delete(w.held, z.Name)
+	if g.owner[z.Name] == w {
+		delete(g.owner, z.Name)
+	}
+	g.schedule()
+}
+
+// playOutputs runs every output of z concurrently and reports whether all
+// of them failed. A zone without outputs (relays only) is held for the
+// length of the audio.
+func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sync.WaitGroup) (allFailed bool) {
+	if len(z.Outputs) == 0 {
+		d := time.Duration(len(w.page.Audio.PCM())) * time.Second / codec.SampleRate
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		return false
+	}
+	pb := &Playback{
+		ID:       w.page.id,
+		Priority: w.page.Priority,
+		Zone:     z.Name,
+		Audio:    w.page.Audio,
+		CallerID: w.page.CallerID,
+	}
+	results := make(chan bool, len(z.Outputs)) // true: failed
+	for _, o := range z.Outputs {
+		outputs.Add(1)
+		go func() {
+			defer outputs.Done()
+			results <- g.playOutput(ctx, w, z.Name, o, pb)
+		}()
+	}
+	n, failed := 0, 0
+	done := ctx.Done()
+	var grace <-chan time.Time
+	for n < len(z.Outputs) {
+		select {
+		case f := <-results:
+			n++
+			if f {
+				failed++
+			}
+		case <-done:
+			done = nil
+			t := time.NewTimer(g.grace)
+			defer t.Stop()
+			grace = t.C
+		case <-grace:
+			g.log.Warn("outputs slow to end after a cut; zone handed on", "page", w.page.id, "zone", z.Name,
+				"ended", n, "outputs", len(z.Outputs), "grace", g.grace)
+			return false
+		}
+	}
+	return failed == len(z.Outputs)
+}
+
+// playOutput plays pb on o and reports whether it failed. Ending because
+// ctx ended is a clean cut, not a failure.
+func (g *Gateway) playOutput(ctx context.Context, w *play, zone string, o Output, pb *Playback) bool {
+	err := o.Play(ctx, pb)
+	if err == nil {
+		return false
+	}
+	if ctx.Err() != nil {
+		if !errors.Is(err, ctx.Err()) {
+			g.log.Debug("output error while being cut", "page", w.page.id, "output", o.Name(), "err", err)
+		}
+		return false
+	}
+	g.log.Warn("output failed", "page", w.page.id, "zone", zone, "output", o.Name(), "err", err)
+	g.publish(events.Event{
+		Type: events.OutputFailed, Page: w.page.id, Priority: w.page.Priority.String(),
+		Zones: []string{zone}, Output: o.Name(), Text: w.page.Text, Reason: err.Error(),
+	})
+	return true
+}

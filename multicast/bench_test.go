@@ -1,0 +1,196 @@
+package multicast
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pionrtp "github.com/pion/rtp"
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkPacing measures the inter-packet gap of 20 ms PCMU streams as a
+// receiver on lo sees it (kernel receive timestamps, SO_TIMESTAMPNS), for
+// 1, 10 and 50 simultaneous streams, with the CPU idle, loaded by busy
+// processes or by busy goroutines in this process, with and without
+// SCHED_FIFO. One op is one 20 ms frame of every stream: run with e.g.
+// -benchtime 150x (3 s). Target: gap p99 within 0.5 ms of 20 ms.
+func BenchmarkPacing(b *testing.B) {
+	for _, load := range []string{"idle", "procs", "goroutines"} {
+		for _, fifo := range []bool{true, false} {
+			for _, n := range []int{1, 10, 50} {
+				name := fmt.Sprintf("load=%s/fifo=%v/streams=%d", load, fifo, n)
+				b.Run(name, func(b *testing.B) { benchPacing(b, n, load, fifo) })
+			}
+		}
+	}
+}
+
+func benchPacing(b *testing.B, streams int, load string, fifo bool) {
+	const group = "239.77.8.1"
+	prio := 0
+	if fifo {
+		prio = DefaultPriority
+	}
+	l := listenTS(b, group)
+	forceRcvBuf(b, l, 64<<20)
+	first := loSender(b, group, l.port)
+	spin, _ := time.ParseDuration(os.Getenv("PACER_SPIN"))
+	p := startPacer(b, nil, WithPriority(prio), WithSpin(spin))
+	tid := waitTID(b, p)
+	stopLoad := startLoad(b, load)
+	defer stopLoad()
+	time.Sleep(100 * time.Millisecond) // let the load settle
+
+	frames := pcmuFrames(b.N)
+	var results []<-chan Result
+	b.ResetTimer()
+	cpu0, wall0 := threadCPU(b, tid), time.Now()
+	for i := range streams {
+		s := first
+		if i > 0 {
+			var err error
+			if s, err = first.Share(group, l.port); err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+		}
+		results = append(results, p.Play(context.Background(), s, pcmuStream(b, frames)))
+	}
+	stamps := map[uint32][]int64{}
+	for range streams * b.N {
+		pkt, ts, err := l.readTS(2 * time.Second)
+		if err != nil {
+			b.Fatalf("received %d of %d packets: %v", countStamps(stamps), streams*b.N, err)
+		}
+		var h pionrtp.Header
+		if _, err := h.Unmarshal(pkt); err != nil {
+			b.Fatal(err)
+		}
+		stamps[h.SSRC] = append(stamps[h.SSRC], ts)
+	}
+	late := 0
+	for _, r := range results {
+		res := <-r
+		if res.Err != nil {
+			b.Fatal(res.Err)
+		}
+		late += res.Late
+	}
+	cpu, wall := threadCPU(b, tid)-cpu0, time.Since(wall0)
+	b.StopTimer()
+
+	var gaps []float64
+	for _, ts := range stamps {
+		for i := 1; i < len(ts); i++ {
+			gaps = append(gaps, float64(ts[i]-ts[i-1])/1e6)
+		}
+	}
+	slices.Sort(gaps)
+	if len(gaps) == 0 {
+		return // b.N == 1: nothing to measure
+	}
+	pct := func(q float64) float64 { return gaps[min(len(gaps)-1, int(q*float64(len(gaps))))] }
+	b.ReportMetric(pct(0.50), "gap-p50-ms")
+	b.ReportMetric(pct(0.99), "gap-p99-ms")
+	b.ReportMetric(gaps[len(gaps)-1], "gap-max-ms")
+	b.ReportMetric(gaps[0], "gap-min-ms")
+	b.ReportMetric(float64(late), "late-pkts")
+	b.ReportMetric(float64(cpu.Microseconds())/wall.Seconds()/float64(streams), "cpu-us/stream-s")
+	rt := 0.0
+	if p.Realtime() {
+		rt = 1
+	}
+	b.ReportMetric(rt, "fifo")
+}
+
+func countStamps(m map[uint32][]int64) int {
+	n := 0
+	for _, v := range m {
+		n += len(v)
+	}
+	return n
+}
+
+// forceRcvBuf enlarges the receive buffer past rmem_max where permitted, so
+// a starved reader loses nothing.
+func forceRcvBuf(b *testing.B, l *tsListener, size int) {
+	_ = l.raw.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
+		}
+	})
+}
+
+func waitTID(b *testing.B, p *Pacer) int {
+	for range 1000 {
+		if tid := p.tid.Load(); tid != 0 {
+			return int(tid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.Fatal("pacer thread did not start")
+	return 0
+}
+
+// threadCPU is the CPU time thread tid has used (schedstat's first field).
+func threadCPU(b *testing.B, tid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := strconv.ParseInt(strings.Fields(string(raw))[0], 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ns)
+}
+
+// startLoad keeps every CPU busy: with shell busy loops (procs) or with
+// spinning goroutines in this process (goroutines), which also compete for
+// the Go scheduler's Ps.
+func startLoad(b *testing.B, kind string) (stop func()) {
+	n := runtime.NumCPU()
+	switch kind {
+	case "procs":
+		var cmds []*exec.Cmd
+		for range n {
+			c := exec.Command("sh", "-c", "while :; do :; done")
+			if err := c.Start(); err != nil {
+				b.Fatal(err)
+			}
+			cmds = append(cmds, c)
+		}
+		return func() {
+			for _, c := range cmds {
+				_ = c.Process.Kill()
+				_ = c.Wait()
+			}
+		}
+	case "goroutines":
+		var done atomic.Bool
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				x := 0
+				for !done.Load() {
+					for i := range 1000 {
+						x += i
+					}
+				}
+				_ = x
+			})
+		}
+		return func() { done.Store(true); wg.Wait() }
+	}
+	return func() {}
+}

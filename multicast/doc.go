@@ -1,0 +1,16 @@
+// Package multicast sends paging audio to multicast groups: Sender owns a
+// socket configured for one output (group, port, interface, TTL, loopback);
+// Pacer sends the packets of many streams on time from one real-time thread;
+// PolycomOutput and RTPOutput play a page of pre-encoded 20 ms frames in the
+// Polycom group-paging and RTP formats (subpackages polycom and rtp).
+//
+// Pacing follows docs/pacing.md: Go's timers wake with about a millisecond of
+// slack and share the Ps with everything else, so the Pacer runs one loop on
+// a locked OS thread that sleeps on an absolute CLOCK_MONOTONIC timerfd, sends
+// every due packet of every stream per wake-up with sendmmsg, and asks for
+// SCHED_FIFO (granted to root or CAP_SYS_NICE; it logs once and carries on at
+// normal priority otherwise). Packet k of a stream is due at start + its own
+// offset, so errors never accumulate.
+//
+// Linux only (timerfd, sched_setattr, sendmmsg).
+package multicast

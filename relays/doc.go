@@ -1,0 +1,42 @@
+// Package relays drives the GPIO relays that go with pages: one relay per
+// zone (zone select, on while that zone is paged) and "page active" relays
+// (amplifier enable, background-music mute, radio push-to-talk: on while any
+// page plays).
+//
+// A Bank owns the relays of one config. The gateway's zone player calls
+// Acquire before a page's audio starts: the page-active relays and the
+// zones' relays close, and Acquire returns once the longest lead time has
+// passed (amplifiers unmute, relays pull in, VOX settles). When the audio
+// ends it calls Lease.Release: each relay opens after its hold time, unless
+// another page still uses it or a new page takes it during the hold. Relays
+// are reference counted, so overlapping pages on shared relays keep them
+// closed until the last page's hold ends.
+//
+// # Safe state
+//
+// Safe state is every relay de-energised (open): a page is never latched on.
+//   - Start: New drives every configured pin off before anything else.
+//   - Stop: Close cancels pending holds and drives every pin off.
+//   - Reload: Close the old Bank, then build the new one with New (which
+//     drives its pins off first); a pin kept by both stays off in between.
+//   - Crash: the appliance supervisor (gokrazy, or systemd Restart=always on
+//     Debian) restarts the binary, whose first act is New or AllOff. Until
+//     then the kernel has already released the GPIO character-device lines
+//     of the dead process; released lines keep their last level or float to
+//     the board's default, depending on the GPIO controller. `parkpage
+//     relays-off` (AllOff) drives them off by hand or from a service
+//     manager's stop hook where one exists.
+//
+// Wire relays so that de-energised means "no page" (normally-open contacts
+// for page-active and zone select, board pull resistors towards the off
+// level): then a dead process, a released line or an unpowered board all
+// end the page. With active-low relay boards, note that periph's GPIO
+// driver claims a line as an output at level low for a few microseconds
+// before setting the requested level; electromechanical relays need
+// milliseconds to pull in and ignore it, but a fast solid-state relay or an
+// opto-isolated input may see a glitch: prefer active-high boards for those.
+//
+// The package knows pins only as periph.io gpio.PinOut: HostResolver finds
+// them on a real board (periph host drivers, GPIO character device), and
+// tests inject periph's gpiotest pins.
+package relays

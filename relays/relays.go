@@ -1,0 +1,398 @@
+package relays
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/events"
+)
+
+// ErrClosed is returned by Acquire on a Bank that has been closed.
+var ErrClosed = errors.New("relay bank closed")
+
+// Resolver finds the pin a relay's config names ("GPIO17").
+type Resolver func(name string) (gpio.PinOut, error)
+
+// Clock is the time source of a Bank; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f once d has passed (in its own goroutine or not:
+	// callers must not hold locks f needs).
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc call.
+type Timer interface {
+	// Stop cancels the call; it reports false if f has already been called
+	// or is being called.
+	Stop() bool
+}
+
+// SystemClock is the real clock.
+func SystemClock() Clock { return systemClock{} }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+func (systemClock) AfterFunc(d time.Duration, f func()) Timer {
+	return time.AfterFunc(d, f)
+}
+
+// Options are a Bank's optional collaborators.
+type Options struct {
+	Clock  Clock        // default SystemClock()
+	Events *events.Bus  // receives RelayOn and RelayOff; nil: none
+	Logger *slog.Logger // default: discard
+}
+
+// Bank drives the relays of one config. It is safe for concurrent use.
+type Bank struct {
+	clock Clock
+	bus   *events.Bus
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{} // closed by Close: wakes Acquire calls waiting out a lead
+	all    []*relay      // page-active relays first, then zone relays; by name within a role
+	active []*relay      // page-active relays
+	zones  map[string][]*relay
+}
+
+type relay struct {
+	name       string
+	pinName    string
+	pin        gpio.PinOut
+	role       string
+	on, off    gpio.Level
+	lead, hold time.Duration
+
+	// Under Bank.mu.
+	refs    int       // leases holding the relay
+	isOn    bool      // last level driven was on
+	onAt    time.Time // when it was switched on
+	pending Timer     // hold timer that will switch it off
+	gen     uint64    // bumped when a pending off is cancelled
+}
+
+// New resolves every configured relay's pin and drives it off (the safe
+// state) before returning, whatever happened before: a previous Bank, a
+// crashed process, the board's power-on level. On error every pin that
+// could be resolved has still been driven off.
+func New(cfg *config.Config, resolve Resolver, o Options) (*Bank, error) {
+	b := &Bank{
+		clock: o.Clock,
+		bus:   o.Events,
+		log:   o.Logger,
+		done:  make(chan struct{}),
+		zones: map[string][]*relay{},
+	}
+	if b.clock == nil {
+		b.clock = SystemClock()
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	byName := map[string]*relay{}
+	var errs []error
+	for _, name := range sortedRelayNames(cfg) {
+		rc := cfg.Relays[name]
+		pin, err := resolve(rc.Pin)
+		if err == nil && pin == nil {
+			err = fmt.Errorf("no such pin")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err))
+			continue
+		}
+		r := &relay{
+			name: name, pinName: rc.Pin, pin: pin, role: rc.Role,
+			on: gpio.High, off: gpio.Low,
+			lead: rc.Lead.D(), hold: rc.Hold.D(),
+		}
+		if rc.ActiveLow {
+			r.on, r.off = gpio.Low, gpio.High
+		}
+		if err := r.pin.Out(r.off); err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", name, rc.Pin, err))
+		}
+		byName[name] = r
+		b.all = append(b.all, r)
+		if r.role == config.RolePageActive {
+			b.active = append(b.active, r)
+		}
+	}
+	for zn, z := range cfg.Zones {
+		if z == nil {
+			continue
+		}
+		for _, rn := range z.Relays {
+			if r, ok := byName[rn]; ok && !slices.Contains(b.zones[zn], r) {
+				b.zones[zn] = append(b.zones[zn], r)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return b, nil
+}
+
+// sortedRelayNames lists page-active relays first, then the others, each
+// group by name: the order relays switch on in.
+func sortedRelayNames(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.Relays))
+	for n, r := range cfg.Relays {
+		if r != nil {
+			names = append(names, n)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		pa, pb := cfg.Relays[a].Role == config.RolePageActive, cfg.Relays[b].Role == config.RolePageActive
+		if pa != pb {
+			if pa {
+				return -1
+			}
+			return 1
+		}
+		if a < b {
+			return -1
+		}
+		if a > b {
+			return 1
+		}
+		return 0
+	})
+	return names
+}
+
+// Lease is one page's hold on its relays. Release it when the page's audio
+// has ended.
+type Lease struct {
+	b      *Bank
+	zones  []string
+	relays []*relay
+	once   sync.Once
+}
+
+// Acquire switches on the page-active relays and the relays of zones (in
+// that order), then waits until every one of them has been on for its
+// lead time, so the caller can start audio when it returns. Relays already
+// on (held by another page, or in their hold time) count from when they
+// were switched on, and a new page cancels a pending hold. Zones without
+// relays add nothing; with no relays at all Acquire returns at once.
+//
+// If ctx ends or the Bank is closed during the lead time, the relays are
+// released and ctx.Err() or ErrClosed is returned. A pin that fails to
+// switch is logged; the page goes on without it.
+func (b *Bank) Acquire(ctx context.Context, zones []string) (*Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	l := &Lease{b: b, zones: slices.Clone(zones)}
+	l.relays = append(l.relays, b.active...)
+	for _, z := range zones {
+		rs, ok := b.zones[z]
+		if !ok {
+			continue // a zone without relays
+		}
+		for _, r := range rs {
+			if !slices.Contains(l.relays, r) {
+				l.relays = append(l.relays, r)
+			}
+		}
+	}
+	now := b.clock.Now()
+	var wait time.Duration
+	for _, r := range l.relays {
+		r.refs++
+		if r.pending != nil {
+			_ = 0
+			r.pending = nil
+			// mutated
+		}
+		if !r.isOn {
+			b.switchLocked(r, true, now, l.zones, "")
+		}
+		if d := r.onAt.Add(r.lead).Sub(now); d > wait {
+			wait = d
+		}
+	}
+	b.mu.Unlock()
+	if wait <= 0 {
+		return l, nil
+	}
+	lead := make(chan struct{})
+	t := b.clock.AfterFunc(wait, func() { close(lead) })
+	select {
+	case <-lead:
+		return l, nil
+	case <-ctx.Done():
+		t.Stop()
+		l.Release()
+		return nil, ctx.Err()
+	case <-b.done:
+		t.Stop()
+		return nil, ErrClosed
+	}
+}
+
+// Release ends the lease: every relay that no other page holds switches
+// off once its hold time has passed. It returns at once and is safe to
+// call more than once.
+func (l *Lease) Release() {
+	l.once.Do(func() { l.b.release(l) })
+}
+
+func (b *Bank) release(l *Lease) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return // Close has switched everything off
+	}
+	// Zone relays first, page-active last: with equal holds they open in
+	// the order installers expect (zones, then amplifier/BGM mute).
+	for i := len(l.relays) - 1; i >= 0; i-- {
+		r := l.relays[i]
+		r.refs--
+		if r.refs > 0 {
+			continue
+		}
+		if r.hold <= 0 {
+			b.switchLocked(r, false, b.clock.Now(), l.zones, "released")
+			continue
+		}
+		gen := r.gen
+		zones := l.zones
+		r.pending = b.clock.AfterFunc(r.hold, func() { b.holdEnded(r, gen, zones) })
+	}
+}
+
+func (b *Bank) holdEnded(r *relay, gen uint64, zones []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || r.gen != gen || r.refs > 0 || !r.isOn {
+		return
+	}
+	r.pending = nil
+	b.switchLocked(r, false, b.clock.Now(), zones, "hold ended")
+}
+
+// switchLocked drives r on or off and publishes the change. A pin error is
+// logged, and the relay's state still follows the request so that the
+// reference counts stay right and a later switch retries the pin.
+func (b *Bank) switchLocked(r *relay, on bool, now time.Time, zones []string, reason string) {
+	lvl, typ, word := r.off, events.RelayOff, "off"
+	if on {
+		lvl, typ, word = r.on, events.RelayOn, "on"
+	}
+	if err := r.pin.Out(lvl); err != nil {
+		b.log.Error("relay switch failed", "relay", r.name, "pin", r.pinName, "to", word, "err", err)
+		reason = "pin error: " + err.Error()
+	} else {
+		b.log.Debug("relay "+word, "relay", r.name, "pin", r.pinName)
+	}
+	r.isOn = on
+	if on {
+		r.onAt = now
+	}
+	if b.bus != nil {
+		b.bus.Publish(events.Event{Type: typ, Relay: r.name, Zones: zones, Reason: reason})
+	}
+}
+
+// Close cancels pending holds, drives every relay off and makes further
+// Acquire calls fail with ErrClosed; leases still held are ended. It
+// returns the pins' errors, and is safe to call more than once.
+func (b *Bank) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	var errs []error
+	// Zones first, page-active last, as at the end of a page.
+	for i := len(b.all) - 1; i >= 0; i-- {
+		r := b.all[i]
+		if r.pending != nil {
+			r.pending.Stop()
+			r.pending = nil
+		}
+		r.gen++
+		r.refs = 0
+		wasOn := r.isOn
+		if err := r.pin.Out(r.off); err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", r.name, r.pinName, err))
+		}
+		r.isOn = false
+		if wasOn && b.bus != nil {
+			b.bus.Publish(events.Event{Type: events.RelayOff, Relay: r.name, Reason: "closed"})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// State is one relay as the admin API shows it.
+type State struct {
+	Name string `json:"name"`
+	Pin  string `json:"pin"`
+	Role string `json:"role"`
+	On   bool   `json:"on"`
+	// Pages is how many pages hold the relay now (0 while in its hold time).
+	Pages int `json:"pages"`
+	// Holding reports a pending switch-off (hold time running).
+	Holding bool `json:"holding"`
+}
+
+// States returns every relay's state, page-active relays first.
+func (b *Bank) States() []State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]State, 0, len(b.all))
+	for _, r := range b.all {
+		out = append(out, State{Name: r.name, Pin: r.pinName, Role: r.role, On: r.isOn, Pages: r.refs, Holding: r.pending != nil})
+	}
+	return out
+}
+
+// AllOff drives every relay in cfg to its off level. It is what
+// `parkpage relays-off` runs: for an installer, or for a service manager
+// after the main process has exited. Every relay is tried; the errors are
+// joined.
+func AllOff(cfg *config.Config, resolve Resolver) error {
+	var errs []error
+	for _, name := range sortedRelayNames(cfg) {
+		rc := cfg.Relays[name]
+		pin, err := resolve(rc.Pin)
+		if err == nil && pin == nil {
+			err = fmt.Errorf("no such pin")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err))
+			continue
+		}
+		off := gpio.Low
+		if rc.ActiveLow {
+			off = gpio.High
+		}
+		if err := pin.Out(off); err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", name, rc.Pin, err))
+		}
+	}
+	return errors.Join(errs...)
+}

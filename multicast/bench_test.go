@@ -21,11 +21,12 @@ import (
 // BenchmarkPacing measures the inter-packet gap of 20 ms PCMU streams as a
 // receiver on lo sees it (kernel receive timestamps, SO_TIMESTAMPNS), for
 // 1, 10 and 50 simultaneous streams, with the CPU idle, loaded by busy
-// processes or by busy goroutines in this process, with and without
-// SCHED_FIFO. One op is one 20 ms frame of every stream: run with e.g.
+// processes, by as many busy goroutines in this process as there are CPUs,
+// or by one fewer (goroutines-1: a P stays free for the pacer), with and
+// without SCHED_FIFO. One op is one 20 ms frame of every stream: run with e.g.
 // -benchtime 150x (3 s). Target: gap p99 within 0.5 ms of 20 ms.
 func BenchmarkPacing(b *testing.B) {
-	for _, load := range []string{"idle", "procs", "goroutines"} {
+	for _, load := range []string{"idle", "procs", "goroutines", "goroutines-1"} {
 		for _, fifo := range []bool{true, false} {
 			for _, n := range []int{1, 10, 50} {
 				name := fmt.Sprintf("load=%s/fifo=%v/streams=%d", load, fifo, n)
@@ -44,8 +45,15 @@ func benchPacing(b *testing.B, streams int, load string, fifo bool) {
 	l := listenTS(b, group)
 	forceRcvBuf(b, l, 64<<20)
 	first := loSender(b, group, l.port)
-	spin, _ := time.ParseDuration(os.Getenv("PACER_SPIN"))
-	p := startPacer(b, nil, WithPriority(prio), WithSpin(spin))
+	opts := []PacerOption{WithPriority(prio)}
+	if v := os.Getenv("PACER_MAX_SPIN"); v != "" { // for comparing settings by hand
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts = append(opts, WithMaxSpin(d))
+	}
+	p := startPacer(b, nil, opts...)
 	tid := waitTID(b, p)
 	stopLoad := startLoad(b, load)
 	defer stopLoad()
@@ -176,7 +184,10 @@ func startLoad(b *testing.B, kind string) (stop func()) {
 				_ = c.Wait()
 			}
 		}
-	case "goroutines":
+	case "goroutines", "goroutines-1":
+		if kind == "goroutines-1" {
+			n--
+		}
 		var done atomic.Bool
 		var wg sync.WaitGroup
 		for range n {

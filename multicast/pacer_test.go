@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	pionrtp "github.com/pion/rtp"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/parkpage/parkpage/internal/codec"
@@ -107,6 +109,34 @@ func TestPacerSendError(t *testing.T) {
 	if res.Err == nil || res.Packets != 0 {
 		t.Fatalf("playing to a closed socket: %+v", res)
 	}
+}
+
+// badAddrSink shares a good Sender's socket but names an IPv6 destination,
+// which the kernel refuses on an IPv4 socket inside the sendmmsg batch.
+type badAddrSink struct{ s *Sender }
+
+func (b badAddrSink) Conn() (*ipv4.PacketConn, net.Addr) {
+	pc, _ := b.s.Conn()
+	return pc, &net.UDPAddr{IP: net.IPv6loopback, Port: 9}
+}
+
+// TestPacerBatchError checks that a message the kernel refuses fails only its
+// own stream while the rest of the batch still goes out.
+func TestPacerBatchError(t *testing.T) {
+	t.Parallel()
+	const group = "239.77.5.5"
+	p := startPacer(t, nil, WithStartGrid(20*time.Millisecond))
+	l := listen(t, group)
+	good := loSender(t, group, l.port)
+	bad := p.Play(context.Background(), badAddrSink{good}, pcmuStream(t, pcmuFrames(5)))
+	ok := p.Play(context.Background(), good, pcmuStream(t, pcmuFrames(5)))
+	if res := <-bad; res.Err == nil || res.Packets != 0 {
+		t.Fatalf("stream to an IPv6 address on an IPv4 socket: %+v", res)
+	}
+	if res := <-ok; res.Err != nil || res.Packets != 5 {
+		t.Fatalf("stream sharing the batch: %+v", res)
+	}
+	checkRTP(t, receiveRTP(t, l, 5), 0, 160, pcmuFrames(5))
 }
 
 func TestPacerShutdown(t *testing.T) {

@@ -220,9 +220,9 @@ func (b *Bank) Acquire(ctx context.Context, zones []string) (*Lease, error) {
 	for _, r := range l.relays {
 		r.refs++
 		if r.pending != nil {
-			_ = 0
+			r.pending.Stop()
 			r.pending = nil
-			// mutated
+			r.gen++ // a hold timer already firing must not switch it off
 		}
 		if !r.isOn {
 			b.switchLocked(r, true, now, l.zones, "")

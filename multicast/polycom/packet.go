@@ -44,11 +44,10 @@ type Codec uint8
 // 0x08 for G.711A comes from one open-source sender only, so senders accept it
 // only as an explicit opt-in (Config.AllowG711A).
 const (
-	CodecG711U   Codec = 0x00
-	CodecG711A   Codec = 0x08
-	CodecG722    Codec = 0x09
-	CodecG726QI  Codec = 0xFD // receive only: bit-reversed G.726 at 24 kbit/s
-	codecUnknown Codec = 0xFE // never on the wire; placeholder in tables
+	CodecG711U  Codec = 0x00
+	CodecG711A  Codec = 0x08
+	CodecG722   Codec = 0x09
+	CodecG726QI Codec = 0xFD // receive only: bit-reversed G.726 at 24 kbit/s
 )
 
 // String names the codec.

@@ -1,0 +1,703 @@
+package media
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/parkpage/parkpage/internal/codec"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// IP is the local address RTP sockets bind to. An unspecified address
+	// (0.0.0.0) binds all; then Advertise (or a leg's own) must be set.
+	IP netip.Addr
+	// Advertise is the address written in SDP. Default: IP.
+	Advertise netip.Addr
+	// PortMin and PortMax bound the RTP ports (sip.rtp_ports).
+	PortMin, PortMax int
+	// Codecs limits what is offered and accepted. Empty: all of
+	// codec.All() (G.722, Opus, PCMU, PCMA in that preference).
+	Codecs []codec.Name
+	// Music is a WAV file or a directory of WAV files for hold music.
+	// Empty: the built-in default.
+	Music string
+	// Realtime asks for SCHED_FIFO priority for the pacer thread.
+	Realtime bool
+}
+
+// Engine owns the RTP port range, the pacer and the hold music shared by
+// all legs.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	ports *portPool
+	pacer *Pacer
+	music *Music
+
+	mu   sync.Mutex
+	legs map[*Leg]struct{}
+}
+
+// NewEngine checks cfg and loads the hold music. Run must be running for
+// legs to send anything.
+func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
+	if !cfg.IP.IsValid() {
+		return nil, errors.New("media: no local IP address")
+	}
+	if !cfg.Advertise.IsValid() {
+		cfg.Advertise = cfg.IP
+	}
+	ports, err := newPortPool(cfg.IP, cfg.PortMin, cfg.PortMax)
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	music, err := LoadMusic(cfg.Music)
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	e := &Engine{cfg: cfg, log: log, ports: ports, pacer: NewPacer(log, cfg.Realtime), music: music, legs: map[*Leg]struct{}{}}
+	e.pacer.add(&e.pacer.producers, music)
+	return e, nil
+}
+
+// Run paces all legs until ctx ends.
+func (e *Engine) Run(ctx context.Context) error { return e.pacer.Run(ctx) }
+
+// Stats returns the pacer's counters.
+func (e *Engine) Stats() PacerStats { return e.pacer.Stats() }
+
+// Music returns the engine's hold music.
+func (e *Engine) Music() *Music { return e.music }
+
+// Codecs returns the codecs legs offer and accept.
+func (e *Engine) Codecs() []codec.Name {
+	if len(e.cfg.Codecs) > 0 {
+		return append([]codec.Name(nil), e.cfg.Codecs...)
+	}
+	var ns []codec.Name
+	for _, c := range codec.All() {
+		ns = append(ns, c.Name)
+	}
+	return ns
+}
+
+// Legs is the number of open legs.
+func (e *Engine) Legs() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.legs)
+}
+
+// LegOptions tunes one leg.
+type LegOptions struct {
+	// Advertise overrides the engine's SDP address for this leg (e.g. the
+	// address the INVITE arrived on).
+	Advertise netip.Addr
+}
+
+// Leg is one RTP endpoint of a call: a UDP socket, its negotiated codec
+// and a continuous outgoing stream. It is safe for concurrent use.
+type Leg struct {
+	e     *Engine
+	conn  *net.UDPConn
+	port  int
+	local netip.AddrPort
+	log   *slog.Logger
+
+	recvDone chan struct{}
+	lastRecv atomic.Int64 // unix ns of the last RTP packet
+	received atomic.Uint64
+	sentPkts atomic.Uint64
+
+	mu         sync.Mutex
+	w          sdpWriter
+	neg        Negotiated
+	negotiated bool
+	paced      bool // registered with the pacer
+	closed     bool
+	out        outStream
+	buf        []byte
+	music      *musicStream
+	queue      []outFrame
+	bridge     *bridgeDir // set while bridged: packets from this leg go there
+
+	encMu   sync.Mutex // the encoder keeps state across Play/WritePCM calls
+	enc     codec.Encoder
+	encName codec.Name
+	batch   atomic.Uint64
+
+	cbMu    sync.Mutex
+	onAudio func([]int16)
+	onDTMF  func(Digit)
+	dec     codec.Decoder
+	decName codec.Name
+	dtmfIn  dtmfDetector
+}
+
+// outFrame is one queued packet (or pause) for the pacer.
+type outFrame struct {
+	payload []byte
+	dtmf    bool   // telephone-event payload
+	cont    bool   // same timestamp as the previous packet (event update)
+	skip    bool   // no packet: let the timestamp advance (pause)
+	done    func() // called when this frame has been sent (or dropped)
+	batch   uint64 // the Play call that queued it
+}
+
+// NewLeg opens an RTP socket from the port range.
+func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
+	conn, port, err := e.ports.listen()
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	adv := e.cfg.Advertise
+	if o.Advertise.IsValid() {
+		adv = o.Advertise
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	l := &Leg{
+		e:        e,
+		conn:     conn,
+		port:     port,
+		local:    netip.AddrPortFrom(adv, uint16(port)),
+		log:      e.log.With("rtp", port),
+		recvDone: make(chan struct{}),
+		buf:      make([]byte, 0, 1500),
+	}
+	l.out.ssrc = binary.BigEndian.Uint32(b[:4])
+	l.out.seq = binary.BigEndian.Uint16(b[4:6])
+	l.out.ts = binary.BigEndian.Uint32(b[:4]) ^ uint32(binary.BigEndian.Uint16(b[6:8]))<<8
+	l.w = sdpWriter{sessID: uint64(binary.BigEndian.Uint32(b[4:8])), sessVer: 1, local: l.local}
+	e.mu.Lock()
+	e.legs[l] = struct{}{}
+	e.mu.Unlock()
+	go l.readLoop()
+	return l, nil
+}
+
+// LocalAddr is the address and port written in this leg's SDP.
+func (l *Leg) LocalAddr() netip.AddrPort { return l.local }
+
+// SSRC is the leg's outgoing synchronisation source.
+func (l *Leg) SSRC() uint32 { return l.out.ssrc }
+
+// Offer returns an SDP offer of every allowed codec and telephone-event.
+func (l *Leg) Offer() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.build(offerFormats(l.e.cfg.Codecs), SendRecv)
+}
+
+// SetAnswer applies the remote's answer to our Offer.
+func (l *Leg) SetAnswer(answer []byte) error {
+	d, err := ParseSDP(answer)
+	if err != nil {
+		return err
+	}
+	n, err := Negotiate(d, l.e.cfg.Codecs)
+	if err != nil {
+		return err
+	}
+	l.setNegotiated(n)
+	return nil
+}
+
+// Answer accepts a remote offer (initial or re-INVITE) and returns our
+// answer. A re-offer keeps the current codec when it is still offered, so
+// a hold/resume does not switch codecs under a running bridge.
+func (l *Leg) Answer(offer []byte) ([]byte, error) {
+	d, err := ParseSDP(offer)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	prev, had := l.neg, l.negotiated
+	l.mu.Unlock()
+	n, err := Negotiate(d, l.e.cfg.Codecs)
+	if err != nil {
+		return nil, err
+	}
+	if had {
+		for _, f := range d.Formats {
+			if c, ok := match(f); ok && c.Name == prev.Codec.Name {
+				n.Codec, n.PT = c, f.PT
+				break
+			}
+		}
+	}
+	l.setNegotiated(n)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.build(answerFormats(n), reverse(d.Direction)), nil
+}
+
+// CurrentAnswer rebuilds the last answer (for a session refresh without
+// an offer, or a retransmitted re-INVITE).
+func (l *Leg) CurrentAnswer() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.negotiated {
+		return l.w.build(offerFormats(l.e.cfg.Codecs), SendRecv)
+	}
+	return l.w.build(answerFormats(l.neg), reverse(l.neg.Direction))
+}
+
+func (l *Leg) setNegotiated(n Negotiated) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	changed := !l.negotiated || l.neg.Codec.Name != n.Codec.Name
+	l.neg, l.negotiated = n, true
+	l.out.clock = n.Codec.ClockRate
+	if changed {
+		if l.music != nil {
+			l.music.release()
+			l.music = l.e.music.stream(n.Codec.Name)
+		}
+	}
+	if !l.paced {
+		l.paced = true
+		l.e.pacer.add(&l.e.pacer.streams, l)
+	}
+}
+
+// Negotiated returns the agreed codec and remote address, and whether
+// negotiation has happened.
+func (l *Leg) Negotiated() (Negotiated, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.neg, l.negotiated
+}
+
+// LastReceived is when the last RTP packet arrived (zero if none yet).
+func (l *Leg) LastReceived() time.Time {
+	ns := l.lastRecv.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Counters returns the packets received and sent.
+func (l *Leg) Counters() (received, sent uint64) { return l.received.Load(), l.sentPkts.Load() }
+
+// PlayMusic makes the engine's hold music this leg's background sound.
+func (l *Leg) PlayMusic() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.music != nil || l.closed {
+		return
+	}
+	name := codec.PCMU
+	if l.negotiated {
+		name = l.neg.Codec.Name
+	}
+	l.music = l.e.music.stream(name)
+}
+
+// StopMusic silences the background music.
+func (l *Leg) StopMusic() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.music != nil {
+		l.music.release()
+		l.music = nil
+	}
+}
+
+// ErrClosed is returned by operations on a closed leg.
+var ErrClosed = errors.New("media: leg closed")
+
+// ErrNotNegotiated is returned when audio is queued before SDP negotiation.
+var ErrNotNegotiated = errors.New("media: leg has no negotiated codec yet")
+
+func (l *Leg) encoder() (codec.Encoder, uint32, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, 0, ErrClosed
+	}
+	if !l.negotiated {
+		l.mu.Unlock()
+		return nil, 0, ErrNotNegotiated
+	}
+	name, step := l.neg.Codec.Name, l.neg.Codec.TimestampStep
+	l.mu.Unlock()
+	if l.enc == nil || l.encName != name {
+		enc, err := codec.NewEncoder(name)
+		if err != nil {
+			return nil, 0, fmt.Errorf("media: %w", err)
+		}
+		l.enc, l.encName = enc, name
+	}
+	return l.enc, step, nil
+}
+
+// encodePCM cuts pcm into 20 ms frames (the last one padded with silence)
+// and encodes them with the leg's encoder.
+func (l *Leg) encodePCM(pcm []int16) ([][]byte, error) {
+	l.encMu.Lock()
+	defer l.encMu.Unlock()
+	enc, _, err := l.encoder()
+	if err != nil {
+		return nil, err
+	}
+	var frames [][]byte
+	var frame [codec.FrameSamples]int16
+	for off := 0; off < len(pcm); off += codec.FrameSamples {
+		n := copy(frame[:], pcm[off:])
+		clear(frame[n:])
+		p, err := enc.Encode(nil, frame[:])
+		if err != nil {
+			return nil, fmt.Errorf("media: encode: %w", err)
+		}
+		frames = append(frames, p)
+	}
+	return frames, nil
+}
+
+// Play sends pcm (16 kHz mono) paced at 20 ms, after anything already
+// queued, in front of the background music, and returns when the last
+// frame has gone out or ctx ends (the rest is then dropped).
+func (l *Leg) Play(ctx context.Context, pcm []int16) error {
+	frames, err := l.encodePCM(pcm)
+	if err != nil {
+		return err
+	}
+	return l.PlayEncoded(ctx, frames)
+}
+
+// PlayEncoded sends pre-encoded 20 ms payloads in the leg's negotiated
+// codec, paced, and waits like Play.
+func (l *Leg) PlayEncoded(ctx context.Context, frames [][]byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	items := make([]outFrame, len(frames))
+	for i, f := range frames {
+		items[i] = outFrame{payload: f}
+	}
+	return l.enqueueWait(ctx, items)
+}
+
+// WritePCM queues one frame of live audio (codec.FrameSamples samples)
+// without waiting. If more than maxLive frames are waiting (the producer
+// runs ahead of the clock) the oldest are dropped to bound latency.
+func (l *Leg) WritePCM(frame []int16) error {
+	frames, err := l.encodePCM(frame)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	for _, f := range frames {
+		l.queue = append(l.queue, outFrame{payload: f})
+	}
+	if over := len(l.queue) - maxLive; over > 0 {
+		dropFrames(l.queue[:over])
+		l.queue = append(l.queue[:0], l.queue[over:]...)
+	}
+	return nil
+}
+
+// maxLive bounds live-audio latency to 200 ms.
+const maxLive = 10
+
+// Flush drops queued audio and DTMF (waiters of Play return nil).
+func (l *Leg) Flush() {
+	l.mu.Lock()
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	dropFrames(q)
+}
+
+func dropFrames(q []outFrame) {
+	for _, f := range q {
+		if f.done != nil {
+			f.done()
+		}
+	}
+}
+
+// enqueueWait queues items and waits until the last is sent.
+func (l *Leg) enqueueWait(ctx context.Context, items []outFrame) error {
+	done := make(chan struct{})
+	var once sync.Once
+	batch := l.batch.Add(1)
+	for i := range items {
+		items[i].batch = batch
+	}
+	items[len(items)-1].done = func() { once.Do(func() { close(done) }) }
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if !l.negotiated {
+		l.mu.Unlock()
+		return ErrNotNegotiated
+	}
+	l.queue = append(l.queue, items...)
+	l.mu.Unlock()
+	select {
+	case <-done:
+		l.mu.Lock()
+		closed := l.closed
+		l.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		return nil
+	case <-ctx.Done():
+		// Remove what is still queued of ours.
+		l.mu.Lock()
+		kept := l.queue[:0]
+		var dropped []outFrame
+		for _, f := range l.queue {
+			if f.batch == batch {
+				dropped = append(dropped, f)
+			} else {
+				kept = append(kept, f)
+			}
+		}
+		l.queue = kept
+		l.mu.Unlock()
+		dropFrames(dropped)
+		return ctx.Err()
+	}
+}
+
+// tick is called by the pacer every 20 ms.
+func (l *Leg) tick(n uint64) {
+	l.mu.Lock()
+	if l.closed || !l.negotiated {
+		l.mu.Unlock()
+		return
+	}
+	if l.bridge != nil {
+		// The bridge owns the outgoing stream; queued audio is dropped.
+		q := l.queue
+		l.queue = nil
+		l.mu.Unlock()
+		dropFrames(q)
+		return
+	}
+	now := time.Now()
+	var f outFrame
+	have := false
+	if len(l.queue) > 0 {
+		f, have = l.queue[0], true
+		l.queue[0] = outFrame{}
+		l.queue = l.queue[1:]
+		if len(l.queue) == 0 {
+			l.queue = nil
+		}
+	} else if l.music != nil {
+		if p, ok := l.music.current(n); ok {
+			f, have = outFrame{payload: p}, true
+		}
+	}
+	if !have {
+		l.mu.Unlock()
+		return
+	}
+	if f.skip {
+		l.mu.Unlock()
+		if f.done != nil {
+			f.done()
+		}
+		return
+	}
+	pt := l.neg.PT
+	var seq uint16
+	var ts uint32
+	var marker bool
+	if f.dtmf {
+		pt = l.neg.DTMFPT
+	}
+	if f.cont {
+		seq, ts, marker = l.out.same(now)
+	} else {
+		seq, ts, marker = l.out.advance(now, n, l.neg.Codec.TimestampStep)
+	}
+	if f.dtmf && !f.cont {
+		marker = true
+	}
+	err := l.sendLocked(pt, seq, ts, marker, f.payload)
+	l.mu.Unlock()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		l.log.Debug("rtp send failed", "error", err)
+	}
+	if f.done != nil {
+		f.done()
+	}
+}
+
+// sendLocked writes one packet to the remote; l.mu held.
+func (l *Leg) sendLocked(pt uint8, seq uint16, ts uint32, marker bool, payload []byte) error {
+	if !l.neg.Receives() {
+		return nil
+	}
+	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: l.out.ssrc, Marker: marker}
+	b := l.buf[:h.MarshalSize()]
+	if _, err := h.MarshalTo(b); err != nil {
+		return err
+	}
+	b = append(b, payload...)
+	l.buf = b[:0]
+	_, err := l.conn.WriteToUDPAddrPort(b, l.neg.Remote)
+	if err == nil {
+		l.sentPkts.Add(1)
+	}
+	return err
+}
+
+// OnAudio sets a callback receiving decoded 16 kHz audio from the remote
+// (nil removes it). It runs on the leg's receive goroutine and must not
+// block. Audio is not decoded while the leg is bridged.
+func (l *Leg) OnAudio(f func(pcm []int16)) {
+	l.cbMu.Lock()
+	l.onAudio = f
+	l.cbMu.Unlock()
+}
+
+// OnDTMF sets a callback for RFC 4733 digits received (once per key press).
+func (l *Leg) OnDTMF(f func(Digit)) {
+	l.cbMu.Lock()
+	l.onDTMF = f
+	l.cbMu.Unlock()
+}
+
+func (l *Leg) readLoop() {
+	defer close(l.recvDone)
+	buf := make([]byte, 1600)
+	var h rtp.Header
+	for {
+		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		hl, err := h.Unmarshal(buf[:n])
+		if err != nil || h.Version != 2 {
+			continue
+		}
+		payload := buf[hl:n]
+		if h.Padding && len(payload) > 0 {
+			pad := int(payload[len(payload)-1])
+			if pad > len(payload) {
+				continue
+			}
+			payload = payload[:len(payload)-pad]
+		}
+		if h.PayloadType >= 72 && h.PayloadType <= 76 {
+			continue // RTCP on the RTP port (rtcp-mux), ignored
+		}
+		l.received.Add(1)
+		l.lastRecv.Store(time.Now().UnixNano())
+		l.handle(&h, payload, from)
+	}
+}
+
+func (l *Leg) handle(h *rtp.Header, payload []byte, _ netip.AddrPort) {
+	l.mu.Lock()
+	neg, ok := l.neg, l.negotiated
+	br := l.bridge
+	l.mu.Unlock()
+	if !ok {
+		return
+	}
+	if br != nil {
+		br.forward(h, payload)
+		return
+	}
+	if neg.DTMF && h.PayloadType == neg.DTMFPT {
+		ev, err := ParseEvent(payload)
+		if err != nil {
+			return
+		}
+		if d, isNew := l.dtmfIn.observe(h.Timestamp, ev); isNew {
+			l.cbMu.Lock()
+			f := l.onDTMF
+			l.cbMu.Unlock()
+			if f != nil {
+				f(d)
+			}
+		}
+		return
+	}
+	if h.PayloadType != neg.PT {
+		return
+	}
+	l.cbMu.Lock()
+	defer l.cbMu.Unlock()
+	if l.onAudio == nil {
+		return
+	}
+	if l.dec == nil || l.decName != neg.Codec.Name {
+		dec, err := codec.NewDecoder(neg.Codec.Name)
+		if err != nil {
+			return
+		}
+		l.dec, l.decName = dec, neg.Codec.Name
+	}
+	pcm, err := l.dec.Decode(nil, payload)
+	if err != nil || len(pcm) == 0 {
+		return
+	}
+	l.onAudio(pcm)
+}
+
+// Close stops the leg, releases its port and fails pending Play calls.
+func (l *Leg) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	q := l.queue
+	l.queue = nil
+	if l.music != nil {
+		l.music.release()
+		l.music = nil
+	}
+	br := l.bridge
+	paced := l.paced
+	l.mu.Unlock()
+	if br != nil {
+		br.br.Close()
+	}
+	if paced {
+		l.e.pacer.remove(&l.e.pacer.streams, l)
+	}
+	dropFrames(q)
+	err := l.conn.Close()
+	<-l.recvDone
+	l.e.ports.release(l.port)
+	l.e.mu.Lock()
+	delete(l.e.legs, l)
+	l.e.mu.Unlock()
+	return err
+}

@@ -1,0 +1,187 @@
+package media
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parkpage/parkpage/internal/codec"
+)
+
+// Music is looped hold music, encoded once per codec per 20 ms tick and
+// shared by every leg playing it.
+type Music struct {
+	mu      sync.Mutex
+	tracks  [][]int16 // 16 kHz mono, each at least one frame long
+	track   int
+	pos     int
+	frame   [codec.FrameSamples]int16
+	streams map[codec.Name]*musicStream
+	source  string
+}
+
+// musicStream is the music in one codec.
+type musicStream struct {
+	m     *Music
+	name  codec.Name
+	users atomic.Int32
+	// Written and read only on the pacer thread.
+	enc     codec.Encoder
+	payload []byte
+	n       uint64 // tick the payload belongs to
+}
+
+// LoadMusic loads hold music from a WAV file or a directory of WAV files
+// (played in name order, looped). An empty path gives the built-in music,
+// which parkpage synthesises itself (no third-party recording, so no
+// licence terms beyond parkpage's own).
+func LoadMusic(path string) (*Music, error) {
+	m := &Music{streams: map[codec.Name]*musicStream{}}
+	if err := m.Load(path); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Load replaces the tracks; legs playing the music carry on with the new
+// tracks from their start.
+func (m *Music) Load(path string) error {
+	var tracks [][]int16
+	source := "built-in"
+	if path == "" {
+		tracks = [][]int16{DefaultMusic()}
+	} else {
+		st, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("hold music: %w", err)
+		}
+		files := []string{path}
+		if st.IsDir() {
+			ents, err := os.ReadDir(path)
+			if err != nil {
+				return fmt.Errorf("hold music: %w", err)
+			}
+			files = files[:0]
+			for _, e := range ents {
+				if !e.IsDir() && strings.EqualFold(filepath.Ext(e.Name()), ".wav") {
+					files = append(files, filepath.Join(path, e.Name()))
+				}
+			}
+			sort.Strings(files)
+			if len(files) == 0 {
+				return fmt.Errorf("hold music: no .wav files in %s", path)
+			}
+		}
+		for _, f := range files {
+			pcm, err := readWAVFile(f)
+			if err != nil {
+				return fmt.Errorf("hold music: %w", err)
+			}
+			if len(pcm) < codec.FrameSamples {
+				continue
+			}
+			tracks = append(tracks, pcm)
+		}
+		if len(tracks) == 0 {
+			return fmt.Errorf("hold music: %s: no audio", path)
+		}
+		source = path
+	}
+	m.mu.Lock()
+	m.tracks, m.track, m.pos, m.source = tracks, 0, 0, source
+	m.mu.Unlock()
+	return nil
+}
+
+// Source names what is playing ("built-in" or the configured path).
+func (m *Music) Source() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.source
+}
+
+// stream returns the music in codec name, counting one more user.
+func (m *Music) stream(name codec.Name) *musicStream {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[name]
+	if s == nil {
+		s = &musicStream{m: m, name: name}
+		m.streams[name] = s
+	}
+	s.users.Add(1)
+	return s
+}
+
+func (s *musicStream) release() { s.users.Add(-1) }
+
+// current is the payload for tick n, if the producer made one.
+func (s *musicStream) current(n uint64) ([]byte, bool) {
+	if s.n != n || len(s.payload) == 0 {
+		return nil, false
+	}
+	return s.payload, true
+}
+
+// NextFrame copies the next 20 ms of music into dst (for callers that mix
+// or encode it themselves) and advances the loop.
+func (m *Music) NextFrame(dst []int16) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.advanceLocked()
+	copy(dst, m.frame[:])
+}
+
+func (m *Music) advanceLocked() {
+	filled := 0
+	for filled < len(m.frame) {
+		t := m.tracks[m.track]
+		n := copy(m.frame[filled:], t[m.pos:])
+		filled += n
+		m.pos += n
+		if m.pos >= len(t) {
+			m.pos = 0
+			m.track = (m.track + 1) % len(m.tracks)
+		}
+	}
+}
+
+// tick is the producer step: advance 20 ms and encode it for every codec
+// some leg is playing.
+func (m *Music) tick(n uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	active := false
+	for _, s := range m.streams {
+		if s.users.Load() > 0 {
+			active = true
+			break
+		}
+	}
+	if !active {
+		return
+	}
+	m.advanceLocked()
+	for _, s := range m.streams {
+		if s.users.Load() <= 0 {
+			s.enc = nil // a fresh encoder when someone listens again
+			continue
+		}
+		if s.enc == nil {
+			enc, err := codec.NewEncoder(s.name)
+			if err != nil {
+				continue
+			}
+			s.enc = enc
+		}
+		p, err := s.enc.Encode(s.payload[:0], m.frame[:])
+		if err != nil {
+			continue
+		}
+		s.payload, s.n = p, n
+	}
+}

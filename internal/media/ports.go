@@ -1,0 +1,74 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// portPool hands out UDP sockets on even ports of a range (RTP convention:
+// the odd port above is left for RTCP, which parkpage neither sends nor
+// needs).
+type portPool struct {
+	ip          netip.Addr
+	first, last int
+
+	mu   sync.Mutex
+	next int
+	used map[int]bool
+}
+
+func newPortPool(ip netip.Addr, first, last int) (*portPool, error) {
+	if first%2 == 1 {
+		first++
+	}
+	if first < 1024 || last > 65535 || last < first+1 {
+		return nil, fmt.Errorf("rtp ports %d-%d: want a range of at least 2 ports within 1024-65535", first, last)
+	}
+	return &portPool{ip: ip, first: first, last: last, next: first, used: map[int]bool{}}, nil
+}
+
+// ErrPortsExhausted means every port of the range is in use.
+var ErrPortsExhausted = errors.New("all RTP ports are in use")
+
+// listen opens a socket on the next free even port. Ports taken by other
+// programs are skipped.
+func (p *portPool) listen() (*net.UDPConn, int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := (p.last-p.first)/2 + 1
+	var lastErr error
+	for i := 0; i < n; i++ {
+		port := p.next
+		p.next += 2
+		if p.next > p.last {
+			p.next = p.first
+		}
+		if p.used[port] {
+			continue
+		}
+		network := "udp4"
+		if p.ip.Is6() {
+			network = "udp6"
+		}
+		c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		p.used[port] = true
+		return c, port, nil
+	}
+	if lastErr != nil {
+		return nil, 0, fmt.Errorf("%w (last error: %v)", ErrPortsExhausted, lastErr)
+	}
+	return nil, 0, ErrPortsExhausted
+}
+
+func (p *portPool) release(port int) {
+	p.mu.Lock()
+	delete(p.used, port)
+	p.mu.Unlock()
+}

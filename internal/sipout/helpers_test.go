@@ -1,0 +1,499 @@
+package sipout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/media"
+	"github.com/parkpage/parkpage/internal/sipstack"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// rig is the appliance side: the real SIP stack and RTP engine on
+// loopback, as cmd wires them.
+type rig struct {
+	t      *testing.T
+	stack  *sipstack.Stack
+	engine *media.Engine
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	cfg, err := config.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StateDir = t.TempDir()
+	cfg.SIP.Listen = []config.Listener{{Transport: "udp", Address: "127.0.0.1:0"}}
+	log := testLogger(t)
+	st, err := sipstack.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	base := 42000 + (os.Getpid()%400)*40
+	eng, err := media.NewEngine(media.Config{IP: netip.MustParseAddr("127.0.0.1"), PortMin: base, PortMax: base + 39}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = st.Run(ctx) }()
+	go func() { defer wg.Done(); _ = eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return &rig{t: t, stack: st, engine: eng}
+}
+
+// outCfg is a SIP output config with parkpage's defaults, made quicker
+// where the test does not care.
+func outCfg(uri string) *config.Output {
+	return &config.Output{
+		Type: config.OutputSIP, URI: uri, Preset: "generic", DTMF: "rfc4733",
+		Settle: config.Duration(300 * time.Millisecond), DigitOn: config.Duration(100 * time.Millisecond),
+		DigitGap: config.Duration(100 * time.Millisecond), AfterCode: config.Duration(500 * time.Millisecond),
+		Answer: config.Duration(5 * time.Second),
+	}
+}
+
+func (r *rig) output(o *config.Output) *Output {
+	r.t.Helper()
+	out, err := New("test/outputs[0]", o, Options{SIP: r.stack, Media: r.engine, Logger: testLogger(r.t), RetryDelay: 100 * time.Millisecond})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { out.Close() })
+	return out
+}
+
+// sipp runs one sipp UAS scenario from testdata on 127.0.0.1.
+type sipp struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	port  int
+	out   bytes.Buffer
+	dir   string
+	done  chan struct{}
+	err   error
+	calls int
+}
+
+func startSipp(t *testing.T, scenario string, calls int, keys ...string) *sipp {
+	t.Helper()
+	s := &sipp{t: t, dir: t.TempDir(), done: make(chan struct{}), calls: calls}
+	for attempt := 0; ; attempt++ {
+		s.port = freeUDPPort(t)
+		args := []string{"-sf", filepath.Join("testdata", scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(s.port),
+			"-m", strconv.Itoa(calls), "-nostdin", "-timeout", "30s", "-timeout_error",
+			"-trace_msg", "-message_file", filepath.Join(s.dir, "messages.log"),
+			"-trace_err", "-error_file", filepath.Join(s.dir, "errors.log")}
+		for i := 0; i+1 < len(keys); i += 2 {
+			args = append(args, "-key", keys[i], keys[i+1])
+		}
+		s.out.Reset()
+		s.cmd = exec.Command("sipp", args...)
+		s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
+		if err := s.cmd.Start(); err != nil {
+			t.Fatalf("sipp (Debian package sip-tester) does not start: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- s.cmd.Wait() }()
+		if s.waitBound(exited) {
+			go func() { s.err = <-exited; close(s.done) }()
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("sipp did not bind UDP port %d:\n%s", s.port, s.out.String())
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// waitBound waits until sipp's UDP socket shows in /proc/net/udp (no
+// probe socket, which could race sipp for the port), or sipp exits.
+func (s *sipp) waitBound(exited chan error) bool {
+	hexPort := fmt.Sprintf(":%04X ", s.port)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			s.t.Logf("sipp exited early (%v):\n%s", err, s.out.String())
+			return false
+		default:
+		}
+		data, _ := os.ReadFile("/proc/net/udp")
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) > 1 && strings.HasPrefix(f[1], "0100007F:") && strings.HasSuffix(f[1]+" ", hexPort) {
+				return true
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+func (s *sipp) uri(user string) string { return fmt.Sprintf("sip:%s@127.0.0.1:%d", user, s.port) }
+
+// wait waits for sipp to finish and reports whether every call passed its
+// scenario (sipp exits 0 only then).
+func (s *sipp) wait() (ok bool, log string) {
+	s.t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(40 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	errs, _ := os.ReadFile(filepath.Join(s.dir, "errors.log"))
+	return s.err == nil, fmt.Sprintf("sipp: %v\n%s\nerrors.log:\n%s", s.err, tail(s.out.String(), 3000), errs)
+}
+
+// mustPass fails the test unless sipp's scenario passed.
+func (s *sipp) mustPass() {
+	s.t.Helper()
+	if ok, log := s.wait(); !ok {
+		s.t.Errorf("sipp scenario failed: %s\nmessages:\n%s", log, tail(s.messages(), 4000))
+	}
+}
+
+// messages returns sipp's message trace.
+func (s *sipp) messages() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "messages.log"))
+	return string(b)
+}
+
+// received returns the SIP requests sipp received, from its trace.
+func (s *sipp) received(method string) []string {
+	var out []string
+	for _, blk := range strings.Split(s.messages(), "----------------------------------------------- ") {
+		_, msg, ok := strings.Cut(blk, "message received")
+		if !ok {
+			continue
+		}
+		_, msg, _ = strings.Cut(msg, "\n")
+		if strings.HasPrefix(strings.TrimLeft(msg, "\r\n"), method+" ") {
+			out = append(out, strings.TrimLeft(msg, "\r\n"))
+		}
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// receiver is the amplifier's RTP side: sipp's SDP answer points here.
+type receiver struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	pkts []packet
+	got  chan struct{} // a token per packet, never blocking
+	done chan struct{}
+}
+
+type packet struct {
+	at      time.Time
+	h       rtp.Header
+	payload []byte
+}
+
+func newReceiver(t *testing.T) *receiver {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{conn: c, got: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 1600)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			var p rtp.Packet
+			if p.Unmarshal(append([]byte(nil), buf[:n]...)) != nil {
+				continue
+			}
+			r.mu.Lock()
+			r.pkts = append(r.pkts, packet{time.Now(), p.Header, p.Payload})
+			r.mu.Unlock()
+			select {
+			case r.got <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-r.done })
+	return r
+}
+
+func (r *receiver) port() string { return strconv.Itoa(r.conn.LocalAddr().(*net.UDPAddr).Port) }
+
+func (r *receiver) packets() []packet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]packet(nil), r.pkts...)
+}
+
+// waitFor waits until a packet satisfies f.
+func (r *receiver) waitFor(t *testing.T, f func(packet) bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		for _, p := range r.packets() {
+			if f(p) {
+				return
+			}
+		}
+		select {
+		case <-r.got:
+		case <-deadline:
+			t.Fatal("expected RTP packet never arrived")
+		}
+	}
+}
+
+// announcement is a page's audio: a 1.2 s chirp from 300 Hz to 3 kHz with
+// a slow envelope, inside the telephone band so G.711 keeps it and with a
+// single sharp autocorrelation peak.
+func announcement() []int16 {
+	n := 6 * codec.SampleRate / 5
+	out := make([]int16, n)
+	phase := 0.0
+	for i := range out {
+		f := 300 + 2700*float64(i)/float64(n)
+		phase += 2 * math.Pi * f / codec.SampleRate
+		env := 0.6 + 0.4*math.Sin(2*math.Pi*3*float64(i)/codec.SampleRate)
+		out[i] = int16(9000 * env * math.Sin(phase))
+	}
+	return out
+}
+
+// pageAudio is gateway.Audio over fixed PCM, encoding on demand.
+type pageAudio struct{ pcm []int16 }
+
+func (a pageAudio) PCM() []int16 { return a.pcm }
+
+func (a pageAudio) Frames(c codec.Name) ([][]byte, error) {
+	enc, err := codec.NewEncoder(c)
+	if err != nil {
+		return nil, err
+	}
+	var frames [][]byte
+	for off := 0; off < len(a.pcm); off += codec.FrameSamples {
+		frame := make([]int16, codec.FrameSamples)
+		copy(frame, a.pcm[off:])
+		p, err := enc.Encode(nil, frame)
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, p)
+	}
+	return frames, nil
+}
+
+func playback(pcm []int16) *gateway.Playback {
+	return &gateway.Playback{ID: "page-1", Priority: gateway.PriorityPark, Zone: "test", Audio: pageAudio{pcm}, CallerID: "Park"}
+}
+
+// digit is one RFC 4733 event as received.
+type digit struct {
+	key         rune
+	ts          uint32
+	first, last time.Time // arrival of the first packet and the last end packet
+	marker      bool      // on the first packet
+	ends        int       // packets with the E bit
+	duration    uint16    // of the end packets
+	packets     int
+}
+
+func rfc4733Digits(t *testing.T, pkts []packet, pt uint8) []digit {
+	t.Helper()
+	var out []digit
+	for _, p := range pkts {
+		if p.h.PayloadType != pt {
+			continue
+		}
+		ev, err := media.ParseEvent(p.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := media.DigitOf(ev.Code)
+		if len(out) == 0 || out[len(out)-1].ts != p.h.Timestamp {
+			out = append(out, digit{key: rune(k), ts: p.h.Timestamp, first: p.at, marker: p.h.Marker})
+		} else if p.h.Marker {
+			t.Errorf("marker bit on a continuation packet of digit %c", rune(k))
+		}
+		d := &out[len(out)-1]
+		d.packets++
+		if ev.End {
+			d.ends++
+			d.last = p.at
+			d.duration = ev.Duration
+		}
+	}
+	return out
+}
+
+// audioOf decodes the packets of payload type pt, in sequence order, to
+// 16 kHz PCM, and returns the arrival of the first.
+func audioOf(t *testing.T, pkts []packet, pt uint8, c codec.Name) ([]int16, time.Time) {
+	t.Helper()
+	var sel []packet
+	for _, p := range pkts {
+		if p.h.PayloadType == pt {
+			sel = append(sel, p)
+		}
+	}
+	if len(sel) == 0 {
+		return nil, time.Time{}
+	}
+	sort.SliceStable(sel, func(i, j int) bool {
+		return int16(sel[i].h.SequenceNumber-sel[0].h.SequenceNumber) < int16(sel[j].h.SequenceNumber-sel[0].h.SequenceNumber)
+	})
+	dec, err := codec.NewDecoder(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pcm []int16
+	for _, p := range sel {
+		if pcm, err = dec.Decode(pcm, p.payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pcm, sel[0].at
+}
+
+// bestCorrelation is the highest normalised cross-correlation of got
+// against ref over lags 0..maxLag, and that lag.
+func bestCorrelation(ref, got []int16, maxLag int) (float64, int) {
+	best, at := -1.0, 0
+	for lag := 0; lag <= maxLag && lag < len(got); lag++ {
+		var xy, xx, yy float64
+		for i := 0; i < len(ref) && i+lag < len(got); i++ {
+			x, y := float64(ref[i]), float64(got[i+lag])
+			xy += x * y
+			xx += x * x
+			yy += y * y
+		}
+		if xx == 0 || yy == 0 {
+			continue
+		}
+		if c := xy / math.Sqrt(xx*yy); c > best {
+			best, at = c, lag
+		}
+	}
+	return best, at
+}
+
+// goertzel is the power of frequency f in block (16 kHz).
+func goertzel(block []int16, f float64) float64 {
+	w := 2 * math.Cos(2*math.Pi*f/codec.SampleRate)
+	var s1, s2 float64
+	for _, v := range block {
+		s := float64(v) + w*s1 - s2
+		s2, s1 = s1, s
+	}
+	return s1*s1 + s2*s2 - w*s1*s2
+}
+
+// toneRun is a detected in-band DTMF key and where it was, in samples.
+type toneRun struct {
+	key        rune
+	start, end int
+}
+
+// detectDTMF finds DTMF keys in 16 kHz audio with 10 ms Goertzel blocks:
+// a block holds a key when its strongest row and column tones carry most
+// of the block's energy and are within 8 dB of each other.
+func detectDTMF(pcm []int16) []toneRun {
+	const blk = codec.SampleRate / 100
+	var runs []toneRun
+	for off := 0; off+blk <= len(pcm); off += blk {
+		b := pcm[off : off+blk]
+		var energy float64
+		for _, v := range b {
+			energy += float64(v) * float64(v)
+		}
+		key := rune(0)
+		if energy > 1e6*blk/100 {
+			ri, ci, rp, cp := 0, 0, 0.0, 0.0
+			for i := range 4 {
+				if p := goertzel(b, dtmfRows[i]); p > rp {
+					ri, rp = i, p
+				}
+				if p := goertzel(b, dtmfCols[i]); p > cp {
+					ci, cp = i, p
+				}
+			}
+			// Goertzel power of a tone of amplitude A over N samples is
+			// (A·N/2)²; energy is N·(A1²+A2²)/2.
+			tones := 2 * (rp + cp) / float64(blk)
+			if tones > 0.6*energy && rp/cp < 6.3 && cp/rp < 6.3 {
+				key = rune(dtmfKeys[ri][ci])
+			}
+		}
+		if key != 0 {
+			if n := len(runs); n > 0 && runs[n-1].key == key && runs[n-1].end == off {
+				runs[n-1].end = off + blk
+			} else {
+				runs = append(runs, toneRun{key, off, off + blk})
+			}
+		}
+	}
+	return runs
+}

@@ -1,0 +1,447 @@
+package sipout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/media"
+	"github.com/parkpage/parkpage/internal/sipstack"
+)
+
+// Errors a failed page wraps (besides a *sipstack.StatusError for a
+// refusal such as 486 Busy Here or 603 Decline).
+var (
+	// ErrNoAnswer: the device did not answer within answer_timeout.
+	ErrNoAnswer = errors.New("no answer")
+	// ErrHungUp: the device ended the call before the page was played.
+	ErrHungUp = errors.New("device hung up during the page")
+	// ErrClosed: Play was called after Close.
+	ErrClosed = errors.New("sip output closed")
+)
+
+// Dialer places calls; *sipstack.Stack is one.
+type Dialer interface {
+	Dial(ctx context.Context, r sipstack.DialRequest) (*sipstack.Dialog, []byte, error)
+}
+
+// LegMaker opens RTP legs; *media.Engine is one.
+type LegMaker interface {
+	NewLeg(o media.LegOptions) (*media.Leg, error)
+}
+
+// Options are an Output's collaborators.
+type Options struct {
+	SIP    Dialer       // required: the appliance's SIP stack
+	Media  LegMaker     // required: the appliance's RTP engine
+	Logger *slog.Logger // default: discard
+	// RetryDelay is the pause before a retry (outputs with retry > 0).
+	// Default 1s.
+	RetryDelay time.Duration
+	// Tail is how long the call stays up after the last audio packet, so
+	// the device's jitter buffer plays out before the BYE. Default 200ms.
+	Tail time.Duration
+}
+
+// byeTimeout bounds the wait for the answer to a BYE; the BYE itself is
+// sent at once.
+const byeTimeout = 5 * time.Second
+
+// Output pages through a SIP call: a paging amplifier's or SIP speaker's
+// extension, a Bogen Nyquist or Valcom gateway, an ATA in front of a
+// UTI312. It implements gateway.Output; Close waits for calls it is still
+// hanging up.
+type Output struct {
+	name    string
+	cfg     config.Output
+	headers []sip.Header
+	sip     Dialer
+	media   LegMaker
+	log     *slog.Logger
+	delay   time.Duration
+	tail    time.Duration
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // CANCEL and BYE exchanges finishing after Play returned
+}
+
+// New makes the SIP output called name (gateway.OutputName) from its
+// config: uri, preset, headers, username/password, zone_code, dtmf,
+// settle, digit_on, digit_gap, after_code, answer_timeout and retry.
+func New(name string, o *config.Output, opts Options) (*Output, error) {
+	if opts.SIP == nil || opts.Media == nil {
+		return nil, fmt.Errorf("output %s: sip output needs the SIP stack and the RTP engine", name)
+	}
+	var uri sip.Uri
+	if err := sip.ParseUri(o.URI, &uri); err != nil || uri.Host == "" {
+		return nil, fmt.Errorf("output %s: %q is not a SIP URI", name, o.URI)
+	}
+	hdrs, err := Headers(o.Preset, uri.Host, o.Headers)
+	if err != nil {
+		return nil, fmt.Errorf("output %s: %w", name, err)
+	}
+	switch o.DTMF {
+	case "rfc4733", "inband", "info":
+	default:
+		return nil, fmt.Errorf("output %s: dtmf %q is not rfc4733, inband or info", name, o.DTMF)
+	}
+	for _, d := range o.ZoneCode {
+		if _, _, ok := keyFreqs(d); !ok {
+			return nil, fmt.Errorf("output %s: zone_code %q: %q is not a DTMF key", name, o.ZoneCode, d)
+		}
+	}
+	if o.Answer <= 0 {
+		return nil, fmt.Errorf("output %s: answer_timeout must be positive", name)
+	}
+	out := &Output{
+		name: name, cfg: *o, headers: hdrs, sip: opts.SIP, media: opts.Media,
+		log: opts.Logger, delay: opts.RetryDelay, tail: opts.Tail,
+	}
+	if out.log == nil {
+		out.log = slog.New(slog.DiscardHandler)
+	}
+	out.log = out.log.With("output", name, "uri", o.URI)
+	if out.delay <= 0 {
+		out.delay = time.Second
+	}
+	if out.tail <= 0 {
+		out.tail = 200 * time.Millisecond
+	}
+	return out, nil
+}
+
+// Name identifies the output in logs, events and metrics.
+func (o *Output) Name() string { return o.name }
+
+// Close waits for CANCEL and BYE exchanges still running after their
+// Play returned (each bounded by the SIP timers), and makes further Play
+// calls fail.
+func (o *Output) Close() error {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.wg.Wait()
+	return nil
+}
+
+// spawn runs f on a goroutine Close waits for.
+func (o *Output) spawn(f func()) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false
+	}
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// setupError is a call that never got to play: busy, rejected, not
+// answered. Only those are retried.
+type setupError struct{ err error }
+
+func (e *setupError) Error() string { return e.err.Error() }
+func (e *setupError) Unwrap() error { return e.err }
+
+// Play calls the device, sends the zone code after the settle time, plays
+// the page in the negotiated codec and hangs up. A busy, rejecting or
+// silent device is an error (retried output.retry times); when ctx ends
+// the call is CANCELled if still ringing or ended with a BYE if answered,
+// and Play returns ctx.Err() at once: the SIP exchanges finish on their
+// own goroutines.
+func (o *Output) Play(ctx context.Context, p *gateway.Playback) error {
+	var err error
+	for attempt := 0; attempt <= o.cfg.Retry; attempt++ {
+		if attempt > 0 {
+			o.log.Warn("sip page failed, retrying", "page", p.ID, "err", err, "attempt", attempt+1)
+			if err := sleep(ctx, o.delay); err != nil {
+				return err
+			}
+		}
+		err = o.call(ctx, p)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var se *setupError
+		if err == nil || !errors.As(err, &se) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("call %s: %w", o.cfg.URI, err)
+	}
+	return nil
+}
+
+// call is one attempt.
+func (o *Output) call(ctx context.Context, p *gateway.Playback) error {
+	leg, err := o.media.NewLeg(media.LegOptions{})
+	if err != nil {
+		return &setupError{fmt.Errorf("rtp: %w", err)}
+	}
+	defer leg.Close()
+	offer := leg.Offer()
+	if o.cfg.DTMF == "inband" {
+		// In-band digits survive only G.711 (paging-formats.md 4.2).
+		offer = keepFormats(offer, 0, 8, 101)
+	}
+	d, answer, target, err := o.dial(ctx, offer, p)
+	if err != nil {
+		return err
+	}
+	// From here on the call ends with a BYE, whatever happens.
+	defer o.hangup(d)
+	if err := leg.SetAnswer(answer); err != nil {
+		return &setupError{fmt.Errorf("device's SDP answer: %w", err)}
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	watched := make(chan struct{})
+	go func() { // ends the page if the device hangs up
+		defer close(watched)
+		select {
+		case <-d.Done():
+			cancel(ErrHungUp)
+		case <-cctx.Done():
+		}
+	}()
+	defer func() { cancel(nil); <-watched }()
+	err = o.page(cctx, d, target, leg, p)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), ErrHungUp) {
+		return ErrHungUp
+	}
+	return err
+}
+
+type dialResult struct {
+	d      *sipstack.Dialog
+	answer []byte
+	err    error
+}
+
+// dial places the INVITE and waits for the answer, at most answer_timeout.
+// Giving up (timeout, ctx) returns at once; the CANCEL, or the BYE of an
+// answer that crossed it, goes on in the background.
+func (o *Output) dial(ctx context.Context, offer []byte, p *gateway.Playback) (*sipstack.Dialog, []byte, sip.Uri, error) {
+	var (
+		ringing atomic.Bool
+		target  atomic.Pointer[sip.Uri]
+	)
+	dctx, cancel := context.WithCancelCause(context.Background())
+	req := sipstack.DialRequest{
+		Target: o.cfg.URI, Configured: true,
+		FromDisplay: p.CallerID,
+		SDP:         offer,
+		Headers:     o.headers,
+		Username:    o.cfg.Username, Password: o.cfg.Password,
+		OnProvisional: func(code int) {
+			if code > 100 {
+				ringing.Store(true)
+			}
+		},
+		OnAnswer: func(res *sip.Response) {
+			if c := res.Contact(); c != nil {
+				u := c.Address
+				target.Store(&u)
+			}
+		},
+	}
+	res := make(chan dialResult, 1)
+	if !o.spawn(func() {
+		d, ans, err := o.sip.Dial(dctx, req)
+		res <- dialResult{d, ans, err}
+	}) {
+		cancel(nil)
+		return nil, nil, sip.Uri{}, ErrClosed
+	}
+	timer := time.NewTimer(o.cfg.Answer.D())
+	defer timer.Stop()
+	var err error
+	select {
+	case r := <-res:
+		cancel(nil)
+		if r.err != nil {
+			return nil, nil, sip.Uri{}, &setupError{r.err}
+		}
+		u := sip.Uri{}
+		if t := target.Load(); t != nil {
+			u = *t
+		} else if err := sip.ParseUri(o.cfg.URI, &u); err != nil {
+			return nil, nil, sip.Uri{}, err
+		}
+		return r.d, r.answer, u, nil
+	case <-timer.C:
+		err = &setupError{fmt.Errorf("%w within %s", ErrNoAnswer, o.cfg.Answer)}
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// RFC 3261 9.1: a CANCEL may only follow a provisional response. Without
+	// one the device is dead or unreachable: stop waiting at once.
+	if ringing.Load() {
+		cancel(context.Canceled)
+	} else {
+		cancel(sipgo.WaitAnswerForceCancelErr)
+	}
+	o.spawn(func() {
+		if r := <-res; r.d != nil {
+			o.log.Info("device answered after the call was given up; hanging up")
+			o.hangupWait(r.d)
+		}
+	})
+	return nil, nil, sip.Uri{}, err
+}
+
+// hangup sends the BYE now and lets its answer arrive in the background.
+func (o *Output) hangup(d *sipstack.Dialog) {
+	if !o.spawn(func() { o.hangupWait(d) }) {
+		o.hangupWait(d)
+	}
+}
+
+func (o *Output) hangupWait(d *sipstack.Dialog) {
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	defer cancel()
+	if err := d.Hangup(ctx); err != nil {
+		o.log.Debug("bye not confirmed", "err", err)
+	}
+}
+
+// page runs an answered call: settle, zone code, after_code, audio, tail.
+func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, leg *media.Leg, p *gateway.Playback) error {
+	neg, _ := leg.Negotiated()
+	o.log.Debug("device answered", "page", p.ID, "codec", neg.Codec.Name, "rfc4733", neg.DTMF)
+	if err := sleep(ctx, o.cfg.Settle.D()); err != nil {
+		return err
+	}
+	if code := o.cfg.ZoneCode; code != "" {
+		if err := o.sendCode(ctx, d, target, leg, neg, code); err != nil {
+			return err
+		}
+		if err := sleep(ctx, o.cfg.AfterCode.D()); err != nil {
+			return err
+		}
+	}
+	frames, err := p.Audio.Frames(neg.Codec.Name)
+	if err != nil {
+		return fmt.Errorf("page audio in %s: %w", neg.Codec.Name, err)
+	}
+	if err := leg.PlayEncoded(ctx, frames); err != nil {
+		return err
+	}
+	// The audio has gone out; a cut now would only clip the device's buffer.
+	_ = sleep(ctx, o.tail)
+	return nil
+}
+
+// sendCode sends the zone code the configured way. RFC 4733 falls back to
+// in-band tones when the device did not accept telephone-event.
+func (o *Output) sendCode(ctx context.Context, d *sipstack.Dialog, target sip.Uri, leg *media.Leg, neg media.Negotiated, code string) error {
+	on, gap := o.cfg.DigitOn.D(), o.cfg.DigitGap.D()
+	mode := o.cfg.DTMF
+	if mode == "rfc4733" {
+		err := leg.SendDTMF(ctx, code, on, gap)
+		if !errors.Is(err, media.ErrNoDTMF) {
+			if err != nil {
+				return fmt.Errorf("send zone code: %w", err)
+			}
+			return nil
+		}
+		o.log.Warn("device did not accept telephone-event; sending the zone code as tones", "codec", neg.Codec.Name)
+		mode = "inband"
+	}
+	if mode == "inband" {
+		pcm, err := InbandTones(code, on, gap)
+		if err != nil {
+			return err
+		}
+		if err := leg.Play(ctx, pcm); err != nil {
+			return fmt.Errorf("send zone code: %w", err)
+		}
+		return nil
+	}
+	// SIP INFO, one request per digit, paced like the tones would be.
+	for i, r := range code {
+		req := sip.NewRequest(sip.INFO, target)
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+		req.SetBody(infoBody(r, on))
+		res, err := d.Request(ctx, req)
+		if err != nil {
+			return fmt.Errorf("send zone code: info %c: %w", r, err)
+		}
+		if !res.IsSuccess() {
+			return fmt.Errorf("send zone code: info %c: %d %s", r, res.StatusCode, res.Reason)
+		}
+		wait := on + gap
+		if i == len(code)-1 {
+			wait = on
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// keepFormats removes every payload type but keep from our SDP offer (the
+// m=audio line and its rtpmap/fmtp attributes).
+func keepFormats(offer []byte, keep ...uint8) []byte {
+	kept := map[string]bool{}
+	for _, pt := range keep {
+		kept[fmt.Sprint(pt)] = true
+	}
+	lines := strings.Split(strings.TrimRight(string(offer), "\r\n"), "\r\n")
+	var out []string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "m=audio "):
+			f := strings.Fields(l)
+			if len(f) < 4 {
+				out = append(out, l)
+				continue
+			}
+			m := f[:3]
+			for _, pt := range f[3:] {
+				if kept[pt] {
+					m = append(m, pt)
+				}
+			}
+			out = append(out, strings.Join(m, " "))
+			continue
+		case strings.HasPrefix(l, "a=rtpmap:"), strings.HasPrefix(l, "a=fmtp:"):
+			pt, _, _ := strings.Cut(l[strings.IndexByte(l, ':')+1:], " ")
+			if !kept[pt] {
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	return []byte(strings.Join(out, "\r\n") + "\r\n")
+}

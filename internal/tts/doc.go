@@ -1,0 +1,63 @@
+// Package tts turns text into speech: 16 kHz mono int16 PCM, parkpage's
+// internal audio format. It links CMU flite (Debian flite1-dev) through cgo,
+// so synthesis happens in-process with no network, no helper program and
+// nothing downloaded at run time.
+//
+// # What it owns
+//
+// Voice registration and synthesis only. It does not phrase text (digits,
+// templates), set levels or add chimes: that is package announce. Text is
+// spoken the way flite reads it, so "704" comes out as "seven hundred four";
+// callers that want digits read one by one must spell them out first.
+//
+// # Voices
+//
+// Voices lists the voices linked in, all of which flite 2.2 ships at 16 kHz:
+// slt (US female, the default), kal16 (US male diphone, the fastest), awb
+// (Scottish male) and rms (US male). A voice whose output is not 16 kHz is
+// resampled (windowed-sinc, resample.go), so the contract holds for any
+// voice added later, such as the 8 kHz kal. Synthesis is deterministic: the
+// same text and voice give the same samples (see pp_reseed in flite.go).
+// Each voice adds 4-6 MB of static data to the binary.
+//
+// # Concurrency
+//
+// flite keeps global state and its voice registration is documented as not
+// thread-safe, so the library is initialised once (sync.Once) and every
+// voice registration and synthesis runs under one process-wide lock.
+// Engines are safe for concurrent use; concurrent calls queue. A call
+// waiting for the lock gives up when its context ends, but a synthesis
+// already running completes (a typical announcement takes 3-40 ms).
+//
+// # Building and linking
+//
+// The cgo build needs the flite headers and libraries (flite1-dev). With
+// CGO_ENABLED=0 the package still compiles, and New reports ErrUnavailable.
+//
+// flite has no pkg-config file; the flags are written out in flite.go.
+// A fully static binary (the appliance image: -ldflags '-extldflags -static')
+// pulls flite.o out of libflite.a, which references the audio-playback code
+// (flite_text_to_speech and friends), which pulls au_alsa.o, which needs
+// libasound symbols. Debian ships no libasound.a, so that link fails with
+// undefined snd_pcm_* references. Build with the tag static_flite to compile
+// alsa_static.c, which defines those snd_* functions as failing no-ops;
+// parkpage only synthesises into memory buffers and never calls flite's
+// playback path, so they are never reached. Dynamic builds must not use the
+// tag (the real libasound would clash with the definitions). Verified on
+// Debian 12 amd64: without the tag the static link fails with undefined
+// snd_pcm_* references; with it, TestStaticLink builds and runs a static
+// probe. The linker's warning about gethostbyname in cst_socket.o is
+// harmless: flite's URL and socket input paths are never called.
+//
+// # Licence
+//
+// The flite core and the CMU voices are under CMU's BSD-style licence:
+// use, modification and redistribution permitted, provided the copyright
+// notice is kept and modifications are marked. A few linked files carry
+// similar permissive notices (Cepstral, Henry Spencer's regex, Markus
+// Mummert's rate converter). All are listed in
+// /usr/share/doc/libflite1/copyright. The GPL-2 there covers only autotools
+// scripts that are never linked in. Shipping flite inside the parkpage
+// binary is therefore fine, provided those notices go into the image's
+// licence file.
+package tts

@@ -125,10 +125,11 @@ type Fields struct {
 	Caller string // parked caller's name or number
 	Parker string // who parked the call
 	Zone   string // paging zone name
+	Lot    string // park lot name (config park.lots[].name)
 }
 
 // field names as written in templates, in the order of Fields.
-var fieldNames = []string{"slot", "label", "caller", "parker", "zone"}
+var fieldNames = []string{"slot", "label", "caller", "parker", "zone", "lot"}
 
 func (f Fields) value(name string) string {
 	switch name {
@@ -142,6 +143,8 @@ func (f Fields) value(name string) string {
 		return f.Parker
 	case "zone":
 		return f.Zone
+	case "lot":
+		return f.Lot
 	}
 	return ""
 }

@@ -89,7 +89,7 @@ func TestTemplateErrors(t *testing.T) {
 		offset int
 		msg    string
 	}{
-		{"{lable} call on {slot}", 0, "unknown field {lable} (valid: {slot}, {label}, {caller}, {parker}, {zone})"},
+		{"{lable} call on {slot}", 0, "unknown field {lable} (valid: {slot}, {label}, {caller}, {parker}, {zone}, {lot})"},
 		{"call on {slot", 8, `unclosed "{"`},
 		{"call on {sl{ot}", 8, `unclosed "{"`},
 		{"call on slot}", 12, `stray "}"`},

@@ -230,7 +230,7 @@ func CheckTemplate(t string) error {
 var Presets = []string{"algo", "cyberdata", "bogen", "valcom", "polycom", "yealink", "generic"}
 
 // BuiltinChimes are the chimes parkpage generates itself.
-var BuiltinChimes = []string{"two-tone", "three-tone", "single", "none"}
+var BuiltinChimes = []string{"two-tone", "three-tone", "four-tone", "beep", "none"}
 
 func oneOf(v string, allowed ...string) bool {
 	for _, a := range allowed {

@@ -1,0 +1,361 @@
+// Package announcer turns park events into pages. A parked call is announced
+// to its slot's zones ("Sales call on seven oh four"), repeated while it stays
+// parked, and cut the moment it is picked up, abandoned or rung back.
+//
+// It reads the events bus, so parks held by parkpage's own park server and
+// parks reported by another PBX (AMI, BLF watcher, webhook) follow the same
+// rules. Each slot has at most one announcement run: a new park in a slot
+// replaces the run of the call before it, so rapid park and unpark never
+// stacks announcements.
+package announcer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/internal/announce"
+	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/events"
+)
+
+// Pager plays pages; *gateway.Gateway is one.
+type Pager interface {
+	Submit(ctx context.Context, pg gateway.Page) (*gateway.Handle, error)
+}
+
+// Renderer makes announcement audio; *announce.Cache is one.
+type Renderer interface {
+	Get(ctx context.Context, req announce.Request) (*announce.Rendered, error)
+	Prepare(ctx context.Context, req announce.Request, codecs ...codec.Name) (*announce.Rendered, error)
+}
+
+// Options configure an Announcer.
+type Options struct {
+	Config *config.Config
+	Pager  Pager
+	Audio  Renderer
+	// Bus carries the park events the announcer follows; required.
+	Bus    *events.Bus
+	Logger *slog.Logger
+	// Now and After are the clock for repeats; default the system clock.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+	// NoWarm skips rendering every slot's phrase ahead of its first park.
+	NoWarm bool
+}
+
+// Announcer follows park events and pages them.
+type Announcer struct {
+	o   Options
+	log *slog.Logger
+	cfg atomic.Pointer[config.Config]
+
+	mu   sync.Mutex
+	runs map[string]*run // by slot
+	ctx  context.Context // Run's, for the runs it starts
+	wg   sync.WaitGroup
+	warm chan struct{}
+}
+
+// run is one parked call's announcements.
+type run struct {
+	slot   string
+	cancel context.CancelFunc
+}
+
+// New returns an Announcer; Run starts it.
+func New(o Options) (*Announcer, error) {
+	if o.Pager == nil || o.Audio == nil || o.Bus == nil || o.Config == nil {
+		return nil, errors.New("announcer: Config, Pager, Audio and Bus are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.After == nil {
+		o.After = time.After
+	}
+	a := &Announcer{o: o, log: o.Logger.With("component", "announcer"), runs: map[string]*run{}, warm: make(chan struct{}, 1)}
+	a.cfg.Store(o.Config)
+	return a, nil
+}
+
+// Name is the app part's name.
+func (a *Announcer) Name() string { return "announcer" }
+
+// Start implements the app's Part; the announcer has nothing to open.
+func (a *Announcer) Start(context.Context) error { return nil }
+
+// Reload applies a new config; running announcements keep the rule they
+// started with, the next park uses the new one.
+func (a *Announcer) Reload(cfg *config.Config) error {
+	a.cfg.Store(cfg)
+	select {
+	case a.warm <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run follows the bus until ctx ends, then stops every announcement.
+func (a *Announcer) Run(ctx context.Context) error {
+	sub := a.o.Bus.Subscribe(256)
+	defer sub.Close()
+	a.mu.Lock()
+	a.ctx = ctx
+	a.mu.Unlock()
+	if !a.o.NoWarm {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.warmLoop(ctx) }()
+		a.warm <- struct{}{}
+	}
+	defer a.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			a.mu.Lock()
+			for slot, r := range a.runs {
+				r.cancel()
+				delete(a.runs, slot)
+			}
+			a.mu.Unlock()
+			return nil
+		case e := <-sub.C():
+			a.handle(e)
+		}
+	}
+}
+
+func (a *Announcer) handle(e events.Event) {
+	switch e.Type {
+	case events.CallParked, events.CallReturned:
+		a.start(e)
+	case events.CallRetrieved, events.CallAbandoned, events.CallTimedOut, events.CallRangBack:
+		a.stop(e.Slot, string(e.Type))
+	case events.Lost:
+		a.log.Warn("missed events: an announcement may run on after its call ended, or a park go unannounced", "count", e.Count)
+	}
+}
+
+// Active reports the slots being announced now (for tests and the API).
+func (a *Announcer) Active() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var s []string
+	for slot := range a.runs {
+		s = append(s, slot)
+	}
+	return s
+}
+
+func (a *Announcer) stop(slot, why string) {
+	a.mu.Lock()
+	r := a.runs[slot]
+	delete(a.runs, slot)
+	a.mu.Unlock()
+	if r != nil {
+		a.log.Debug("announcement stopped", "slot", slot, "reason", why)
+		r.cancel()
+	}
+}
+
+func (a *Announcer) start(e events.Event) {
+	cfg := a.cfg.Load()
+	rule, ok := RuleFor(cfg, e.Slot)
+	if !ok {
+		a.log.Info("park not announced: slot is in no configured lot", "slot", e.Slot, "source", e.Source)
+		return
+	}
+	if e.Label != "" && rule.Label == "" {
+		rule.Label = e.Label
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if old := a.runs[e.Slot]; old != nil {
+		old.cancel()
+		delete(a.runs, e.Slot)
+	}
+	if !rule.Enabled || a.ctx == nil || a.ctx.Err() != nil {
+		return
+	}
+	f := announce.Fields{Caller: PartyName(e.Caller), Parker: PartyName(e.Parker)}
+	specs, err := Compose(cfg, rule, f, nil)
+	if err != nil {
+		a.log.Error("park not announced", "slot", e.Slot, "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	r := &run{slot: e.Slot, cancel: cancel}
+	a.runs[e.Slot] = r
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer cancel()
+		a.loop(ctx, r, rule, specs)
+		a.mu.Lock()
+		if a.runs[r.slot] == r {
+			delete(a.runs, r.slot)
+		}
+		a.mu.Unlock()
+	}()
+}
+
+// current reports whether r is still the slot's run (its call still parked).
+func (a *Announcer) current(r *run) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.runs[r.slot] == r
+}
+
+// loop plays the announcement, then its repeats every RepeatEvery (from the
+// start of one to the start of the next, never overlapping).
+func (a *Announcer) loop(ctx context.Context, r *run, rule Rule, specs []Spec) {
+	for i := 0; ; i++ {
+		started := a.o.Now()
+		a.playOnce(ctx, r, specs)
+		if ctx.Err() != nil || rule.RepeatEvery <= 0 || i >= rule.RepeatMax {
+			return
+		}
+		wait := rule.RepeatEvery - a.o.Now().Sub(started)
+		if wait < 0 {
+			wait = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.o.After(wait):
+		}
+	}
+}
+
+func (a *Announcer) playOnce(ctx context.Context, r *run, specs []Spec) {
+	var hs []*gateway.Handle
+	for _, s := range specs {
+		h, err := a.Play(ctx, s, gateway.PriorityPark, func() bool { return a.current(r) })
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("announcement failed", "slot", r.slot, "zones", s.Zones, "err", err)
+			}
+			continue
+		}
+		hs = append(hs, h)
+	}
+	for _, h := range hs {
+		select {
+		case <-h.Done():
+		case <-ctx.Done():
+			// The call ended: cut every page of this announcement now.
+			for _, h := range hs {
+				h.Cancel()
+			}
+			return
+		}
+	}
+}
+
+// Play renders one spec and submits it. stillWanted, if set, marks the page
+// for replay after a pre-emption while it returns true.
+func (a *Announcer) Play(ctx context.Context, s Spec, prio gateway.Priority, stillWanted func() bool) (*gateway.Handle, error) {
+	rendered, err := a.o.Audio.Get(ctx, s.Request)
+	if err != nil {
+		return nil, err
+	}
+	return a.o.Pager.Submit(ctx, gateway.Page{
+		Priority:    prio,
+		Zones:       s.Zones,
+		Audio:       Audio{rendered},
+		Text:        s.Text,
+		CallerID:    s.CallerID,
+		Replay:      stillWanted != nil,
+		StillWanted: stillWanted,
+	})
+}
+
+// warmLoop renders every slot's phrase ahead of its first park (and again
+// after a reload), so a park starts on the wire without waiting for speech
+// synthesis. Phrases that name the caller cannot be prepared.
+func (a *Announcer) warmLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.warm:
+		}
+		cfg := a.cfg.Load()
+		n := 0
+		start := time.Now()
+		for _, lot := range cfg.Park.Lots {
+			for s := lot.Slots.First; s <= lot.Slots.Last && ctx.Err() == nil; s++ {
+				rule, ok := RuleFor(cfg, itoa(s))
+				if !ok || !rule.Enabled || dependsOnCall(cfg, rule) {
+					continue
+				}
+				specs, err := Compose(cfg, rule, announce.Fields{}, nil)
+				if err != nil {
+					continue
+				}
+				for _, sp := range specs {
+					if _, err := a.o.Audio.Prepare(ctx, sp.Request, Codecs(cfg, sp.Zones)...); err != nil {
+						if ctx.Err() == nil {
+							a.log.Warn("could not prepare announcement", "slot", s, "err", err)
+						}
+						continue
+					}
+					n++
+				}
+			}
+		}
+		a.log.Debug("announcements prepared", "count", n, "took", time.Since(start))
+	}
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// PartyName is the speakable part of a SIP party, "Alice <sip:201@pbx>" →
+// "Alice", "<sip:201@pbx>" → "201".
+func PartyName(p string) string {
+	p = strings.TrimSpace(p)
+	if i := strings.IndexByte(p, '<'); i >= 0 {
+		if name := strings.Trim(strings.TrimSpace(p[:i]), `"`); name != "" {
+			return name
+		}
+		p = strings.TrimSuffix(p[i+1:], ">")
+		if j := strings.IndexByte(p, '>'); j >= 0 {
+			p = p[:j]
+		}
+	}
+	p = strings.TrimPrefix(strings.TrimPrefix(p, "sips:"), "sip:")
+	if i := strings.IndexAny(p, "@;"); i >= 0 {
+		p = p[:i]
+	}
+	return p
+}
+
+// Audio adapts a rendered announcement to the gateway.
+type Audio struct{ R *announce.Rendered }
+
+// Frames returns the announcement encoded in c (cached in the rendering).
+func (a Audio) Frames(c codec.Name) ([][]byte, error) { return a.R.Frames(c) }
+
+// PCM returns the 16 kHz mono samples.
+func (a Audio) PCM() []int16 { return a.R.PCM }

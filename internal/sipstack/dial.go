@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -122,6 +123,12 @@ func (s *Stack) Dial(ctx context.Context, r DialRequest) (*Dialog, []byte, error
 		return nil
 	}})
 	if err != nil {
+		// A 2xx can cross our CANCEL (the phone was answered just as the
+		// ring time ran out): sipgo then gives up on the INVITE, so ACK and
+		// BYE it here or the phone holds a dead call.
+		if res := sess.InviteResponse; res != nil && res.IsSuccess() {
+			s.releaseAnswered(sess)
+		}
 		var de *sipgo.ErrDialogResponse
 		if errors.As(err, &de) {
 			return nil, nil, &StatusError{Code: de.Res.StatusCode, Reason: de.Res.Reason}
@@ -151,6 +158,19 @@ func (s *Stack) Dial(ctx context.Context, r DialRequest) (*Dialog, []byte, error
 		return nil, nil, fmt.Errorf("sip: ack: %w", err)
 	}
 	return d, res.Body(), nil
+}
+
+// releaseAnswered ACKs and BYEs an INVITE answered after we gave up on it.
+func (s *Stack) releaseAnswered(sess *sipgo.DialogClientSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	if err := sess.Ack(ctx); err != nil {
+		s.log.Debug("sip: ACK of a late answer failed", "error", err)
+		return
+	}
+	if err := sess.Bye(ctx); err != nil {
+		s.log.Debug("sip: BYE of a late answer failed", "error", err)
+	}
 }
 
 func responseIdentity(res *sip.Response) (Identity, bool) {

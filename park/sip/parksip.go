@@ -74,7 +74,9 @@ type Server struct {
 	calls    map[park.CallID]*parked
 	consults map[string]*consult // consult dialog key -> consult leg
 	rings    map[uint64]context.CancelFunc
-	exts     map[string]bool // extensions we handle
+	// ringCancelled holds attempts cancelled before their Ring ran.
+	ringCancelled map[uint64]time.Time
+	exts          map[string]bool // extensions we handle
 	// retrievedAt is when each slot was last emptied by a pickup.
 	retrievedAt map[string]time.Time
 	prompts     map[string][]int16
@@ -104,7 +106,7 @@ func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Spe
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{stack: stack, bus: bus, speak: speaker, log: logger.With("component", "park"), opt: o,
-		calls: map[park.CallID]*parked{}, consults: map[string]*consult{}, rings: map[uint64]context.CancelFunc{},
+		calls: map[park.CallID]*parked{}, consults: map[string]*consult{}, rings: map[uint64]context.CancelFunc{}, ringCancelled: map[uint64]time.Time{},
 		exts: map[string]bool{}, retrievedAt: map[string]time.Time{}, prompts: map[string][]int16{}, slotView: map[string]park.SlotState{},
 		ctx: ctx, cancel: cancel}
 	s.cfg.Store(cfg)

@@ -18,6 +18,14 @@ import (
 func (s *Server) Ring(r park.Ring) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.mu.Lock()
+	if _, gone := s.ringCancelled[r.Attempt]; gone {
+		// Cancelled before it started (the park actions of two goroutines
+		// ran in the other order): do not ring anyone.
+		delete(s.ringCancelled, r.Attempt)
+		s.mu.Unlock()
+		cancel()
+		return
+	}
 	s.rings[r.Attempt] = cancel
 	s.mu.Unlock()
 	s.wg.Add(1)
@@ -33,10 +41,20 @@ func (s *Server) Ring(r park.Ring) {
 	}()
 }
 
-// CancelRing abandons a ring attempt (park.Actions).
+// CancelRing abandons a ring attempt (park.Actions). It may arrive before
+// the Ring it cancels; the attempt is then remembered so Ring does nothing.
 func (s *Server) CancelRing(r park.Ring) {
 	s.mu.Lock()
 	cancel := s.rings[r.Attempt]
+	if cancel == nil {
+		now := time.Now()
+		for a, at := range s.ringCancelled {
+			if now.Sub(at) > time.Minute { // its Ring finished long ago
+				delete(s.ringCancelled, a)
+			}
+		}
+		s.ringCancelled[r.Attempt] = now
+	}
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()

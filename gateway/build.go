@@ -220,6 +220,9 @@ func (o *polycomOutput) Channel(p Priority) int {
 }
 
 func (o *polycomOutput) Play(ctx context.Context, pb *Playback) error {
+	if la, ok := pb.Audio.(LiveAudio); ok {
+		return o.playLive(ctx, pb, la)
+	}
 	frames, err := pb.Audio.Frames(o.codec)
 	if err != nil {
 		return fmt.Errorf("%s: render %s: %w", o.name, o.codec, err)
@@ -255,6 +258,9 @@ type rtpOutput struct {
 func (o *rtpOutput) Name() string { return o.name }
 
 func (o *rtpOutput) Play(ctx context.Context, pb *Playback) error {
+	if la, ok := pb.Audio.(LiveAudio); ok {
+		return o.playLive(ctx, pb, la)
+	}
 	frames, err := pb.Audio.Frames(o.codec)
 	if err != nil {
 		return fmt.Errorf("%s: render %s: %w", o.name, o.codec, err)

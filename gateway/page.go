@@ -28,6 +28,11 @@ type Page struct {
 	// drops the replay. It is called from the gateway's goroutines without
 	// any gateway lock held, and must return quickly.
 	StillWanted func() bool
+	// OutputTypes, when set, limits the page to the zones' outputs of these
+	// types (config.OutputSIP, ...); the zones' relays still switch. A phone's
+	// own multicast page relayed to a zone's amplifiers uses it so the page
+	// never goes back out on multicast.
+	OutputTypes []string
 }
 
 // Reason says how a page ended (PageEnded's Reason, Handle.Wait's result).

@@ -70,7 +70,15 @@ func (g *Gateway) playZone(w *play, z *Zone, outputs *sync.WaitGroup) {
 // of them failed. A zone without outputs (relays only) is held for the
 // length of the audio.
 func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sync.WaitGroup) (allFailed bool) {
-	if len(z.Outputs) == 0 {
+	outs := pageOutputs(w.page.OutputTypes, z.Outputs)
+	if len(outs) == 0 {
+		if la, ok := w.page.Audio.(LiveAudio); ok {
+			select { // relays held while the talker talks
+			case <-la.Done():
+			case <-ctx.Done():
+			}
+			return false
+		}
 		d := time.Duration(len(w.page.Audio.PCM())) * time.Second / codec.SampleRate
 		t := time.NewTimer(d)
 		defer t.Stop()
@@ -87,8 +95,8 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 		Audio:    w.page.Audio,
 		CallerID: w.page.CallerID,
 	}
-	results := make(chan bool, len(z.Outputs)) // true: failed
-	for _, o := range z.Outputs {
+	results := make(chan bool, len(outs)) // true: failed
+	for _, o := range outs {
 		outputs.Add(1)
 		go func() {
 			defer outputs.Done()
@@ -98,7 +106,7 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 	n, failed := 0, 0
 	done := ctx.Done()
 	var grace <-chan time.Time
-	for n < len(z.Outputs) {
+	for n < len(outs) {
 		select {
 		case f := <-results:
 			n++
@@ -112,11 +120,11 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 			grace = t.C
 		case <-grace:
 			g.log.Warn("outputs slow to end after a cut; zone handed on", "page", w.page.id, "zone", z.Name,
-				"ended", n, "outputs", len(z.Outputs), "grace", g.grace)
+				"ended", n, "outputs", len(outs), "grace", g.grace)
 			return false
 		}
 	}
-	return failed == len(z.Outputs)
+	return failed == len(outs)
 }
 
 // playOutput plays pb on o and reports whether it failed. Ending because

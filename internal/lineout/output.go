@@ -103,6 +103,9 @@ func (o *Output) Play(ctx context.Context, p *gateway.Playback) error {
 	if err != nil {
 		return fmt.Errorf("line out %s: %w", o.device, err)
 	}
+	if la, ok := p.Audio.(gateway.LiveAudio); ok {
+		return o.playLive(ctx, w, conv, la)
+	}
 	pcm := p.Audio.PCM()
 	var out []int16
 	bg := context.Background() // Play checks ctx itself, between frames

@@ -334,6 +334,9 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 			return err
 		}
 	}
+	if la, ok := p.Audio.(gateway.LiveAudio); ok {
+		return o.playLive(ctx, leg, la)
+	}
 	frames, err := p.Audio.Frames(neg.Codec.Name)
 	if err != nil {
 		return fmt.Errorf("page audio in %s: %w", neg.Codec.Name, err)

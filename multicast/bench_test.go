@@ -23,8 +23,9 @@ import (
 // 1, 10 and 50 simultaneous streams, with the CPU idle, loaded by busy
 // processes, by as many busy goroutines in this process as there are CPUs,
 // or by one fewer (goroutines-1: a P stays free for the pacer), with and
-// without SCHED_FIFO. One op is one 20 ms frame of every stream: run with e.g.
-// -benchtime 150x (3 s). Target: gap p99 within 0.5 ms of 20 ms.
+// without SCHED_FIFO. One op is pacingFrames 20 ms frames (3 s) of every
+// stream, so `make bench` (-benchtime 1x) measures 150 packets per stream.
+// Target: gap p99 within 0.5 ms of 20 ms.
 func BenchmarkPacing(b *testing.B) {
 	for _, load := range []string{"idle", "procs", "goroutines", "goroutines-1"} {
 		for _, fifo := range []bool{true, false} {
@@ -45,21 +46,13 @@ func benchPacing(b *testing.B, streams int, load string, fifo bool) {
 	l := listenTS(b, group)
 	forceRcvBuf(b, l, 64<<20)
 	first := loSender(b, group, l.port)
-	opts := []PacerOption{WithPriority(prio)}
-	if v := os.Getenv("PACER_MAX_SPIN"); v != "" { // for comparing settings by hand
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		opts = append(opts, WithMaxSpin(d))
-	}
-	p := startPacer(b, nil, opts...)
+	p := startPacer(b, nil, benchPacerOptions(b, prio)...)
 	tid := waitTID(b, p)
 	stopLoad := startLoad(b, load)
 	defer stopLoad()
 	time.Sleep(100 * time.Millisecond) // let the load settle
 
-	frames := pcmuFrames(b.N)
+	frames := pcmuFrames(pacingFrames * b.N)
 	var results []<-chan Result
 	b.ResetTimer()
 	cpu0, wall0 := threadCPU(b, tid), time.Now()
@@ -75,10 +68,10 @@ func benchPacing(b *testing.B, streams int, load string, fifo bool) {
 		results = append(results, p.Play(context.Background(), s, pcmuStream(b, frames)))
 	}
 	stamps := map[uint32][]int64{}
-	for range streams * b.N {
+	for range streams * len(frames) {
 		pkt, ts, err := l.readTS(2 * time.Second)
 		if err != nil {
-			b.Fatalf("received %d of %d packets: %v", countStamps(stamps), streams*b.N, err)
+			b.Fatalf("received %d of %d packets: %v", countStamps(stamps), streams*len(frames), err)
 		}
 		var h pionrtp.Header
 		if _, err := h.Unmarshal(pkt); err != nil {
@@ -104,12 +97,8 @@ func benchPacing(b *testing.B, streams int, load string, fifo bool) {
 		}
 	}
 	slices.Sort(gaps)
-	if len(gaps) == 0 {
-		return // b.N == 1: nothing to measure
-	}
-	pct := func(q float64) float64 { return gaps[min(len(gaps)-1, int(q*float64(len(gaps))))] }
-	b.ReportMetric(pct(0.50), "gap-p50-ms")
-	b.ReportMetric(pct(0.99), "gap-p99-ms")
+	b.ReportMetric(percentile(gaps, 0.50), "gap-p50-ms")
+	b.ReportMetric(percentile(gaps, 0.99), "gap-p99-ms")
 	b.ReportMetric(gaps[len(gaps)-1], "gap-max-ms")
 	b.ReportMetric(gaps[0], "gap-min-ms")
 	b.ReportMetric(float64(late), "late-pkts")
@@ -119,6 +108,33 @@ func benchPacing(b *testing.B, streams int, load string, fifo bool) {
 		rt = 1
 	}
 	b.ReportMetric(rt, "fifo")
+}
+
+// pacingFrames is the length of one BenchmarkPacing op: 3 s of 20 ms frames.
+const pacingFrames = 150
+
+// percentile returns the q quantile of sorted values (nearest rank).
+func percentile(sorted []float64, q float64) float64 {
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// benchPacerOptions sets the priority, and the spin and start grid from
+// PACER_MAX_SPIN and PACER_START_GRID (durations) for comparing settings by
+// hand.
+func benchPacerOptions(b *testing.B, prio int) []PacerOption {
+	opts := []PacerOption{WithPriority(prio)}
+	for env, opt := range map[string]func(time.Duration) PacerOption{
+		"PACER_MAX_SPIN": WithMaxSpin, "PACER_START_GRID": WithStartGrid,
+	} {
+		if v := os.Getenv(env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				b.Fatalf("%s: %v", env, err)
+			}
+			opts = append(opts, opt(d))
+		}
+	}
+	return opts
 }
 
 func countStamps(m map[uint32][]int64) int {

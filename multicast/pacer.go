@@ -65,10 +65,10 @@ var ErrPacerClosed = errors.New("pacer closed")
 
 // Pacer defaults.
 const (
-	DefaultPriority   = 10                    // SCHED_FIFO priority asked for; any real-time priority beats normal threads
-	DefaultLateAfter  = 2 * time.Millisecond  // lateness that counts a packet as late
-	DefaultStartGrid  = 10 * time.Millisecond // streams start on this grid so their packets share wake-ups
-	DefaultMaxSpin    = time.Millisecond      // bound of the early wake-up, see WithMaxSpin
+	DefaultPriority   = 10                   // SCHED_FIFO priority asked for; any real-time priority beats normal threads
+	DefaultLateAfter  = 2 * time.Millisecond // lateness that counts a packet as late
+	DefaultStartGrid  = time.Millisecond     // streams start on this grid so their packets share wake-ups
+	DefaultMaxSpin    = time.Millisecond     // bound of the early wake-up, see WithMaxSpin
 	maxPacketsPerTick = 1 << 16
 )
 
@@ -93,7 +93,11 @@ func WithMaxSpin(d time.Duration) PacerOption { return func(p *Pacer) { p.spin =
 
 // WithStartGrid sets the grid stream starts are rounded up to (0: start at
 // once). Streams on one grid with 20 or 30 ms cadences share wake-ups and
-// sendmmsg calls instead of waking the loop at scattered times.
+// sendmmsg calls instead of waking the loop at scattered times. The grid is
+// also the most it delays a page's first packet: the default 1 ms keeps a
+// cached announcement's first packet within a few milliseconds of Play while
+// letting the streams of one page (started within microseconds) and pages
+// started together share every wake-up.
 func WithStartGrid(d time.Duration) PacerOption { return func(p *Pacer) { p.grid = d } }
 
 const (

@@ -15,7 +15,7 @@ import (
 )
 
 // readGolden returns the packets of a testdata/*.hex file, one per line.
-func readGolden(t *testing.T, name string) [][]byte {
+func readGolden(t testing.TB, name string) [][]byte {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {

@@ -269,7 +269,9 @@ func (s *Stack) subExpires(req *sip.Request) int {
 	return max(minSubExpires, min(exp, maxExp))
 }
 
-const minSubExpires = 30
+// minSubExpires is the shortest subscription granted (a var so tests can
+// watch an expiry without waiting half a minute).
+var minSubExpires = 30
 
 // notifyTimeout bounds one NOTIFY transaction (UDP retransmits inside).
 const notifyTimeout = 8 * time.Second

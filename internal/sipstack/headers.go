@@ -87,13 +87,22 @@ func ParseIdentity(v string) (Identity, error) {
 	default:
 		return Identity{}, fmt.Errorf("identity %q: unsupported scheme %q", v, uri.Scheme)
 	}
-	if strings.ContainsAny(id.User, "\r\n<>\"") || strings.ContainsAny(id.Host, "\r\n<>\" ") {
+	if badUser(id.User) || strings.ContainsAny(id.Host, "\r\n<>\" \t") {
 		return Identity{}, fmt.Errorf("identity %q: bad characters", v)
 	}
-	if u, err := url.PathUnescape(id.User); err == nil {
+	// The user part goes into From headers of ring-back calls and is a
+	// routing target: an escaped line break or space must not come through.
+	if u, err := url.PathUnescape(id.User); err == nil && !badUser(u) {
 		id.User = u
 	}
 	return id, nil
+}
+
+// badUser reports characters a user part must not carry once parsed.
+func badUser(u string) bool {
+	return strings.ContainsFunc(u, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == '"' || r == '@'
+	})
 }
 
 // firstValue returns the first comma-separated value, ignoring commas in

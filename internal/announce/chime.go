@@ -12,6 +12,7 @@ import (
 // Built-in chime names. Any other chime value is a WAV file path.
 const (
 	ChimeNone      = "none"       // no chime
+	ChimeSingle    = "single"     // one struck bell note, E5
 	ChimeTwoTone   = "two-tone"   // ding-dong: E5 then C5, bell-like
 	ChimeThreeTone = "three-tone" // rising C5, E5, G5
 	ChimeFourTone  = "four-tone"  // rising G4, C5, E5, G5
@@ -27,6 +28,7 @@ type note struct {
 }
 
 var builtinChimes = map[string][]note{
+	ChimeSingle:    {{0, 659.26, 0.5}},
 	ChimeTwoTone:   {{0, 659.26, 0.35}, {0.45, 523.25, 0.5}},
 	ChimeThreeTone: {{0, 523.25, 0.3}, {0.3, 659.26, 0.3}, {0.6, 783.99, 0.5}},
 	ChimeFourTone:  {{0, 392.00, 0.25}, {0.25, 523.25, 0.25}, {0.5, 659.26, 0.25}, {0.75, 783.99, 0.5}},

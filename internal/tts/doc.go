@@ -3,6 +3,27 @@
 // so synthesis happens in-process with no network, no helper program and
 // nothing downloaded at run time.
 //
+// # Why flite
+//
+// The issue asks for a synthesiser linked into the binary, with no network
+// and nothing downloaded at run time, under a licence that allows shipping
+// it inside an appliance. flite meets all three and is small: C with no
+// dependencies beyond libm, packaged in Debian (flite1-dev, also for arm64),
+// links statically (see below), 4-6 MB per voice, and synthesises a
+// sentence in milliseconds on one core of the appliance class, so a cold
+// announcement still starts quickly. Its voices are intelligible rather than
+// natural, which suits short fixed phrases ("Sales call on seven oh four")
+// over ceiling speakers.
+//
+// Rejected: eSpeak NG (GPL-3.0-or-later: linking it would put the whole
+// binary under the GPL, and it sounds more robotic); Piper (MIT code, but
+// it needs ONNX Runtime and a 20-60 MB voice model per voice, and its
+// phonemiser is eSpeak NG, GPL again); SVOX Pico (Apache-2.0 code, but
+// Debian ships it in non-free for its language data, and it has one voice
+// per language); Festival (a Scheme interpreter and large voice data, slow
+// to start); any cloud service (network). A later engine can implement
+// announce.Speaker without changing callers.
+//
 // # What it owns
 //
 // Voice registration and synthesis only. It does not phrase text (digits,

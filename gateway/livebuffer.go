@@ -18,8 +18,8 @@ import (
 // once a whole frame has arrived, so the audio leaves at the next 20 ms tick
 // of its output after it arrived (0-20 ms). A late packet (jitter) makes it
 // play a frame of silence and wait for a frame again, which adds 20 ms of
-// margin; margin the talker's stream has not needed for a second is dropped
-// again. The talker's audio is kept for liveKeep; a reader that falls
+// margin; when more than 30 ms of margin has gone unused for a second, it
+// is cut back to 20 ms. The talker's audio is kept for liveKeep; a reader that falls
 // further behind skips to the edge.
 type LiveBuffer struct {
 	mu      sync.Mutex
@@ -38,10 +38,11 @@ type LiveBuffer struct {
 
 // Buffer sizes.
 const (
-	liveKeep   = 1 << 16                // talker samples kept: ~4 s at 16 kHz
-	liveFrame  = codec.FrameSamples     // 320
-	liveTrimAt = 50                     // reads per margin check (1 s)
-	liveSlack  = codec.FrameSamples / 2 // margin kept when trimming
+	liveKeep   = 1 << 16                    // talker samples kept: ~4 s at 16 kHz
+	liveFrame  = codec.FrameSamples         // 320
+	liveTrimAt = 50                         // reads per margin check (1 s)
+	liveSlack  = codec.FrameSamples         // margin kept when trimming
+	liveExcess = codec.FrameSamples * 3 / 2 // unused margin worth trimming
 )
 
 // NewLiveBuffer returns an empty buffer.
@@ -241,7 +242,7 @@ func (r *liveReader) Read(dst []int16) bool {
 		r.minSeen = left
 	}
 	if r.reads++; r.reads >= liveTrimAt {
-		if r.minSeen > liveFrame {
+		if r.minSeen > liveExcess {
 			r.r += r.minSeen - liveSlack
 		}
 		r.minSeen, r.reads = -1, 0

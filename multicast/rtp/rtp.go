@@ -3,7 +3,8 @@
 // with a random SSRC, random initial sequence number and timestamp, the
 // marker bit on the first packet only, sequence +1 and timestamp + one
 // frame's worth of the codec's RTP clock per packet. It is pure: no sockets,
-// no clocks; Stream yields packets with due times for a pacer.
+// no clocks; Stream yields packets with due times for a pacer. The receive
+// side (Parse, Follower) checks and follows a stream as a phone would.
 //
 // Headers are built from pion/rtp's Header type directly: pion's Packetizer
 // sets the marker on every single-packet frame (a video convention), which

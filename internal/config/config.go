@@ -52,6 +52,10 @@ type Config struct {
 	Pages map[string]*PageExt `yaml:"pages"`
 	// External reads park events from a PBX that parks calls itself.
 	External External `yaml:"external"`
+	// PhonePages are phones' own multicast pages (Polycom group paging,
+	// Yealink RTP multicast) relayed to zones' amplifiers, line outs and
+	// relays (phonepages.go).
+	PhonePages []*PhonePage `yaml:"phone_pages"`
 
 	// Source names where the config came from ("embedded default" or a path).
 	Source string `yaml:"-"`

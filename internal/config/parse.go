@@ -57,6 +57,7 @@ func (c *Config) applyDefaults(ps *problems) {
 			f()
 		}
 	}
+	c.defaultPhonePages(def)
 	def("state_dir", func() { c.StateDir = "/var/lib/parkpage" })
 	def("log.format", func() { c.Log.Format = "text" })
 	def("log.level", func() { c.Log.Level = "info" })
@@ -278,6 +279,7 @@ func (c *Config) validate(ps *problems) {
 	c.validateRelays(ps)
 	c.validatePages(ps)
 	c.validateExternal(ps)
+	c.validatePhonePages(ps)
 }
 
 func (c *Config) validateExternal(ps *problems) {

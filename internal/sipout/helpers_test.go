@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,41 +39,87 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // rig is the appliance side: the real SIP stack and RTP engine on
-// loopback, as cmd wires them.
+// loopback, as cmd wires them. One rig serves every test of the package
+// (they run in parallel, as calls on one appliance would).
 type rig struct {
-	t      *testing.T
 	stack  *sipstack.Stack
 	engine *media.Engine
 }
 
-func newRig(t *testing.T) *rig {
-	t.Helper()
+var shared *rig
+
+func TestMain(m *testing.M) {
+	// The tests spend their time waiting on real-time audio and SIP
+	// exchanges, not on the CPU: run more of them at once than
+	// -parallel's default (GOMAXPROCS, 2 on the build machines), unless
+	// the command line chose.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "8")
+	}
+	r, stop, err := startRig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sipout tests:", err)
+		os.Exit(1)
+	}
+	shared = r
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+func startRig() (*rig, func(), error) {
 	cfg, err := config.LoadDefault()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	cfg.StateDir = t.TempDir()
+	dir, err := os.MkdirTemp("", "sipout-test")
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.StateDir = dir
 	cfg.SIP.Listen = []config.Listener{{Transport: "udp", Address: "127.0.0.1:0"}}
-	log := testLogger(t)
+	log := rigLogger()
 	st, err := sipstack.New(cfg, log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if err := st.Listen(); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	base := 42000 + (os.Getpid()%400)*40
-	eng, err := media.NewEngine(media.Config{IP: netip.MustParseAddr("127.0.0.1"), PortMin: base, PortMax: base + 39}, log)
+	// 40 legs: every parallel test's calls at once.
+	base := 42000 + (os.Getpid()%200)*80
+	eng, err := media.NewEngine(media.Config{IP: netip.MustParseAddr("127.0.0.1"), PortMin: base, PortMax: base + 79}, log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = st.Run(ctx) }()
 	go func() { defer wg.Done(); _ = eng.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &rig{t: t, stack: st, engine: eng}
+	stop := func() { cancel(); wg.Wait(); os.RemoveAll(dir) }
+	return &rig{stack: st, engine: eng}, stop, nil
+}
+
+// rigLogger logs the shared stack at debug level with -v (TestMain runs
+// before flags are visible through testing.Verbose, so read the flag).
+func rigLogger() *slog.Logger {
+	for _, a := range os.Args[1:] {
+		if a == "-test.v" || a == "-test.v=true" {
+			return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newRig returns the shared rig and marks t parallel.
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	t.Parallel()
+	return shared
 }
 
 // outCfg is a SIP output config with parkpage's defaults, made quicker
@@ -85,14 +133,18 @@ func outCfg(uri string) *config.Output {
 	}
 }
 
-func (r *rig) output(o *config.Output) *Output {
-	r.t.Helper()
-	out, err := New("test/outputs[0]", o, Options{SIP: r.stack, Media: r.engine, Logger: testLogger(r.t), RetryDelay: 100 * time.Millisecond})
+func (r *rig) output(t *testing.T, o *config.Output) *Output {
+	t.Helper()
+	out, err := New("test/outputs[0]", o, r.options(t))
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
-	r.t.Cleanup(func() { out.Close() })
+	t.Cleanup(func() { out.Close() })
 	return out
+}
+
+func (r *rig) options(t *testing.T) Options {
+	return Options{SIP: r.stack, Media: r.engine, Logger: testLogger(t), RetryDelay: 100 * time.Millisecond}
 }
 
 // sipp runs one sipp UAS scenario from testdata on 127.0.0.1.
@@ -201,7 +253,8 @@ func (s *sipp) messages() string {
 	return string(b)
 }
 
-// received returns the SIP requests sipp received, from its trace.
+// received returns the SIP requests sipp received, from its trace,
+// without retransmissions.
 func (s *sipp) received(method string) []string {
 	var out []string
 	for _, blk := range strings.Split(s.messages(), "----------------------------------------------- ") {
@@ -210,8 +263,11 @@ func (s *sipp) received(method string) []string {
 			continue
 		}
 		_, msg, _ = strings.Cut(msg, "\n")
-		if strings.HasPrefix(strings.TrimLeft(msg, "\r\n"), method+" ") {
-			out = append(out, strings.TrimLeft(msg, "\r\n"))
+		msg = strings.TrimLeft(msg, "\r\n")
+		// A retransmission (Timer A, when sipp answers slowly on a busy
+		// machine) is byte for byte the same request: count it once.
+		if strings.HasPrefix(msg, method+" ") && !slices.Contains(out, msg) {
+			out = append(out, msg)
 		}
 	}
 	return out

@@ -71,10 +71,19 @@ type Output struct {
 	delay   time.Duration
 	tail    time.Duration
 
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup // CANCEL and BYE exchanges finishing after Play returned
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}  // closed by Close: stop waiting for late provisionals
+	wg      sync.WaitGroup // CANCEL and BYE exchanges finishing after Play returned
 }
+
+// provisionalGrace is how long an abandoned call that has had no
+// provisional response yet waits for one, so that it can be CANCELled (RFC
+// 3261 9.1 forbids a CANCEL before one). A device that answers that late
+// (a busy device, a lost INVITE retransmitted) would otherwise ring on;
+// one silent for longer is taken as dead and dropped without CANCEL. It
+// covers the INVITE's first three retransmissions (0.5 + 1 + 2 s).
+const provisionalGrace = 4 * time.Second
 
 // New makes the SIP output called name (gateway.OutputName) from its
 // config: uri, preset, headers, username/password, zone_code, dtmf,
@@ -107,6 +116,7 @@ func New(name string, o *config.Output, opts Options) (*Output, error) {
 	out := &Output{
 		name: name, cfg: *o, headers: hdrs, sip: opts.SIP, media: opts.Media,
 		log: opts.Logger, delay: opts.RetryDelay, tail: opts.Tail,
+		closing: make(chan struct{}),
 	}
 	if out.log == nil {
 		out.log = slog.New(slog.DiscardHandler)
@@ -129,7 +139,10 @@ func (o *Output) Name() string { return o.name }
 // calls fail.
 func (o *Output) Close() error {
 	o.mu.Lock()
-	o.closed = true
+	if !o.closed {
+		o.closed = true
+		close(o.closing)
+	}
 	o.mu.Unlock()
 	o.wg.Wait()
 	return nil
@@ -237,8 +250,9 @@ type dialResult struct {
 // answer that crossed it, goes on in the background.
 func (o *Output) dial(ctx context.Context, offer []byte, p *gateway.Playback) (*sipstack.Dialog, []byte, sip.Uri, error) {
 	var (
-		ringing atomic.Bool
-		target  atomic.Pointer[sip.Uri]
+		provisional = make(chan struct{}) // closed at the first 1xx
+		provOnce    sync.Once
+		target      atomic.Pointer[sip.Uri]
 	)
 	dctx, cancel := context.WithCancelCause(context.Background())
 	req := sipstack.DialRequest{
@@ -247,11 +261,7 @@ func (o *Output) dial(ctx context.Context, offer []byte, p *gateway.Playback) (*
 		SDP:         offer,
 		Headers:     o.headers,
 		Username:    o.cfg.Username, Password: o.cfg.Password,
-		OnProvisional: func(code int) {
-			if code > 100 {
-				ringing.Store(true)
-			}
-		},
+		OnProvisional: func(int) { provOnce.Do(func() { close(provisional) }) },
 		OnAnswer: func(res *sip.Response) {
 			if c := res.Contact(); c != nil {
 				u := c.Address
@@ -260,9 +270,11 @@ func (o *Output) dial(ctx context.Context, offer []byte, p *gateway.Playback) (*
 		},
 	}
 	res := make(chan dialResult, 1)
+	dialed := make(chan struct{}) // closed when Dial has returned
 	if !o.spawn(func() {
 		d, ans, err := o.sip.Dial(dctx, req)
 		res <- dialResult{d, ans, err}
+		close(dialed)
 	}) {
 		cancel(nil)
 		return nil, nil, sip.Uri{}, ErrClosed
@@ -288,20 +300,43 @@ func (o *Output) dial(ctx context.Context, offer []byte, p *gateway.Playback) (*
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	// RFC 3261 9.1: a CANCEL may only follow a provisional response. Without
-	// one the device is dead or unreachable: stop waiting at once.
-	if ringing.Load() {
-		cancel(context.Canceled)
-	} else {
-		cancel(sipgo.WaitAnswerForceCancelErr)
-	}
-	o.spawn(func() {
+	if !o.spawn(func() {
+		o.abandon(cancel, provisional, dialed)
 		if r := <-res; r.d != nil {
 			o.log.Info("device answered after the call was given up; hanging up")
 			o.hangupWait(r.d)
 		}
-	})
+	}) {
+		cancel(sipgo.WaitAnswerForceCancelErr)
+	}
 	return nil, nil, sip.Uri{}, err
+}
+
+// abandon ends an INVITE that is no longer wanted. After a provisional
+// response, cancelling the dial context makes the stack send CANCEL. RFC
+// 3261 9.1 allows no CANCEL before one, so without one it waits up to
+// provisionalGrace for it; a device silent for that long (dead,
+// unreachable), or Close, ends the transaction without a CANCEL.
+func (o *Output) abandon(cancel context.CancelCauseFunc, provisional, dialed <-chan struct{}) {
+	select {
+	case <-provisional:
+		cancel(context.Canceled)
+		return
+	default:
+	}
+	t := time.NewTimer(provisionalGrace)
+	defer t.Stop()
+	select {
+	case <-provisional:
+		cancel(context.Canceled)
+	case <-dialed:
+		cancel(nil) // a final answer came first: a 2xx is hung up by the caller
+	case <-t.C:
+		o.log.Debug("no provisional response to the abandoned INVITE; dropping it without CANCEL")
+		cancel(sipgo.WaitAnswerForceCancelErr)
+	case <-o.closing:
+		cancel(sipgo.WaitAnswerForceCancelErr)
+	}
 }
 
 // hangup sends the BYE now and lets its answer arrive in the background.

@@ -460,3 +460,21 @@ func (p *rtpPeer) send(n int, ssrc uint32, b byte) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// sendDTMF sends one RFC 4733 key press (start, update, three end packets)
+// on payload type 101.
+func (p *rtpPeer) sendDTMF(ssrc uint32, digit byte) {
+	to := p.source()
+	ts := uint32(90000)
+	for i, d := range []uint16{160, 320, 480, 480, 480} {
+		end := byte(0)
+		if i >= 2 {
+			end = 0x80
+		}
+		pk := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: uint16(3000 + i), Timestamp: ts, SSRC: ssrc, Marker: i == 0},
+			Payload: []byte{digit, end | 10, byte(d >> 8), byte(d)}}
+		raw, _ := pk.Marshal()
+		_, _ = p.conn.WriteToUDPAddrPort(raw, to)
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -78,11 +78,45 @@ func TestBlindParkToLotMusicAndRetrieve(t *testing.T) {
 	if got[len(got)-1].pkt.Payload[0] != 0x55 {
 		t.Fatalf("payload not relayed unchanged")
 	}
+	// The caller's identity is shown to the retriever.
+	if m := retriever.messages(); !strings.Contains(m, `P-Asserted-Identity: "ACME Supply" <sip:+15551234567@pbx.lan>`) {
+		t.Errorf("200 to the retriever does not name the caller:\n%s", tail(m, 40))
+	}
+	// A DTMF key pressed by the caller reaches the retriever as RFC 4733
+	// telephone-event on the retriever's payload type, in its stream.
+	n0 := retrRTP.count()
+	callerRTP.sendDTMF(0x11111111, 5)
+	dt := retrRTP.waitPackets(n0+3, 3*time.Second)[n0:]
+	events := 0
+	for _, r := range dt {
+		if r.pkt.PayloadType == 101 {
+			events++
+			if r.pkt.Payload[0] != 5 || r.pkt.SSRC != got[0].pkt.SSRC {
+				t.Fatalf("relayed event %v on SSRC %x", r.pkt.Payload, r.pkt.SSRC)
+			}
+		}
+	}
+	if events < 3 {
+		t.Fatalf("%d telephone-event packets reached the retriever, want 3", events)
+	}
 	// The retriever talks back: the caller's stream continues from the
 	// music with the same SSRC and the next sequence number.
 	retrRTP.send(20, 0x22222222, 0x66)
 	all := callerRTP.waitPackets(before+15, 3*time.Second)
 	last := moh[len(moh)-1].pkt
+	// Timestamps continue too: the jump from the last music packet to the
+	// first relayed one is the wall time between them, not a new origin.
+	for i := len(moh); i < len(all); i++ {
+		if all[i].pkt.Payload[0] == 0x66 {
+			jump := all[i].pkt.Timestamp - all[i-1].pkt.Timestamp
+			wall := all[i].at.Sub(all[i-1].at)
+			want := uint32(wall.Seconds() * 8000)
+			if int64(jump) < int64(want)-1600 || int64(jump) > int64(want)+1600 || jump > 1<<30 {
+				t.Errorf("timestamp jumps %d over %v of wall time (want about %d)", jump, wall, want)
+			}
+			break
+		}
+	}
 	for i := len(moh); i < len(all); i++ {
 		p := all[i].pkt
 		if p.SSRC != last.SSRC {

@@ -109,7 +109,32 @@ lots:
 	if !strings.Contains(ev.Reason, "no park slots are free") {
 		t.Errorf("refusal %+v", ev)
 	}
+	// An attended transfer (the parker's own call, no Referred-By) hears
+	// why in early media before the 486.
+	consult := e.startSipp("consult_refused.xml", sippOpts{service: "700", keys: map[string]string{"from": "1001"}})
+	early := newRTPPeer(t, consult.MPort)
+	consult.wait(10 * time.Second)
+	waitFor(t, "prompt", 3*time.Second, func() bool { return strings.Contains(strings.Join(e.speak.said(), "|"), "no park slots are free") })
+	if n := early.count(); n < 5 {
+		t.Errorf("the parker got %d packets of the prompt in early media", n)
+	}
 	first.wait(10 * time.Second)
+}
+
+// A PBX that consumes the REFER and drops Referred-By can name the parker
+// in sip.parker_header (X-Parker by default); the timeout then rings it.
+func TestParkerFromConfiguredHeader(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", lot700)
+	c := e.startSipp("consult_wait_bye.xml", sippOpts{service: "702", keys: map[string]string{"hdr": "X-Parker: \"Front Desk\" <sip:1009@pbx.lan>"}})
+	ev := e.waitEvent(events.CallParked, "702", 5*time.Second)
+	if ev.Parker != `"Front Desk" <sip:1009@pbx.lan>` {
+		t.Fatalf("parker %q", ev.Parker)
+	}
+	if said := e.speak.said(); len(said) != 0 {
+		t.Errorf("a blind park was spoken to: %q", said)
+	}
+	_ = c // hung up by the server when the test ends
 }
 
 // Attended transfer to 700: the parker's consultation call is parked and

@@ -44,7 +44,10 @@ type wireOptions struct {
 }
 
 // wire connects the parts of the appliance to the app.
-func wire(a *app.App) error { return wireWith(a, wireOptions{}) }
+func wire(a *app.App) error {
+	_, err := wireWith(a, wireOptions{})
+	return err
+}
 
 // core owns the appliance's parts and stops them in an order that lets each
 // finish cleanly: announcements and outside park sources first, then the
@@ -67,7 +70,7 @@ type core struct {
 	cfg atomic.Pointer[config.Config]
 }
 
-func wireWith(a *app.App, opt wireOptions) (err error) {
+func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	cfg, log, bus := a.Config(), a.Logger(), a.Bus()
 	c := &core{log: log, bus: bus, opt: opt}
 	c.cfg.Store(cfg)
@@ -81,14 +84,14 @@ func wireWith(a *app.App, opt wireOptions) (err error) {
 	}()
 
 	if c.audio, err = newAudioHolder(cfg); err != nil {
-		return err
+		return nil, err
 	}
 	if c.stack, err = sipstack.New(cfg, log); err != nil {
-		return fmt.Errorf("sip: %w", err)
+		return nil, fmt.Errorf("sip: %w", err)
 	}
 	closers = append(closers, func() { c.stack.Close() })
 	if c.park, err = parksip.New(cfg, c.stack, bus, c.audio, log); err != nil {
-		return sipListenError(err)
+		return nil, sipListenError(err)
 	}
 	c.pacer = multicast.NewPacer(log)
 	resolve := opt.Relays
@@ -96,7 +99,7 @@ func wireWith(a *app.App, opt wireOptions) (err error) {
 		resolve = relays.HostResolver()
 	}
 	if c.bank, err = newBankHolder(cfg, resolve, bus, log); err != nil {
-		return fmt.Errorf("relays: %w", err)
+		return nil, fmt.Errorf("relays: %w", err)
 	}
 	closers = append(closers, func() { c.bank.Close() })
 	b := &gateway.Builder{
@@ -104,27 +107,35 @@ func wireWith(a *app.App, opt wireOptions) (err error) {
 		PolycomTiming: opt.PolycomTiming,
 		Logger:        log,
 		SIP: func(zone string, i int, o *config.Output) (gateway.Output, error) {
-			return sipout.New(gateway.OutputName(zone, i), o, sipout.Options{SIP: c.stack, Media: c.park.Media(), Logger: log})
+			out, err := sipout.New(gateway.OutputName(zone, i), o, sipout.Options{SIP: c.stack, Media: c.park.Media(), Logger: log})
+			if err != nil {
+				return nil, err
+			}
+			return out, nil
 		},
 		LineOut: func(zone string, i int, o *config.Output) (gateway.Output, error) {
-			return lineout.New(gateway.OutputName(zone, i), o, lineout.Options{Logger: log, Open: opt.LineOut})
+			out, err := lineout.New(gateway.OutputName(zone, i), o, lineout.Options{Logger: log, Open: opt.LineOut})
+			if err != nil {
+				return nil, err
+			}
+			return out, nil
 		},
 	}
 	if c.gw, err = gateway.New(gateway.Options{Config: cfg, Outputs: b.Output, Relays: gateway.LeaseRelays(c.bank.Acquire), Events: bus, Logger: log}); err != nil {
-		return fmt.Errorf("zones: %w", err)
+		return nil, fmt.Errorf("zones: %w", err)
 	}
 	closers = append(closers, func() { c.gw.Close() })
 	if c.ann, err = announcer.New(announcer.Options{Config: cfg, Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log}); err != nil {
-		return err
+		return nil, err
 	}
 	c.ext = &external{log: log, bus: bus, pending: cfg}
 	if err := c.ext.check(cfg); err != nil {
-		return err
+		return nil, err
 	}
 
 	a.AddPart(c)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.announce, ParkEvent: c.parkEvent})
-	return nil
+	return c, nil
 }
 
 // sipListenError turns a bind failure into the one clear line start-up
@@ -140,7 +151,7 @@ func sipListenError(err error) error {
 }
 
 func (c *core) Name() string                    { return "core" }
-func (c *core) Start(ctx context.Context) error { return nil }
+func (c *core) Start(ctx context.Context) error { return c.ann.Start(ctx) }
 
 // Run serves until ctx ends, then stops the parts in order.
 func (c *core) Run(ctx context.Context) error {

@@ -57,6 +57,7 @@ type Announcer struct {
 	log *slog.Logger
 	cfg atomic.Pointer[config.Config]
 
+	sub  *events.Subscription
 	mu   sync.Mutex
 	runs map[string]*run // by slot
 	ctx  context.Context // Run's, for the runs it starts
@@ -92,8 +93,16 @@ func New(o Options) (*Announcer, error) {
 // Name is the app part's name.
 func (a *Announcer) Name() string { return "announcer" }
 
-// Start implements the app's Part; the announcer has nothing to open.
-func (a *Announcer) Start(context.Context) error { return nil }
+// Start subscribes to the bus, so no event published after it returns is
+// missed; Run calls it if it was not called.
+func (a *Announcer) Start(context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sub == nil {
+		a.sub = a.o.Bus.Subscribe(256)
+	}
+	return nil
+}
 
 // Reload applies a new config; running announcements keep the rule they
 // started with, the next park uses the new one.
@@ -108,11 +117,12 @@ func (a *Announcer) Reload(cfg *config.Config) error {
 
 // Run follows the bus until ctx ends, then stops every announcement.
 func (a *Announcer) Run(ctx context.Context) error {
-	sub := a.o.Bus.Subscribe(256)
-	defer sub.Close()
+	a.Start(ctx)
 	a.mu.Lock()
 	a.ctx = ctx
+	sub := a.sub
 	a.mu.Unlock()
+	defer sub.Close()
 	if !a.o.NoWarm {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.warmLoop(ctx) }()

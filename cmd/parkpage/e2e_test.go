@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"github.com/parkpage/parkpage/gateway/announcer"
+	"github.com/parkpage/parkpage/internal/announce"
+	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/multicast/polycom"
+)
+
+const sippDir = "../../park/testdata/sipp/"
+
+// The mission's central workflow, end to end over loopback: a caller is
+// blind-transferred to 700 and lands in 704; the zone linked to 704 hears
+// "Sales call on seven oh four" on its multicast listener (the exact
+// rendered frames) while its relay is on; a phone picks the call up from
+// 704 during a repeat and the page stops at once; no repeats follow.
+func TestParkAndPageEndToEnd(t *testing.T) {
+	rtpPort, pcPort, otherPort := freePort(t, "udp"), freePort(t, "udp"), freePort(t, "udp")
+	y := fmt.Sprintf(`
+park:
+  lots:
+    - extension: "700"
+      slots: 704-706
+      find_slot: first
+      timeout: 120s
+  slots:
+    "704":
+      label: Sales
+      announce:
+        zones: [sales]
+        repeat_every: 10s
+        repeat_max: 5
+announce:
+  chime: none
+  lead_in: 100ms
+relays:
+  sales_amp: {pin: AMP, lead: 50ms, hold: 100ms}
+zones:
+  sales:
+    relays: [sales_amp]
+    outputs:
+      - {type: rtp, group: 239.255.70.4, port: %d, codec: pcmu, interface: lo, loopback: true}
+      - {type: polycom, group: 239.255.70.5, port: %d, codec: pcmu, channel: 26, interface: lo, loopback: true}
+  other:
+    outputs:
+      - {type: rtp, group: 239.255.70.6, port: %d, codec: pcmu, interface: lo, loopback: true}
+`, rtpPort, pcPort, otherPort)
+	rtpL := listen(t, "239.255.70.4", rtpPort)
+	pcL := listen(t, "239.255.70.5", pcPort)
+	otherL := listen(t, "239.255.70.6", otherPort)
+	ap := startInproc(t, y, "AMP")
+
+	// What the zone must hear: the slot's phrase, rendered as the
+	// announcer renders it.
+	cfg := ap.app.Config()
+	rule, _ := announcer.RuleFor(cfg, "704")
+	specs, err := announcer.Compose(cfg, rule, announce.Fields{}, nil)
+	if err != nil || len(specs) != 1 || specs[0].Text != "Sales call on seven oh four" {
+		t.Fatalf("specs = %+v, %v", specs, err)
+	}
+	want, err := ap.core.audio.Get(context.Background(), specs[0].Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFrames, _ := want.Frames(codec.PCMU)
+
+	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1", "hold": "12500",
+		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	select {
+	case err := <-caller.done:
+		msgs, _ := os.ReadFile(caller.msgs)
+		t.Fatalf("park call ended early: %v\n%s\n%s", err, caller.out.String(), tailLines(string(msgs), 60))
+	case <-time.After(2 * time.Second):
+	}
+	pe, _ := ap.waitEvent(events.CallParked, 0, 10*time.Second)
+	if pe.e.Slot != "704" {
+		t.Fatalf("parked in %q, want 704 (find_slot first)", pe.e.Slot)
+	}
+
+	// The first announcement, whole, on the RTP listener.
+	pkts := rtpL.waitPackets(len(wantFrames), 20*time.Second)
+	firstPacket := pkts[0].at.Sub(pe.e.Time)
+	order, by := rtpStreams(t, pkts)
+	first := by[order[0]]
+	if len(first) < len(wantFrames) {
+		t.Fatalf("first stream has %d packets, want %d", len(first), len(wantFrames))
+	}
+	for i, p := range first[:len(wantFrames)] {
+		if !bytes.Equal(p.Payload, wantFrames[i]) {
+			t.Fatalf("packet %d payload differs from the rendered announcement", i)
+		}
+		if i > 0 && (p.SequenceNumber != first[i-1].SequenceNumber+1 || p.Timestamp != first[i-1].Timestamp+160) {
+			t.Fatalf("packet %d: seq %d ts %d after %d %d", i, p.SequenceNumber, p.Timestamp, first[i-1].SequenceNumber, first[i-1].Timestamp)
+		}
+		if p.Marker != (i == 0) {
+			t.Fatalf("packet %d marker %v", i, p.Marker)
+		}
+	}
+	// The Polycom listener heard the same page (Alert, Transmits, End).
+	pc := pcL.waitPackets(3+len(wantFrames)+3, 10*time.Second)
+	ops := map[polycom.Op]int{}
+	for _, h := range pc {
+		p, err := polycom.Parse(h.data)
+		if err != nil {
+			t.Fatalf("polycom packet: %v", err)
+		}
+		ops[p.Op]++
+	}
+	t.Logf("park event to first announcement packet: %v; polycom ops %v", firstPacket, ops)
+	// Only the slot's zone: nothing on the other zone's group.
+	if n := len(otherL.snapshot()); n != 0 {
+		t.Errorf("zone other heard %d packets of 704's announcement", n)
+	}
+	// The relay was switched on for the page and off after it.
+	ap.waitEvent(events.RelayOn, 0, time.Second)
+	_, endIdx := ap.waitEvent(events.PageEnded, 0, 20*time.Second)
+	ap.waitEvent(events.RelayOff, 0, 2*time.Second)
+	if l := ap.pins["AMP"].Read(); l != gpio.Low {
+		t.Errorf("relay pin %v after the page, want Low", l)
+	}
+
+	// The repeat starts; pick up during it.
+	ap.waitEvent(events.PageStarted, endIdx, 10*time.Second)
+	rtpL.waitPackets(len(pkts)+25, 5*time.Second) // 0.5 s into the repeat
+	retriever := ap.sipp(sippDir+"retrieve.xml", "704", map[string]string{"from": "202", "mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1"})
+	re, _ := ap.waitEvent(events.CallRetrieved, 0, 10*time.Second)
+	pend, _ := ap.waitEvent(events.PageEnded, endIdx+1, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	all := rtpL.snapshot()
+	last := all[len(all)-1].at
+	stopAfter := last.Sub(re.e.Time)
+	t.Logf("pickup to last announcement packet: %v (a negative figure: the stream stopped before its next 20 ms packet was due); pickup to page ended (Polycom End burst sent, relays released): %v",
+		stopAfter, pend.e.Time.Sub(re.e.Time))
+	// The Polycom stream was ended cleanly: End packets after the pickup.
+	ends := 0
+	for _, h := range pcL.snapshot() {
+		if p, err := polycom.Parse(h.data); err == nil && p.Op == polycom.OpEnd && h.at.After(re.e.Time) {
+			ends++
+		}
+	}
+	if ends == 0 {
+		t.Error("no Polycom End packets after the pickup")
+	}
+	if stopAfter > 250*time.Millisecond {
+		t.Errorf("announcement went on %v after the pickup", stopAfter)
+	}
+	// No repeat after the pickup: the slot's announcement run is over.
+	if a := ap.core.ann.Active(); len(a) != 0 {
+		t.Errorf("announcements still running for %v after the pickup", a)
+	}
+	time.Sleep(time.Second)
+	if n := len(rtpL.snapshot()); n != len(all) {
+		t.Errorf("%d packets after the pickup: the announcement repeated", n-len(all))
+	}
+	if l := ap.pins["AMP"].Read(); l != gpio.Low {
+		t.Errorf("relay pin %v after pickup, want Low", l)
+	}
+	caller.wait(20 * time.Second)
+	retriever.wait(10 * time.Second)
+}
+
+// A park reported by the webhook (another PBX held the call) is announced
+// like our own, and its retrieval stops it; the webhook token is required
+// when a credential is configured.
+func TestWebhookParkEvents(t *testing.T) {
+	rtpPort := freePort(t, "udp")
+	y := fmt.Sprintf(`
+external:
+  webhook_tokens: [hook-secret-0123456789]
+  slot_map: {"71": "704"}
+park:
+  lots:
+    - extension: "700"
+      slots: 701-710
+      announce:
+        zones: [front]
+announce:
+  chime: none
+  lead_in: 100ms
+zones:
+  front:
+    outputs:
+      - {type: rtp, group: 239.255.70.7, port: %d, codec: pcmu, interface: lo, loopback: true}
+`, rtpPort)
+	l := listen(t, "239.255.70.7", rtpPort)
+	ap := startInproc(t, y)
+	post := func(token, body string) int {
+		req, _ := http.NewRequest("POST", ap.api+"/api/v1/park-events", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := post("", `{"event":"parked","slot":"71"}`); code != http.StatusAccepted {
+		// Loopback without an admin credential is allowed; the token must
+		// work too.
+		t.Fatalf("webhook without token from loopback: %d", code)
+	}
+	e, _ := ap.waitEvent(events.CallParked, 0, 5*time.Second)
+	if e.e.Slot != "704" || e.e.Source != "webhook" {
+		t.Errorf("event %+v, want slot 704 from webhook", e.e)
+	}
+	l.waitPackets(20, 10*time.Second)
+	if code := post("hook-secret-0123456789", `{"event":"retrieved","slot":"71"}`); code != http.StatusAccepted {
+		t.Fatalf("webhook retrieved: %d", code)
+	}
+	ap.waitEvent(events.PageEnded, 0, 5*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	n := len(l.snapshot())
+	time.Sleep(time.Second)
+	if m := len(l.snapshot()); m != n {
+		t.Errorf("%d packets after the webhook's retrieved event", m-n)
+	}
+	if code := post("", `{"event":"lost","slot":"71"}`); code != http.StatusBadRequest {
+		t.Errorf("bad event: %d, want 400", code)
+	}
+}
+
+// The announcements API pages text and a slot's phrase, and names a bad
+// zone.
+func TestAnnouncementsAPI(t *testing.T) {
+	rtpPort := freePort(t, "udp")
+	y := fmt.Sprintf(`
+announce:
+  chime: none
+  lead_in: 100ms
+zones:
+  front:
+    outputs:
+      - {type: rtp, group: 239.255.70.8, port: %d, codec: g722, interface: lo, loopback: true}
+`, rtpPort)
+	l := listen(t, "239.255.70.8", rtpPort)
+	ap := startInproc(t, y)
+	post := func(body string) (int, string) {
+		res, err := http.Post(ap.api+"/api/v1/announcements", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(res.Body)
+		return res.StatusCode, b.String()
+	}
+	code, body := post(`{"zones":["front"],"text":"Testing zone front","wait":true}`)
+	if code != http.StatusOK {
+		t.Fatalf("announce: %d %s", code, body)
+	}
+	got := l.snapshot()
+	_, by := rtpStreams(t, got)
+	if len(by) != 1 || len(got) < 50 {
+		t.Fatalf("heard %d packets in %d streams", len(got), len(by))
+	}
+	for _, ps := range by {
+		if ps[0].PayloadType != 9 {
+			t.Errorf("payload type %d, want 9 (G.722)", ps[0].PayloadType)
+		}
+	}
+	code, body = post(`{"zones":["nowhere"],"text":"x"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body, `"field": "zones"`) && !strings.Contains(body, `"field":"zones"`) {
+		t.Errorf("unknown zone: %d %s", code, body)
+	}
+	code, body = post(`{"zones":["front"],"slot":"799"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body, "slot") {
+		t.Errorf("unknown slot: %d %s", code, body)
+	}
+	_ = slices.Contains[[]string]
+}

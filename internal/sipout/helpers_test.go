@@ -273,6 +273,31 @@ func (s *sipp) received(method string) []string {
 	return out
 }
 
+// receivedAt returns when sipp received each request of method (first
+// transmissions only), from its trace's timestamps.
+func (s *sipp) receivedAt(method string) []time.Time {
+	var out []time.Time
+	seen := map[string]bool{}
+	for _, blk := range strings.Split(s.messages(), "----------------------------------------------- ") {
+		stamp, msg, ok := strings.Cut(blk, "\n")
+		if !ok || !strings.Contains(stamp, ":") {
+			continue
+		}
+		_, msg, ok = strings.Cut(msg, "\n") // "UDP message received [n] bytes :"
+		msg = strings.TrimLeft(msg, "\r\n")
+		if !ok || !strings.HasPrefix(msg, method+" ") || seen[msg] {
+			continue
+		}
+		seen[msg] = true
+		at, err := time.ParseInLocation("2006-01-02 15:04:05.000000", strings.TrimSpace(stamp), time.Local)
+		if err != nil {
+			s.t.Fatalf("sipp trace timestamp %q: %v", stamp, err)
+		}
+		out = append(out, at)
+	}
+	return out
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return "..." + s[len(s)-n:]

@@ -386,6 +386,17 @@ func TestZoneCodeINFO(t *testing.T) {
 	if el := time.Since(start); el < min {
 		t.Errorf("page took %v, less than the digit timing allows (%v)", el, min)
 	}
+	// Each INFO goes out digit_on + digit_gap after the previous one (a
+	// lower bound: a loaded machine may only add delay).
+	at := amp.receivedAt("INFO")
+	if len(at) != 3 {
+		t.Fatalf("%d INFO requests in sipp's trace, want 3", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		if sp := at[i].Sub(at[i-1]); sp < cfg.DigitOn.D()+cfg.DigitGap.D()-5*time.Millisecond {
+			t.Errorf("INFO %d came %v after the previous one, want at least digit_on + digit_gap (%v)", i+1, sp, cfg.DigitOn.D()+cfg.DigitGap.D())
+		}
+	}
 	if audio, _ := audioOf(t, rx.packets(), 0, codec.PCMU); len(audio) != 1600 {
 		t.Errorf("%d samples of audio, want 1600", len(audio))
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -280,7 +281,17 @@ func runSipp(t *testing.T, target, scenario, service string, keys map[string]str
 	}
 	dir := t.TempDir()
 	s := &sippRun{t: t, name: filepath.Base(scenario), done: make(chan error, 1), msgs: filepath.Join(dir, "msg.log")}
-	args := []string{"-sf", scenario, "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t, "udp")),
+	port := freePort(t, "udp")
+	if keys["sip_port"] != "" {
+		port, _ = strconv.Atoi(keys["sip_port"])
+		delete(keys, "sip_port")
+	}
+	calls := "1"
+	if keys["calls"] != "" {
+		calls = keys["calls"]
+		delete(keys, "calls")
+	}
+	args := []string{"-sf", scenario, "-m", calls, "-i", "127.0.0.1", "-p", fmt.Sprint(port),
 		"-mp", fmt.Sprint(freePort(t, "udp")), "-nostdin", "-timeout", "60s", "-timeout_error",
 		"-trace_msg", "-message_file", s.msgs, "-max_recv_loops", "1000"}
 	if target != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/parkpage/parkpage/gateway/announcer"
@@ -29,6 +31,26 @@ const sippDir = "../../park/testdata/sipp/"
 // 704 during a repeat and the page stops at once; no repeats follow.
 func TestParkAndPageEndToEnd(t *testing.T) {
 	rtpPort, pcPort, otherPort := freePort(t, "udp"), freePort(t, "udp"), freePort(t, "udp")
+	// A paging amplifier: sipp auto-answers, its RTP goes to ampRTP.
+	ampRTP, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ampRTP.Close()
+	ampHeard := make(chan []byte, 4096)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := ampRTP.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			ampHeard <- bytes.Clone(buf[:n])
+		}
+	}()
+	ampSIP := freePort(t, "udp")
+	amp := runSipp(t, "", "../../internal/sipout/testdata/amp.xml", "", map[string]string{"sip_port": fmt.Sprint(ampSIP), "calls": "2",
+		"rtp_port": fmt.Sprint(ampRTP.LocalAddr().(*net.UDPAddr).Port), "codec_pt": "0", "codec_name": "PCMU"})
 	y := fmt.Sprintf(`
 park:
   lots:
@@ -54,10 +76,11 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.70.4, port: %d, codec: pcmu, interface: lo, loopback: true}
       - {type: polycom, group: 239.255.70.5, port: %d, codec: pcmu, channel: 26, interface: lo, loopback: true}
+      - {type: sip, uri: "sip:page@127.0.0.1:%d", preset: generic}
   other:
     outputs:
       - {type: rtp, group: 239.255.70.6, port: %d, codec: pcmu, interface: lo, loopback: true}
-`, rtpPort, pcPort, otherPort)
+`, rtpPort, pcPort, ampSIP, otherPort)
 	rtpL := listen(t, "239.255.70.4", rtpPort)
 	pcL := listen(t, "239.255.70.5", pcPort)
 	otherL := listen(t, "239.255.70.6", otherPort)
@@ -120,6 +143,26 @@ zones:
 		ops[p.Op]++
 	}
 	t.Logf("park event to first announcement packet: %v; polycom ops %v", firstPacket, ops)
+	// The amplifier answered and heard the same announcement.
+	var ampFrames [][]byte
+	timeout := time.After(10 * time.Second)
+	for len(ampFrames) < len(wantFrames) {
+		select {
+		case b := <-ampHeard:
+			var p rtp.Packet
+			if err := p.Unmarshal(b); err != nil || p.PayloadType != 0 {
+				continue // telephone-event or junk
+			}
+			ampFrames = append(ampFrames, p.Payload)
+		case <-timeout:
+			t.Fatalf("amplifier heard %d of %d frames", len(ampFrames), len(wantFrames))
+		}
+	}
+	for i := range wantFrames {
+		if !bytes.Equal(ampFrames[i], wantFrames[i]) {
+			t.Fatalf("amplifier frame %d differs from the rendered announcement", i)
+		}
+	}
 	// Only the slot's zone: nothing on the other zone's group.
 	if n := len(otherL.snapshot()); n != 0 {
 		t.Errorf("zone other heard %d packets of 704's announcement", n)
@@ -170,6 +213,7 @@ zones:
 	}
 	caller.wait(20 * time.Second)
 	retriever.wait(10 * time.Second)
+	amp.wait(10 * time.Second) // both calls (announcement, cut repeat) ended with a BYE
 }
 
 // A park reported by the webhook (another PBX held the call) is announced

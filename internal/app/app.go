@@ -183,6 +183,8 @@ func (a *App) Run(ctx context.Context) error {
 		Listen:       cfg.HTTP.Listen,
 		PasswordHash: cfg.HTTP.PasswordHash,
 		BearerTokens: cfg.HTTP.BearerTokens,
+		// The webhook's tokens open POST /api/v1/park-events only.
+		WebhookTokens: cfg.External.WebhookTokens,
 	}, backend{a}, a.bus, a.metrics, a.log)
 	ln, err := srv.Listen()
 	if err != nil {

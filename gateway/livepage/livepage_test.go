@@ -311,14 +311,13 @@ func (p *phone) talk(pcm []int16) {
 }
 
 // correlation says how much of want is heard in got: the median, over
-// 100 ms pieces of want, of the piece's peak normalised cross-correlation
+// 50 ms pieces of want (one every 200 ms), of the piece's peak normalised cross-correlation
 // with got. Piecewise, because a live page may insert a frame of silence
 // where a packet came late, which shifts everything after it.
 func correlation(got, want []int16) float64 {
-	got, want = decimate(got), decimate(want) // 8 kHz is plenty, and 4x cheaper
-	const piece = codec.SampleRate / 20
+	const piece = codec.SampleRate / 20 // 50 ms pieces, one every 200 ms
 	var cs []float64
-	for s := 0; s+piece <= len(want); s += piece {
+	for s := 0; s+piece <= len(want); s += 4 * piece {
 		cs = append(cs, peakCorr(got, want[s:s+piece]))
 	}
 	if len(cs) == 0 {
@@ -326,14 +325,6 @@ func correlation(got, want []int16) float64 {
 	}
 	sort.Float64s(cs)
 	return cs[len(cs)/2]
-}
-
-func decimate(x []int16) []int16 {
-	out := make([]int16, len(x)/2)
-	for i := range out {
-		out[i] = x[2*i]
-	}
-	return out
 }
 
 func peakCorr(got, want []int16) float64 {

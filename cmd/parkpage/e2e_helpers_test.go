@@ -52,7 +52,11 @@ func startInproc(t *testing.T, y string, pinNames ...string) *inproc {
 	dir := t.TempDir()
 	sipPort := freePort(t, "udp")
 	rtpBase := 20000 + (sipPort % 200 * 100)
-	y = fmt.Sprintf("state_dir: %s\nlog: {level: debug}\nhttp:\n  listen: 127.0.0.1:0\nsip:\n  listen: [{transport: udp, address: \"127.0.0.1:%d\"}]\n  trusted: [127.0.0.0/8]\n  rtp_ports: %d-%d\n", dir, sipPort, rtpBase, rtpBase+99) + y
+	httpBlock := "http:\n  listen: 127.0.0.1:0\n"
+	if strings.Contains(y, "\nhttp:") {
+		httpBlock = "" // the test's own, with credentials
+	}
+	y = fmt.Sprintf("state_dir: %s\nlog: {level: debug}\n%ssip:\n  listen: [{transport: udp, address: \"127.0.0.1:%d\"}]\n  trusted: [127.0.0.0/8]\n  rtp_ports: %d-%d\n", dir, httpBlock, sipPort, rtpBase, rtpBase+99) + y
 	path := filepath.Join(dir, "parkpage.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

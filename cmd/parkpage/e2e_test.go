@@ -222,6 +222,9 @@ zones:
 func TestWebhookParkEvents(t *testing.T) {
 	rtpPort := freePort(t, "udp")
 	y := fmt.Sprintf(`
+http:
+  listen: 127.0.0.1:0
+  bearer_tokens: [admin-token-0123456789abcdef]
 external:
   webhook_tokens: [hook-secret-0123456789]
   slot_map: {"71": "704"}
@@ -254,10 +257,20 @@ zones:
 		res.Body.Close()
 		return res.StatusCode
 	}
-	if code := post("", `{"event":"parked","slot":"71"}`); code != http.StatusAccepted {
-		// Loopback without an admin credential is allowed; the token must
-		// work too.
-		t.Fatalf("webhook without token from loopback: %d", code)
+	if code := post("", `{"event":"parked","slot":"71"}`); code != http.StatusUnauthorized {
+		t.Fatalf("webhook without its token: %d, want 401", code)
+	}
+	if code := post("wrong-token-0123456789", `{"event":"parked","slot":"71"}`); code != http.StatusUnauthorized {
+		t.Fatalf("webhook with a wrong token: %d, want 401", code)
+	}
+	// The webhook token opens the webhook only.
+	req, _ := http.NewRequest("GET", ap.api+"/api/v1/slots", nil)
+	req.Header.Set("Authorization", "Bearer hook-secret-0123456789")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("webhook token on /api/v1/slots: %v %v, want 401", res.StatusCode, err)
+	}
+	if code := post("hook-secret-0123456789", `{"event":"parked","slot":"71"}`); code != http.StatusAccepted {
+		t.Fatalf("webhook with its token: %d", code)
 	}
 	e, _ := ap.waitEvent(events.CallParked, 0, 5*time.Second)
 	if e.e.Slot != "704" || e.e.Source != "webhook" {
@@ -274,7 +287,7 @@ zones:
 	if m := len(l.snapshot()); m != n {
 		t.Errorf("%d packets after the webhook's retrieved event", m-n)
 	}
-	if code := post("", `{"event":"lost","slot":"71"}`); code != http.StatusBadRequest {
+	if code := post("admin-token-0123456789abcdef", `{"event":"lost","slot":"71"}`); code != http.StatusBadRequest {
 		t.Errorf("bad event: %d, want 400", code)
 	}
 }

@@ -231,7 +231,7 @@ func CheckTemplate(t string) error {
 var Presets = []string{"algo", "cyberdata", "bogen", "valcom", "polycom", "yealink", "generic"}
 
 // BuiltinChimes are the chimes parkpage generates itself.
-var BuiltinChimes = []string{"two-tone", "three-tone", "four-tone", "beep", "none"}
+var BuiltinChimes = []string{"beep", "four-tone", "none", "single", "three-tone", "two-tone"}
 
 func oneOf(v string, allowed ...string) bool {
 	for _, a := range allowed {
@@ -589,8 +589,9 @@ func (c *Config) validateAnnounce(ps *problems) {
 	}
 	if a.Peak < -20 || a.Peak > 0 {
 		ps.add("announce.peak", "%g dBFS is out of range -20 to 0", a.Peak)
-	} else if a.Peak <= a.Loudness {
-		ps.add("announce.peak", "%g dBFS must be above announce.loudness (%g dBFS)", a.Peak, a.Loudness)
+	} else if a.Loudness >= -40 && a.Loudness <= -6 && a.Peak < a.Loudness+10 {
+		// Speech keeps a crest factor of about 10 dB even when limited.
+		ps.add("announce.peak", "%g dBFS must be at least 10 dB above announce.loudness (%g dBFS)", a.Peak, a.Loudness)
 	}
 	if a.LeadIn < 0 || a.LeadIn.D() > 2*time.Second {
 		ps.add("announce.lead_in", "%s is out of range 0-2s", a.LeadIn)

@@ -19,13 +19,16 @@
 //   - Stop: Close cancels pending holds and drives every pin off.
 //   - Reload: Close the old Bank, then build the new one with New (which
 //     drives its pins off first); a pin kept by both stays off in between.
-//   - Crash: the appliance supervisor (gokrazy, or systemd Restart=always on
-//     Debian) restarts the binary, whose first act is New or AllOff. Until
-//     then the kernel has already released the GPIO character-device lines
-//     of the dead process; released lines keep their last level or float to
-//     the board's default, depending on the GPIO controller. `parkpage
-//     relays-off` (AllOff) drives them off by hand or from a service
-//     manager's stop hook where one exists.
+//   - Crash: the kernel releases the GPIO character-device lines of the
+//     dead process, but a released line keeps its last level on most
+//     controllers (the Raspberry Pi's included), so a relay that was on
+//     stays on until something drives it off. On the gokrazy image (no
+//     shell, no stop hooks) the supervisor restarts the binary shortly
+//     after, and its first act is New, which drives every pin off.
+//     On a Debian install, systemd does the same with Restart=always, and
+//     ExecStopPost=/usr/local/bin/parkpage relays-off -config <file> runs
+//     AllOff after every exit (clean, crash or watchdog kill) before any
+//     restart. An installer can run `parkpage relays-off` by hand too.
 //
 // Wire relays so that de-energised means "no page" (normally-open contacts
 // for page-active and zone select, board pull resistors towards the off

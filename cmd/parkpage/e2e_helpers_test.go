@@ -49,14 +49,24 @@ type stamped struct {
 // directory are added) until the test ends.
 func startInproc(t *testing.T, y string, pinNames ...string) *inproc {
 	t.Helper()
+	return startInprocPBX(t, y, "", pinNames...)
+}
+
+// startInprocPBX is startInproc with sip.pbx set to pbx.
+func startInprocPBX(t *testing.T, y, pbx string, pinNames ...string) *inproc {
+	t.Helper()
 	dir := t.TempDir()
 	sipPort := freePort(t, "udp")
-	rtpBase := 20000 + (sipPort % 200 * 100)
+	rtpBase := 10000 + (sipPort % 200 * 100) // below the ephemeral ports freePort hands out
 	httpBlock := "http:\n  listen: 127.0.0.1:0\n"
 	if strings.Contains(y, "\nhttp:") {
 		httpBlock = "" // the test's own, with credentials
 	}
-	y = fmt.Sprintf("state_dir: %s\nlog: {level: debug}\n%ssip:\n  listen: [{transport: udp, address: \"127.0.0.1:%d\"}]\n  trusted: [127.0.0.0/8]\n  rtp_ports: %d-%d\n", dir, httpBlock, sipPort, rtpBase, rtpBase+99) + y
+	prefix := fmt.Sprintf("state_dir: %s\nlog: {level: debug}\n%ssip:\n  listen: [{transport: udp, address: \"127.0.0.1:%d\"}]\n  trusted: [127.0.0.0/8]\n  rtp_ports: %d-%d\n", dir, httpBlock, sipPort, rtpBase, rtpBase+99)
+	if pbx != "" {
+		prefix += fmt.Sprintf("  pbx: %q\n", pbx)
+	}
+	y = prefix + y
 	path := filepath.Join(dir, "parkpage.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ const sippDir = "../../park/testdata/sipp/"
 // rendered frames) while its relay is on; a phone picks the call up from
 // 704 during a repeat and the page stops at once; no repeats follow.
 func TestParkAndPageEndToEnd(t *testing.T) {
+	t.Parallel()
 	rtpPort, pcPort, otherPort := freePort(t, "udp"), freePort(t, "udp"), freePort(t, "udp")
 	// A paging amplifier: sipp auto-answers, its RTP goes to ampRTP.
 	ampRTP, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -220,6 +221,7 @@ zones:
 // like our own, and its retrieval stops it; the webhook token is required
 // when a credential is configured.
 func TestWebhookParkEvents(t *testing.T) {
+	t.Parallel()
 	rtpPort := freePort(t, "udp")
 	y := fmt.Sprintf(`
 http:
@@ -295,6 +297,7 @@ zones:
 // The announcements API pages text and a slot's phrase, and names a bad
 // zone.
 func TestAnnouncementsAPI(t *testing.T) {
+	t.Parallel()
 	rtpPort := freePort(t, "udp")
 	y := fmt.Sprintf(`
 announce:
@@ -340,4 +343,56 @@ zones:
 		t.Errorf("unknown slot: %d %s", code, body)
 	}
 	_ = slices.Contains[[]string]
+}
+
+// The park timeout cuts the announcement and rings the parker back through
+// the PBX route; the announcement does not come back while it rings.
+func TestRingbackStopsAnnouncements(t *testing.T) {
+	t.Parallel()
+	rtpPort, pbxPort := freePort(t, "udp"), freePort(t, "udp")
+	pbx := runSipp(t, "", sippDir+"uas_answer.xml", "", map[string]string{"sip_port": fmt.Sprint(pbxPort), "from": "201", "mport": fmt.Sprint(freePort(t, "udp"))})
+	y := fmt.Sprintf(`
+park:
+  lots:
+    - extension: "700"
+      slots: 704-706
+      find_slot: first
+      timeout: 2s
+      ringback_time: 10s
+  slots:
+    "704":
+      label: Sales
+      announce:
+        zones: [sales]
+        repeat_every: 10s
+announce:
+  chime: none
+  lead_in: 100ms
+zones:
+  sales:
+    outputs:
+      - {type: rtp, group: 239.255.70.9, port: %d, codec: pcmu, interface: lo, loopback: true}
+`, rtpPort)
+	l := listen(t, "239.255.70.9", rtpPort)
+	ap := startInprocPBX(t, y, fmt.Sprintf("sip:127.0.0.1:%d", pbxPort))
+	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1", "hold": "6000",
+		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	ap.waitEvent(events.CallParked, 0, 10*time.Second)
+	l.waitPackets(10, 5*time.Second)
+	to, _ := ap.waitEvent(events.CallTimedOut, 0, 10*time.Second)
+	pend, _ := ap.waitEvent(events.PageEnded, 0, 5*time.Second)
+	if pend.e.Reason != "cancelled" {
+		t.Errorf("announcement ended %q, want cancelled by the timeout", pend.e.Reason)
+	}
+	t.Logf("timeout to page ended: %v", pend.e.Time.Sub(to.e.Time))
+	time.Sleep(200 * time.Millisecond)
+	n := len(l.snapshot())
+	caller.wait(20 * time.Second)
+	pbx.wait(10 * time.Second)
+	if m := len(l.snapshot()); m != n {
+		t.Errorf("%d announcement packets after the ring-back began", m-n)
+	}
+	if a := ap.core.ann.Active(); len(a) != 0 {
+		t.Errorf("announcements still running for %v", a)
+	}
 }

@@ -507,7 +507,7 @@ func TestAllow(t *testing.T) {
 }
 
 // Added latency of a live page, talker RTP in to multicast RTP out, over
-// loopback: a burst of tone every 150 ms in silence; each burst's first
+// loopback: a 20 ms burst every 300 ms in silence; each burst's first
 // multicast packet with sound is timed against its sending.
 func BenchmarkLiveLatency(b *testing.B) {
 	for range b.N {

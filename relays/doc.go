@@ -17,8 +17,10 @@
 // Safe state is every relay de-energised (open): a page is never latched on.
 //   - Start: New drives every configured pin off before anything else.
 //   - Stop: Close cancels pending holds and drives every pin off.
-//   - Reload: Close the old Bank, then build the new one with New (which
-//     drives its pins off first); a pin kept by both stays off in between.
+//   - Reload: Bank.Reload applies the new config in place (the gateway's
+//     LeaseRelays adapter stays valid): removed, rewired and new relays are
+//     driven off at once; unchanged relays held by a page playing through
+//     the reload stay on until that page releases them.
 //   - Crash: the kernel releases the GPIO character-device lines of the
 //     dead process, but a released line keeps its last level on most
 //     controllers (the Raspberry Pi's included), so a relay that was on

@@ -81,6 +81,7 @@ type relay struct {
 	onAt    time.Time // when it was switched on
 	pending Timer     // hold timer that will switch it off
 	gen     uint64    // bumped when a pending off is cancelled
+	gone    bool      // dropped by Reload: leases still holding it leave it alone
 }
 
 // New resolves every configured relay's pin and drives it off (the safe
@@ -113,18 +114,40 @@ func New(cfg *config.Config, resolve Resolver, o Options) (*Bank, error) {
 			errs = append(errs, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err))
 			continue
 		}
-		r := &relay{
-			name: name, pinName: rc.Pin, pin: pin, role: rc.Role,
-			on: gpio.High, off: gpio.Low,
-			lead: rc.Lead.D(), hold: rc.Hold.D(),
-		}
-		if rc.ActiveLow {
-			r.on, r.off = gpio.Low, gpio.High
-		}
+		r := newRelay(name, rc, pin)
 		if err := r.pin.Out(r.off); err != nil {
 			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", name, rc.Pin, err))
 		}
 		byName[name] = r
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	b.index(cfg, byName)
+	return b, nil
+}
+
+func newRelay(name string, rc *config.Relay, pin gpio.PinOut) *relay {
+	r := &relay{
+		name: name, pinName: rc.Pin, pin: pin, role: rc.Role,
+		on: gpio.High, off: gpio.Low,
+		lead: rc.Lead.D(), hold: rc.Hold.D(),
+	}
+	if rc.ActiveLow {
+		r.on, r.off = gpio.Low, gpio.High
+	}
+	return r
+}
+
+// index sets the Bank's lists from the relays of cfg (byName). Called
+// with b.mu held, or before the Bank is shared.
+func (b *Bank) index(cfg *config.Config, byName map[string]*relay) {
+	b.all, b.active, b.zones = nil, nil, map[string][]*relay{}
+	for _, name := range sortedRelayNames(cfg) {
+		r, ok := byName[name]
+		if !ok {
+			continue
+		}
 		b.all = append(b.all, r)
 		if r.role == config.RolePageActive {
 			b.active = append(b.active, r)
@@ -140,10 +163,86 @@ func New(cfg *config.Config, resolve Resolver, o Options) (*Bank, error) {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+}
+
+// Reload applies the relays of a new config to the Bank in place, so the
+// gateway's Relays adapter (LeaseRelays(bank.Acquire)) stays valid across
+// a config reload. A relay whose pin and polarity are unchanged keeps its
+// state: a page playing through the reload keeps its amplifier and zone
+// relays on, and its lease releases them as before (with the new hold
+// times). Every relay that is removed, rewired (another pin or polarity)
+// or new is driven off at once: the safe state for everything the pages
+// in progress did not switch on themselves. Pages acquired after Reload
+// use the new zone mapping. On error (a pin that cannot be found) the Bank
+// is left as it was.
+func (b *Bank) Reload(cfg *config.Config, resolve Resolver) error {
+	pins := map[string]gpio.PinOut{}
+	var errs []error
+	for _, name := range sortedRelayNames(cfg) {
+		rc := cfg.Relays[name]
+		pin, err := resolve(rc.Pin)
+		if err == nil && pin == nil {
+			err = fmt.Errorf("no such pin")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err))
+			continue
+		}
+		pins[name] = pin
 	}
-	return b, nil
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	old := map[string]*relay{}
+	for _, r := range b.all {
+		old[r.name] = r
+	}
+	byName := map[string]*relay{}
+	var fresh []*relay
+	for _, name := range sortedRelayNames(cfg) {
+		rc := cfg.Relays[name]
+		if r := old[name]; r != nil && r.pinName == rc.Pin && (r.on == gpio.Low) == rc.ActiveLow {
+			r.role, r.lead, r.hold = rc.Role, rc.Lead.D(), rc.Hold.D()
+			byName[name] = r
+			delete(old, name)
+			continue
+		}
+		r := newRelay(name, rc, pins[name])
+		byName[name] = r
+		fresh = append(fresh, r)
+	}
+	// Removed and rewired relays first, so a pin that moved to another
+	// relay (or polarity) ends at the new relay's off level.
+	now := b.clock.Now()
+	for i := len(b.all) - 1; i >= 0; i-- {
+		r := b.all[i]
+		if old[r.name] != r {
+			continue
+		}
+		if r.pending != nil {
+			r.pending.Stop()
+			r.pending = nil
+		}
+		r.gen++
+		if r.isOn {
+			b.switchLocked(r, false, now, nil, "reload")
+		}
+		r.gone = true
+	}
+	for _, r := range fresh {
+		if err := r.pin.Out(r.off); err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", r.name, r.pinName, err))
+		}
+	}
+	b.index(cfg, byName)
+	b.log.Info("relays reloaded", "relays", len(b.all), "kept", len(b.all)-len(fresh), "new", len(fresh))
+	return errors.Join(errs...)
 }
 
 // sortedRelayNames lists page-active relays first, then the others, each
@@ -268,7 +367,7 @@ func (b *Bank) release(l *Lease) {
 	for i := len(l.relays) - 1; i >= 0; i-- {
 		r := l.relays[i]
 		r.refs--
-		if r.refs > 0 {
+		if r.refs > 0 || r.gone {
 			continue
 		}
 		if r.hold <= 0 {
@@ -284,7 +383,7 @@ func (b *Bank) release(l *Lease) {
 func (b *Bank) holdEnded(r *relay, gen uint64, zones []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || r.gen != gen || r.refs > 0 || !r.isOn {
+	if b.closed || r.gone || r.gen != gen || r.refs > 0 || !r.isOn {
 		return
 	}
 	r.pending = nil

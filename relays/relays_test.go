@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -613,4 +614,84 @@ func TestConcurrentPages(t *testing.T) {
 	}
 	r.clock.Advance(time.Second)
 	r.expect()
+}
+
+// Reload in place: a page playing through the reload keeps the relays
+// that did not change (with the new hold times on release); removed and
+// rewired relays are driven off at once, new ones start off; later pages
+// use the new zone mapping. A config naming a missing pin changes nothing.
+func TestReloadInPlace(t *testing.T) {
+	r := newRig(t, testConfig(), gpio.Low)
+	ch := r.acquire(context.Background(), "yard")
+	r.clock.waitTimer(t)
+	r.clock.Advance(500 * time.Millisecond)
+	a := done(t, ch)
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	r.expect("GPIO5", "GPIO17", "GPIO27", "GPIO22")
+	r.events()
+
+	bad := testConfig()
+	bad.Relays["z1"].Pin = "GPIO99"
+	before := r.bank.States()
+	if err := r.bank.Reload(bad, r.resolve); err == nil || !strings.Contains(err.Error(), "GPIO99") {
+		t.Errorf("reload with a missing pin: %v", err)
+	}
+	if after := r.bank.States(); !slices.Equal(before, after) {
+		t.Errorf("failed reload changed the bank:\n%+v\n%+v", before, after)
+	}
+
+	cfg := testConfig()
+	cfg.Relays["amp"].Hold = config.Duration(2 * time.Second) // retimed: kept
+	cfg.Relays["z2"].ActiveLow = true                         // rewired: off at once
+	delete(cfg.Relays, "bell")                                // removed: off at once
+	cfg.Relays["strobe"] = relayCfg("GPIO23", config.RoleZone, false, 0, 0)
+	cfg.Zones["yard"].Relays = []string{"z1", "z2", "strobe"}
+	r.pins["GPIO23"] = &gpiotest.Pin{N: "GPIO23", L: gpio.High} // left energised by someone
+	if err := r.bank.Reload(cfg, r.resolve); err != nil {
+		t.Fatal(err)
+	}
+	lv := func() string {
+		return fmt.Sprintf("amp %s z1 %s z2 %s bell %s strobe %s", r.level("GPIO5"), r.level("GPIO17"),
+			r.level("GPIO27"), r.level("GPIO22"), r.level("GPIO23"))
+	}
+	// z2 is now active-low: off is High; bell was active-low: off is High.
+	if got, want := lv(), "amp High z1 High z2 High bell High strobe Low"; got != want {
+		t.Errorf("after reload: %s, want %s", got, want)
+	}
+	if got, want := r.events(), []string{"relay.off z2", "relay.off bell"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+
+	a.l.Release() // the page playing through the reload ends
+	r.clock.Advance(600 * time.Millisecond)
+	if got, want := lv(), "amp High z1 Low z2 High bell High strobe Low"; got != want {
+		t.Errorf("600ms after release: %s, want %s (z1 hold)", got, want)
+	}
+	r.clock.Advance(1399 * time.Millisecond)
+	if r.level("GPIO5") != gpio.High {
+		t.Error("amp off before its new 2s hold")
+	}
+	r.clock.Advance(time.Millisecond)
+	if got, want := lv(), "amp Low z1 Low z2 High bell High strobe Low"; got != want {
+		t.Errorf("after the holds: %s, want %s", got, want)
+	}
+
+	for len(r.clock.added) > 0 { // the hold timers' tokens
+		<-r.clock.added
+	}
+	ch = r.acquire(context.Background(), "yard")
+	r.clock.waitTimer(t)
+	if got, want := lv(), "amp High z1 High z2 Low bell High strobe High"; got != want {
+		t.Errorf("new page on yard: %s, want %s", got, want)
+	}
+	r.clock.Advance(500 * time.Millisecond)
+	done(t, ch).l.Release()
+	if err := r.bank.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lv(), "amp Low z1 Low z2 High bell High strobe Low"; got != want {
+		t.Errorf("after close: %s, want %s", got, want)
+	}
 }

@@ -324,13 +324,33 @@ func findInterface(s string) *net.Interface {
 }
 
 // defaultRouteInterface is the interface of the IPv4 default route, what
-// config's "interface: empty" means.
+// config's "interface: empty" means. An appliance may start before DHCP has
+// given it a route: then the one multicast-capable Ethernet-like interface
+// that is up will do (the socket is bound to the interface, not to an
+// address, so it works once the address arrives).
 func defaultRouteInterface() (string, error) {
 	data, err := os.ReadFile("/proc/net/route")
 	if err != nil {
 		return "", fmt.Errorf("find the default route: %w", err)
 	}
-	return parseDefaultRoute(string(data))
+	name, err := parseDefaultRoute(string(data))
+	if err == nil {
+		return name, nil
+	}
+	ifs, ierr := net.Interfaces()
+	if ierr != nil {
+		return "", err
+	}
+	var up []string
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagMulticast != 0 && i.Flags&net.FlagLoopback == 0 {
+			up = append(up, i.Name)
+		}
+	}
+	if len(up) == 1 {
+		return up[0], nil
+	}
+	return "", err
 }
 
 // parseDefaultRoute picks the up default route with the lowest metric from

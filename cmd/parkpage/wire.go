@@ -14,9 +14,11 @@ import (
 
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/announcer"
+	"github.com/parkpage/parkpage/gateway/livepage"
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/gateway/pbxevents/ami"
 	"github.com/parkpage/parkpage/gateway/pbxevents/blfwatch"
+	"github.com/parkpage/parkpage/gateway/phonepage"
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/api"
 	"github.com/parkpage/parkpage/internal/app"
@@ -66,6 +68,8 @@ type core struct {
 	audio *audioHolder
 	ann   *announcer.Announcer
 	ext   *external
+	live  *livepage.Server
+	phone *phonepage.Receiver
 
 	cfg atomic.Pointer[config.Config]
 }
@@ -128,6 +132,12 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if c.ann, err = announcer.New(announcer.Options{Config: cfg, Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log}); err != nil {
 		return nil, err
 	}
+	if c.live, err = livepage.New(cfg, livepage.Options{SIP: c.stack, Media: c.park.Media(), Pager: c.gw, Logger: log}); err != nil {
+		return nil, fmt.Errorf("pages: %w", err)
+	}
+	if c.phone, err = phonepage.New(cfg, phonepage.Options{Pager: c.gw, Own: b.OwnSource, DefaultInterface: b.DefaultInterface, Logger: log}); err != nil {
+		return nil, fmt.Errorf("phone_pages: %w", err)
+	}
 	c.ext = &external{log: log, bus: bus, pending: cfg}
 	if err := c.ext.check(cfg); err != nil {
 		return nil, err
@@ -150,8 +160,16 @@ func sipListenError(err error) error {
 	return fmt.Errorf("sip: %w", err)
 }
 
-func (c *core) Name() string                    { return "core" }
-func (c *core) Start(ctx context.Context) error { return c.ann.Start(ctx) }
+func (c *core) Name() string { return "core" }
+func (c *core) Start(ctx context.Context) error {
+	if err := c.ann.Start(ctx); err != nil {
+		return err
+	}
+	if err := c.live.Start(ctx); err != nil {
+		return err
+	}
+	return c.phone.Start(ctx)
+}
 
 // Run serves until ctx ends, then stops the parts in order.
 func (c *core) Run(ctx context.Context) error {
@@ -176,6 +194,8 @@ func (c *core) Run(ctx context.Context) error {
 	stopPacer, pacerDone := start(runner{"multicast", c.pacer.Run}, errc)
 	stopAnn, annDone := start(runner{"announcer", c.ann.Run}, errc)
 	stopExt, extDone := start(runner{"external", c.ext.Run}, errc)
+	stopLive, liveDone := start(runner{"pages", c.live.Run}, errc)
+	stopPhone, phoneDone := start(runner{"phone_pages", c.phone.Run}, errc)
 
 	var err error
 	select {
@@ -185,8 +205,12 @@ func (c *core) Run(ctx context.Context) error {
 	}
 	stopAnn()
 	stopExt()
+	stopLive()
+	stopPhone()
 	<-annDone
 	<-extDone
+	<-liveDone
+	<-phoneDone
 	c.gw.Close()
 	c.bank.Close()
 	stopPacer()
@@ -214,6 +238,8 @@ func (c *core) Reload(cfg *config.Config) error {
 	add("zones", c.gw.Reload(cfg))
 	add("announcer", c.ann.Reload(cfg))
 	add("external", c.ext.Reload(cfg))
+	add("pages", c.live.Reload(cfg))
+	add("phone_pages", c.phone.Reload(cfg))
 	c.cfg.Store(cfg)
 	return errors.Join(errs...)
 }

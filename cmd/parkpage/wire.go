@@ -422,51 +422,30 @@ func (h *audioHolder) Synthesize(ctx context.Context, text string) ([]int16, err
 	return e.Synthesize(ctx, text)
 }
 
-// bankHolder is the relay bank of the config in force. A reload that
-// changes the relays drives the old bank's relays off and builds a new bank
-// (safe state); pages playing keep their zones but lose relays they held on
-// the old bank until their next page.
+// bankHolder is the relay bank. A reload applies the new relays in place
+// (relays.Bank.Reload): removed and rewired relays go off at once, relays a
+// playing page holds stay on until it ends.
 type bankHolder struct {
 	mu      sync.Mutex
 	bank    *relays.Bank
-	relays  map[string]*config.Relay
-	zones   map[string][]string
 	resolve relays.Resolver
-	bus     *events.Bus
-	log     *slog.Logger
 }
 
 func newBankHolder(cfg *config.Config, resolve relays.Resolver, bus *events.Bus, log *slog.Logger) (*bankHolder, error) {
-	h := &bankHolder{resolve: resolve, bus: bus, log: log}
-	return h, h.Reload(cfg)
-}
-
-func zoneRelays(cfg *config.Config) map[string][]string {
-	m := map[string][]string{}
-	for n, z := range cfg.Zones {
-		m[n] = z.Relays
+	b, err := relays.New(cfg, resolve, relays.Options{Events: bus, Logger: log})
+	if err != nil {
+		return nil, err
 	}
-	return m
+	return &bankHolder{bank: b, resolve: resolve}, nil
 }
 
 func (h *bankHolder) Reload(cfg *config.Config) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	zr := zoneRelays(cfg)
-	if h.bank != nil && reflect.DeepEqual(h.relays, cfg.Relays) && reflect.DeepEqual(h.zones, zr) {
-		return nil
+	if h.bank == nil {
+		return relays.ErrClosed
 	}
-	if h.bank != nil {
-		h.bank.Close()
-		h.log.Info("relays reconfigured: all off, new bank")
-	}
-	b, err := relays.New(cfg, h.resolve, relays.Options{Events: h.bus, Logger: h.log})
-	if err != nil {
-		h.bank = nil
-		return err
-	}
-	h.bank, h.relays, h.zones = b, cfg.Relays, zr
-	return nil
+	return h.bank.Reload(cfg, h.resolve)
 }
 
 func (h *bankHolder) Acquire(ctx context.Context, zones []string) (*relays.Lease, error) {

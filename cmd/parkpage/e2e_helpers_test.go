@@ -278,6 +278,8 @@ type sippRun struct {
 	out  bytes.Buffer
 	done chan error
 	msgs string
+	// waited is set (on the test's goroutine) once done has been read.
+	waited bool
 }
 
 func (ap *inproc) sipp(scenario, service string, keys map[string]string, extra ...string) *sippRun {
@@ -334,7 +336,7 @@ func runSipp(t *testing.T, target, scenario, service string, keys map[string]str
 	}
 	go func() { s.done <- s.cmd.Wait() }()
 	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
+		if !s.waited {
 			s.cmd.Process.Kill()
 			<-s.done
 		}
@@ -346,6 +348,7 @@ func (s *sippRun) wait(timeout time.Duration) {
 	s.t.Helper()
 	select {
 	case err := <-s.done:
+		s.waited = true
 		if err != nil {
 			msgs, _ := os.ReadFile(s.msgs)
 			s.t.Fatalf("sipp %s: %v\n%s\n%s", s.name, err, s.out.String(), tailLines(string(msgs), 60))

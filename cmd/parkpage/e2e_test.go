@@ -105,6 +105,7 @@ zones:
 		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
 	select {
 	case err := <-caller.done:
+		caller.waited = true
 		msgs, _ := os.ReadFile(caller.msgs)
 		t.Fatalf("park call ended early: %v\n%s\n%s", err, caller.out.String(), tailLines(string(msgs), 60))
 	case <-time.After(2 * time.Second):

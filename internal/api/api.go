@@ -149,7 +149,7 @@ func (c Config) ListenAddr() string {
 // to do.
 func (s *Server) Listen() (net.Listener, error) {
 	addr := s.cfg.ListenAddr()
-	if addr != s.cfg.Listen {
+	if s.cfg.PasswordHash == "" && len(s.cfg.BearerTokens) == 0 {
 		s.log.Warn("no admin credential configured: the admin API listens on loopback only; set http.password_hash (from `parkpage hash-password`) or http.bearer_tokens to serve http.listen",
 			"listen", addr, "configured", s.cfg.Listen)
 	}

@@ -397,3 +397,64 @@ zones:
 		t.Errorf("announcements still running for %v", a)
 	}
 }
+
+// A reload applies a new config without dropping a parked call or the page
+// playing: the call stays in its slot (under its new label) and the page
+// plays to its end.
+func TestReloadKeepsCallsAndPages(t *testing.T) {
+	t.Parallel()
+	port := freePort(t, "udp")
+	y := fmt.Sprintf(`
+park:
+  lots:
+    - {extension: "700", slots: 701-703, label: Front, find_slot: first}
+announce:
+  chime: none
+  lead_in: 100ms
+zones:
+  front:
+    outputs:
+      - {type: rtp, group: 239.255.90.2, port: %d, codec: pcmu, interface: lo, loopback: true}
+`, port)
+	l := listen(t, "239.255.90.2", port)
+	ap := startInproc(t, y)
+	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1", "hold": "7000",
+		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	ap.waitEvent(events.CallParked, 0, 10*time.Second)
+
+	res, err := http.Post(ap.api+"/api/v1/announcements", "application/json",
+		strings.NewReader(`{"zones":["front"],"text":"This is a long test page that must survive a configuration reload in the middle of it"}`))
+	if err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("announce: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	ap.waitEvent(events.PageStarted, 0, 10*time.Second)
+	l.waitPackets(25, 5*time.Second)
+
+	path := ap.app.Config().Source
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(b), "label: Front", "label: Lobby", 1)+
+		"  back:\n    outputs:\n      - {type: rtp, group: 239.255.90.3, port: 5004, codec: pcmu, interface: lo}\n"), 0o644)
+	res, err = http.Post(ap.api+"/api/v1/reload", "application/json", nil)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("reload: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	ap.waitEvent(events.ConfigReloaded, 0, 5*time.Second)
+
+	end, _ := ap.waitEvent(events.PageEnded, 0, 20*time.Second)
+	if end.e.Reason != "done" {
+		t.Errorf("page ended %q across the reload, want done", end.e.Reason)
+	}
+	slots := ap.core.slots()
+	if len(slots) == 0 || slots[0].Slot != "701" || slots[0].State != "parked" || slots[0].Label != "Lobby" {
+		t.Errorf("slot 701 after reload: %+v", slots)
+	}
+	if n := len(ap.core.zones()); n != 2 {
+		t.Errorf("%d zones after reload, want 2", n)
+	}
+	caller.wait(20 * time.Second) // the caller's own BYE is answered: the call lived on
+	if ap.count(events.CallAbandoned) != 1 {
+		t.Errorf("events %v", ap.eventTypes())
+	}
+}

@@ -28,7 +28,7 @@ import (
 // inproc is parkpage running in-process on loopback, with gpiotest pins
 // for its relays.
 type inproc struct {
-	t    *testing.T
+	t    testing.TB
 	app  *app.App
 	core *core
 	pins map[string]*gpiotest.Pin
@@ -47,13 +47,13 @@ type stamped struct {
 
 // startInproc runs parkpage on config y (the SIP listener and state
 // directory are added) until the test ends.
-func startInproc(t *testing.T, y string, pinNames ...string) *inproc {
+func startInproc(t testing.TB, y string, pinNames ...string) *inproc {
 	t.Helper()
 	return startInprocPBX(t, y, "", pinNames...)
 }
 
 // startInprocPBX is startInproc with sip.pbx set to pbx.
-func startInprocPBX(t *testing.T, y, pbx string, pinNames ...string) *inproc {
+func startInprocPBX(t testing.TB, y, pbx string, pinNames ...string) *inproc {
 	t.Helper()
 	dir := t.TempDir()
 	sipPort := freePort(t, "udp")
@@ -179,7 +179,7 @@ func (ap *inproc) count(typ events.Type) int {
 	return n
 }
 
-type testLog struct{ t *testing.T }
+type testLog struct{ t testing.TB }
 
 func (l testLog) Write(p []byte) (int, error) {
 	if testing.Verbose() {
@@ -190,7 +190,7 @@ func (l testLog) Write(p []byte) (int, error) {
 
 // listener is a multicast receiver joined on lo.
 type listener struct {
-	t    *testing.T
+	t    testing.TB
 	conn *ipv4.PacketConn
 	mu   sync.Mutex
 	pkts []heard
@@ -202,7 +202,7 @@ type heard struct {
 	data []byte
 }
 
-func listen(t *testing.T, group string, port int) *listener {
+func listen(t testing.TB, group string, port int) *listener {
 	t.Helper()
 	c, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
 	if err != nil {
@@ -255,7 +255,7 @@ func (l *listener) waitPackets(n int, timeout time.Duration) []heard {
 }
 
 // rtpStreams splits RTP packets by SSRC, in arrival order.
-func rtpStreams(t *testing.T, hs []heard) (order []uint32, by map[uint32][]rtp.Packet) {
+func rtpStreams(t testing.TB, hs []heard) (order []uint32, by map[uint32][]rtp.Packet) {
 	by = map[uint32][]rtp.Packet{}
 	for _, h := range hs {
 		var p rtp.Packet
@@ -272,7 +272,7 @@ func rtpStreams(t *testing.T, hs []heard) (order []uint32, by map[uint32][]rtp.P
 
 // sipp runs one sipp scenario against the inproc.
 type sippRun struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	out  bytes.Buffer
@@ -287,7 +287,7 @@ func (ap *inproc) sipp(scenario, service string, keys map[string]string, extra .
 	return runSipp(ap.t, ap.sip, scenario, service, keys, extra...)
 }
 
-func runSipp(t *testing.T, target, scenario, service string, keys map[string]string, extra ...string) *sippRun {
+func runSipp(t testing.TB, target, scenario, service string, keys map[string]string, extra ...string) *sippRun {
 	t.Helper()
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Fatalf("sipp is not installed (apt-get install sip-tester): %v", err)
@@ -369,3 +369,9 @@ func tailLines(s string, n int) string {
 }
 
 var _ io.Writer = testLog{}
+
+func (ap *inproc) snapshotEvents() []stamped {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	return append([]stamped(nil), ap.evs...)
+}

@@ -71,8 +71,7 @@ zones:
 	}
 
 	// A call parked over SIP shows on the board (the SSE event refreshes it).
-	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1", "hold": "6000",
-		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	caller := ap.parkCall("700", 6000*time.Millisecond)
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#slots tbody tr.parked[data-slot="701"]`)); err != nil {
 		t.Fatalf("parked call on the board: %v", err)
 	}

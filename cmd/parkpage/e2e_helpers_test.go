@@ -287,6 +287,14 @@ func (ap *inproc) sipp(scenario, service string, keys map[string]string, extra .
 	return runSipp(ap.t, ap.sip, scenario, service, keys, extra...)
 }
 
+// parkCall is a caller blind-transferred by 201 to ext (sipp, park.xml),
+// staying parked for hold before hanging up.
+func (ap *inproc) parkCall(ext string, hold time.Duration) *sippRun {
+	ap.t.Helper()
+	return ap.sipp(sippDir+"park.xml", ext, map[string]string{"from": "2065550100", "parker": "201@127.0.0.1",
+		"hold": fmt.Sprint(hold.Milliseconds()), "mport": fmt.Sprint(freePort(ap.t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+}
+
 func runSipp(t testing.TB, target, scenario, service string, keys map[string]string, extra ...string) *sippRun {
 	t.Helper()
 	if _, err := exec.LookPath("sipp"); err != nil {

@@ -101,8 +101,7 @@ zones:
 	}
 	wantFrames, _ := want.Frames(codec.PCMU)
 
-	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1", "hold": "12500",
-		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	caller := ap.parkCall("700", 12500*time.Millisecond)
 	select {
 	case err := <-caller.done:
 		caller.waited = true
@@ -376,8 +375,7 @@ zones:
 `, rtpPort)
 	l := listen(t, "239.255.70.9", rtpPort)
 	ap := startInprocPBX(t, y, fmt.Sprintf("sip:127.0.0.1:%d", pbxPort))
-	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1", "hold": "6000",
-		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	caller := ap.parkCall("700", 6000*time.Millisecond)
 	ap.waitEvent(events.CallParked, 0, 10*time.Second)
 	l.waitPackets(10, 5*time.Second)
 	to, _ := ap.waitEvent(events.CallTimedOut, 0, 10*time.Second)
@@ -418,8 +416,7 @@ zones:
 `, port)
 	l := listen(t, "239.255.90.2", port)
 	ap := startInproc(t, y)
-	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1", "hold": "7000",
-		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	caller := ap.parkCall("700", 7000*time.Millisecond)
 	ap.waitEvent(events.CallParked, 0, 10*time.Second)
 
 	res, err := http.Post(ap.api+"/api/v1/announcements", "application/json",

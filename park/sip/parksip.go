@@ -41,12 +41,19 @@ type options struct {
 	housekeep  time.Duration
 	minSE      time.Duration
 	answerWait time.Duration
+	normalPrio bool
 }
 
 // WithMedia makes the server use an existing media engine (shared with
 // other SIP users such as the SIP amplifier output); its owner runs it.
 // Without it the server creates and runs its own from sip.rtp_ports.
 func WithMedia(e *media.Engine) Option { return func(o *options) { o.media = e } }
+
+// WithNormalPriority keeps the hold-music pacer thread at normal
+// scheduling priority. By default it asks for SCHED_FIFO (granted to root
+// or with CAP_SYS_NICE, e.g. the systemd unit's AmbientCapabilities) and
+// carries on at normal priority, a little less even, when refused.
+func WithNormalPriority() Option { return func(o *options) { o.normalPrio = true } }
 
 // WithClock injects the park timers' clock (tests).
 func WithClock(c park.Clock) Option { return func(o *options) { o.clock = c } }
@@ -120,7 +127,7 @@ func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Spe
 			}
 		}
 		e, err := media.NewEngine(media.Config{IP: bind, Advertise: ip, PortMin: cfg.SIP.RTPPorts.First, PortMax: cfg.SIP.RTPPorts.Last,
-			Music: cfg.Park.Music}, logger.With("component", "media"))
+			Music: cfg.Park.Music, Realtime: !o.normalPrio}, logger.With("component", "media"))
 		if err != nil {
 			cancel()
 			return nil, err

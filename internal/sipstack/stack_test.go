@@ -30,7 +30,7 @@ import (
 
 // startStack parses a config whose sip: section is sipYAML (listeners on
 // loopback are added) and runs a Stack until the test ends.
-func startStack(t *testing.T, stateDir, sipYAML string) *Stack {
+func startStack(t testing.TB, stateDir, sipYAML string) *Stack {
 	t.Helper()
 	yaml := fmt.Sprintf(`
 state_dir: %s
@@ -71,7 +71,7 @@ func indent(s string) string {
 // phone is a sipgo user agent standing in for a desk phone: it sends
 // requests from its own UDP socket and answers NOTIFYs.
 type phone struct {
-	t       *testing.T
+	t       testing.TB
 	cli     *sipgo.Client
 	addr    netip.AddrPort
 	mu      sync.Mutex
@@ -79,9 +79,11 @@ type phone struct {
 	got     chan struct{}
 	// notifyDelay is how long the phone takes to answer a NOTIFY.
 	notifyDelay time.Duration
+	// onNotify, if set, is told of each NOTIFY as it arrives.
+	onNotify func(req *sip.Request, at time.Time)
 }
 
-func newPhone(t *testing.T) *phone {
+func newPhone(t testing.TB) *phone {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
 	if err != nil {
@@ -97,7 +99,11 @@ func newPhone(t *testing.T) *phone {
 	}
 	p := &phone{t: t, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), got: make(chan struct{}, 1)}
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		at := time.Now()
 		p.mu.Lock()
+		if p.onNotify != nil {
+			p.onNotify(req, at)
+		}
 		p.notifys = append(p.notifys, req)
 		d := p.notifyDelay
 		p.mu.Unlock()

@@ -68,7 +68,7 @@ func TestBLFSubscriberNotifies(t *testing.T) {
 		for i, change := range []time.Time{parked.Time, left.Time} {
 			d := ts[i+1].Sub(change)
 			t.Logf("%s NOTIFY %d arrived %v after the change", s.name, i+2, d)
-			// The target is 50 ms (see BenchmarkBLFNotify); under -race on a
+			// The target is 50 ms (sipstack.BenchmarkBLFNotify measures it); under -race on a
 			// shared machine allow more, but a timer-driven or polled notifier
 			// would still fail this.
 			if d < -5*time.Millisecond || d > 500*time.Millisecond {

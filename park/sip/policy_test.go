@@ -126,7 +126,7 @@ lots:
 func TestParkerFromConfiguredHeader(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "", lot700)
-	c := e.startSipp("consult_wait_bye.xml", sippOpts{service: "702", keys: map[string]string{"hdr": "X-Parker: \"Front Desk\" <sip:1009@pbx.lan>"}})
+	c := e.startSipp("consult_hangup.xml", sippOpts{service: "702", keys: map[string]string{"hdr": "X-Parker: \"Front Desk\" <sip:1009@pbx.lan>", "hold": "300"}})
 	ev := e.waitEvent(events.CallParked, "702", 5*time.Second)
 	if ev.Parker != `"Front Desk" <sip:1009@pbx.lan>` {
 		t.Fatalf("parker %q", ev.Parker)
@@ -134,7 +134,8 @@ func TestParkerFromConfiguredHeader(t *testing.T) {
 	if said := e.speak.said(); len(said) != 0 {
 		t.Errorf("a blind park was spoken to: %q", said)
 	}
-	_ = c // hung up by the server when the test ends
+	c.wait(10 * time.Second)
+	e.waitEvent(events.CallAbandoned, "702", 3*time.Second)
 }
 
 // Attended transfer to 700: the parker's consultation call is parked and

@@ -79,6 +79,9 @@ func (p *Presence) Subscribers() int {
 	return len(p.subs)
 }
 
+// Dialogs returns the dialogs last set (what a new subscriber is told).
+func (p *Presence) Dialogs() []DialogEntry { return p.current() }
+
 func (p *Presence) current() []DialogEntry {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -80,3 +80,25 @@ func TestBLFSubscriberNotifies(t *testing.T) {
 		t.Error("NOTIFY entity is not the subscribed extension")
 	}
 }
+
+// park.blf.early reports occupied slots as "early" (keys flash) on the
+// slot and on its lot's extension, with the caller and label shown.
+func TestBLFEarlyOption(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", lot700+"blf: {early: true}\n")
+	caller := e.startSipp("park.xml", sippOpts{service: "702", keys: map[string]string{"hold": "400"}})
+	e.waitEvent(events.CallParked, "702", 5*time.Second)
+	for _, ext := range []string{"702", "700"} {
+		ds := e.stack.Presence(ext).Dialogs()
+		if len(ds) != 1 || ds[0].State != "early" || ds[0].RemoteDisplay != "Sales: ACME Supply" || ds[0].ID != "702" {
+			t.Errorf("presence of %s while parked: %+v", ext, ds)
+		}
+	}
+	caller.wait(10 * time.Second)
+	e.waitEvent(events.CallAbandoned, "702", 3*time.Second)
+	for _, ext := range []string{"702", "700"} {
+		if ds := e.stack.Presence(ext).Dialogs(); len(ds) != 0 {
+			t.Errorf("presence of %s after the caller left: %+v", ext, ds)
+		}
+	}
+}

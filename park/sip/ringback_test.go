@@ -182,3 +182,39 @@ func TestForgedReferredByIsNotCalled(t *testing.T) {
 	}
 	caller.wait(10 * time.Second)
 }
+
+// A ring-back cancelled before its Ring action ran (a retriever won the
+// slot on another goroutine first) never rings the parker's phone.
+func TestCancelledRingNeverDials(t *testing.T) {
+	t.Parallel()
+	trap, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trap.Close()
+	got := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 2000)
+		if _, _, err := trap.ReadFrom(buf); err == nil {
+			got <- struct{}{}
+		}
+	}()
+	e := newEnv(t, pbx(trap.LocalAddr().(*net.UDPAddr).Port), ringLot(0))
+	r := park.Ring{Call: 42, Attempt: 4242, Kind: park.RingParker, Target: "1001", Slot: "701", Display: "701 Sales", Timeout: time.Second}
+	e.srv.CancelRing(r)
+	e.srv.Ring(r)
+	select {
+	case <-got:
+		t.Fatal("a cancelled ring-back dialled the parker")
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The same attempt number is not poisoned for ever: a fresh attempt rings.
+	r.Attempt = 4243
+	e.srv.Ring(r)
+	select {
+	case <-got:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a live ring-back did not dial the parker through sip.pbx")
+	}
+	e.srv.CancelRing(r)
+}

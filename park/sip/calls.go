@@ -33,6 +33,11 @@ type parked struct {
 	lastRefresh time.Time
 	conn        *connection
 	gone        bool
+	// consult: the leg is the parker's own consultation call of an
+	// attended transfer (parked without a parker), which an INVITE with
+	// Replaces takes over; for any other parked leg such an INVITE is a
+	// pickup (a phone picking up a BLF target by Replaces).
+	consult bool
 }
 
 // connection is a bridged pair of legs (caller and retriever/answerer).
@@ -225,7 +230,7 @@ func (s *Server) parkCall(call *sipstack.IncomingCall, r park.ParkRequest, atten
 		return
 	}
 	now := time.Now()
-	p := &parked{s: s, id: c.ID, dlg: call.Dialog, leg: leg, started: now, interval: interval, lastRefresh: now}
+	p := &parked{s: s, id: c.ID, dlg: call.Dialog, leg: leg, started: now, interval: interval, lastRefresh: now, consult: attended}
 	s.mu.Lock()
 	s.calls[c.ID] = p
 	s.mu.Unlock()
@@ -375,7 +380,10 @@ func (p *parked) connect(other *media.Leg, otherDlg *sipstack.Dialog) (*connecti
 }
 
 // pickup connects a plain INVITE to an occupied slot with the parked call.
-func (s *Server) pickup(call *sipstack.IncomingCall) {
+func (s *Server) pickup(call *sipstack.IncomingCall) { s.pickupSlot(call, call.Ext) }
+
+// pickupSlot connects call with the call parked in slot.
+func (s *Server) pickupSlot(call *sipstack.IncomingCall, slot string) {
 	retr := toParty(sipstack.CallerIdentity(call.Request))
 	if call.AuthUser != "" {
 		retr.User = call.AuthUser
@@ -385,12 +393,12 @@ func (s *Server) pickup(call *sipstack.IncomingCall) {
 		_ = call.Respond(code, "")
 		return
 	}
-	c, err := s.park.Retrieve(call.Ext, retr)
+	c, err := s.park.Retrieve(slot, retr)
 	if err != nil {
 		leg.Close()
 		code := park.SIPStatus(err)
 		_ = call.Respond(code, "")
-		s.log.Info("pickup refused", "slot", call.Ext, "retriever", retr.String(), "status", code, "reason", reasonOf(err))
+		s.log.Info("pickup refused", "slot", slot, "retriever", retr.String(), "status", code, "reason", reasonOf(err))
 		return
 	}
 	s.mu.Lock()
@@ -519,6 +527,21 @@ func (s *Server) onReplaces(call *sipstack.IncomingCall, value string, caller pa
 		_ = call.Respond(481, "")
 		return
 	}
+	if p != nil {
+		p.mu.Lock()
+		isConsult := p.consult
+		p.mu.Unlock()
+		if !isConsult {
+			// Replaces naming a parked caller's own dialog: a phone picking
+			// the call up (as from a BLF key), never a reason to drop it.
+			if c, ok := s.park.Call(p.id); ok {
+				s.pickupSlot(call, c.Slot)
+				return
+			}
+			_ = call.Respond(481, "")
+			return
+		}
+	}
 	hdrs, interval, reject := s.sessionTimer(call.Request)
 	if reject != nil {
 		_ = call.Respond(422, "Session Interval Too Small", reject...)
@@ -550,6 +573,7 @@ func (s *Server) onReplaces(call *sipstack.IncomingCall, value string, caller pa
 		p.mu.Lock()
 		oldDlg := p.dlg
 		p.dlg, p.leg, p.started, p.interval, p.lastRefresh = call.Dialog, leg, now, interval, now
+		p.consult = false
 		p.mu.Unlock()
 		p.attach(call.Dialog, leg)
 		oldLeg.Close()

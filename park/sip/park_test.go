@@ -1,6 +1,7 @@
 package parksip
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +216,26 @@ func TestRetrieversRace(t *testing.T) {
 	if won != 1 {
 		t.Fatalf("%d retrievers were connected, want 1", won)
 	}
+}
+
+// An INVITE with Replaces naming a parked caller's own dialog (a phone
+// picking up from a BLF key by Replaces) is a pickup: the retriever gets
+// the caller, who is never dropped; permission rules still apply.
+func TestReplacesNamingParkedCallIsPickup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", lot700)
+	caller := e.startSipp("park_wait_bye.xml", sippOpts{service: "704", extra: []string{"-cid_str", "parked-%u@test"}})
+	e.waitEvent(events.CallParked, "704", 5*time.Second)
+	ds := e.stack.DialogsByCallID("parked-1@test")
+	if len(ds) != 1 {
+		t.Fatalf("%d parked dialogs", len(ds))
+	}
+	rep := fmt.Sprintf("Replaces: parked-1@test;to-tag=%s;from-tag=%s", ds[0].LocalTag, ds[0].RemoteTag)
+	r := e.startSipp("retrieve_hangup.xml", sippOpts{service: "700", keys: map[string]string{"from": "1002", "hold": "500", "hdr": rep}})
+	ev := e.waitEvent(events.CallRetrieved, "704", 5*time.Second)
+	if ev.Reason != "pickup" || !strings.Contains(ev.Retriever, "1002") || !strings.Contains(ev.Caller, "ACME Supply") {
+		t.Fatalf("retrieved %+v", ev)
+	}
+	r.wait(10 * time.Second)
+	caller.wait(10 * time.Second) // hung up by the server only after the retriever left
 }

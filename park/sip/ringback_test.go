@@ -218,3 +218,20 @@ func TestCancelledRingNeverDials(t *testing.T) {
 	}
 	e.srv.CancelRing(r)
 }
+
+// A parker's phone answering just as the ring time ends (its 200 crosses
+// our CANCEL) is ACKed and hung up, and the call goes back to its slot.
+func TestRingbackAnswerCrossingCancel(t *testing.T) {
+	t.Parallel()
+	phonePort := freeUDPPort(t)
+	e := newEnv(t, pbx(phonePort), ringLot(0))
+	phone := e.startSipp("uas_answer_after_cancel.xml", uasOpts(phonePort, "1001"))
+	caller := e.startSipp("park.xml", sippOpts{service: "700", keys: map[string]string{"hold": "2600"}})
+	e.waitEvent(events.CallRangBack, "701", 5*time.Second)
+	ret := e.waitEvent(events.CallReturned, "701", 5*time.Second)
+	if !strings.Contains(ret.Reason, "no answer") {
+		t.Errorf("returned %+v", ret)
+	}
+	phone.wait(10 * time.Second) // got its ACK and BYE
+	caller.wait(10 * time.Second)
+}

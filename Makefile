@@ -54,8 +54,10 @@ fmt-check:
 test: deps-test fmt-check vet
 	$(GO) test -race -count=1 -timeout 8m ./...
 
+# Benchmarks one package at a time (-p 1), so one load test never skews
+# another's figures. Each reports medians/p99s with b.ReportMetric.
 bench: deps-test
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./...
 
 fuzz: deps-build
 	scripts/fuzz-all 20s

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -109,7 +110,7 @@ func (s *Stack) Dial(ctx context.Context, r DialRequest) (*Dialog, []byte, error
 	s.bindLocal(req)
 	dua := *s.dua
 	dua.ContactHDR = *s.contactHeader(transport)
-	sess, err := dua.WriteInvite(ctx, req)
+	sess, err := whileBinding(ctx, func() (*sipgo.DialogClientSession, error) { return dua.WriteInvite(ctx, req.Clone()) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("sip: invite %s: %w", uri.String(), err)
 	}
@@ -140,7 +141,7 @@ func (s *Stack) Dial(ctx context.Context, r DialRequest) (*Dialog, []byte, error
 	}
 	res := sess.InviteResponse
 	toTag, _ := res.To().Params.Get("tag")
-	d := &Dialog{s: s, CallID: req.CallID().Value(), LocalTag: from.Params.GetOr("tag", ""), RemoteTag: toTag, Invite: req,
+	d := &Dialog{s: s, CallID: sess.InviteRequest.CallID().Value(), LocalTag: from.Params.GetOr("tag", ""), RemoteTag: toTag, Invite: sess.InviteRequest,
 		uac: sess, done: make(chan struct{})}
 	d.Remote = Identity{URI: to.Address.String(), User: to.Address.User, Host: to.Address.Host}
 	if pai, ok := responseIdentity(res); ok {
@@ -211,7 +212,9 @@ func (s *Stack) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 		return nil, errors.New("sip: stack is not listening")
 	}
 	s.bindLocal(req)
-	tx, err := s.cli.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	tx, err := whileBinding(ctx, func() (sip.ClientTransaction, error) {
+		return s.cli.TransactionRequest(ctx, req.Clone(), sipgo.ClientRequestAddVia)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +233,24 @@ func (s *Stack) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 			return nil, errors.New("transaction ended without a response")
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+	}
+}
+
+// whileBinding retries send while sipgo has not yet taken over our listening
+// socket: Run's serve goroutines register it asynchronously, and a request
+// sent before that makes sipgo bind the same address itself (EADDRINUSE).
+// Only the first moments after start-up are affected.
+func whileBinding[T any](ctx context.Context, send func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := send()
+		if err == nil || i >= 50 || !(errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

@@ -17,7 +17,7 @@ endif
 APT_BUILD := pkg-config gcc libopus-dev libopusfile-dev flite1-dev
 APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium
 
-.PHONY: all build build-arm64 run test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
+.PHONY: all build build-arm64 arm64-smoke run test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
 
 all: build
 
@@ -32,14 +32,27 @@ deps-test:
 build: deps-build
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/parkpage
 
-# The appliance target. cgo (libopus, flite) needs an arm64 C toolchain and
-# the arm64 dev packages: apt-get install gcc-aarch64-linux-gnu and, after
-# dpkg --add-architecture arm64, libopus-dev:arm64 flite1-dev:arm64.
+# The appliance target: one static arm64 binary (gokrazy has no shared
+# libraries). scripts/arm64-ensure adds the arm64 dpkg architecture and
+# installs the cross gcc and libopus-dev:arm64, flite1-dev:arm64. Tags:
+# nolibopusfile (no libopusfile/libogg: parkpage never reads Ogg files),
+# static_flite (stubs for the ALSA symbols libflite.a references: Debian
+# ships no libasound.a, and parkpage only synthesises into memory); -lm
+# after the static libopus.
 build-arm64:
-	@scripts/apt-ensure gcc-aarch64-linux-gnu
+	@scripts/arm64-ensure
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
-	PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig \
-	$(GO) build -tags netgo,osusergo -ldflags '$(LDFLAGS) -extldflags -static' -o bin/parkpage-arm64 ./cmd/parkpage
+	PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig CGO_LDFLAGS=-lm \
+	$(GO) build -tags netgo,osusergo,nolibopusfile,static_flite -ldflags '$(LDFLAGS) -extldflags -static' -o bin/parkpage-arm64 ./cmd/parkpage
+
+# Runs the static arm64 binary under qemu-user: it starts, checks the
+# default config and speaks an announcement (flite and G.722 linked in).
+arm64-smoke: build-arm64
+	@scripts/apt-ensure qemu-user
+	qemu-aarch64 bin/parkpage-arm64 version
+	qemu-aarch64 bin/parkpage-arm64 print-default-config > bin/default.yaml
+	qemu-aarch64 bin/parkpage-arm64 check-config bin/default.yaml
+	qemu-aarch64 bin/parkpage-arm64 render -text "Sales call on 704" -codec g722 -o bin/arm64-render.wav
 
 run: build
 	$(BIN) run -state-dir $(STATE_DIR) $(if $(CONFIG),-config $(CONFIG))

@@ -253,11 +253,14 @@ func TestReloadKeepsRunningConfigWhenInvalid(t *testing.T) {
 }
 
 func TestStartupErrorsAreOneClearLine(t *testing.T) {
-	// An unwritable state directory: a file where the directory should be.
+	// Every socket on loopback (the default config would bind 0.0.0.0:5060).
 	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "parkpage.yaml")
+	os.WriteFile(cfgFile, []byte(testConfig(t, "")), 0o644)
+	// An unwritable state directory: a file where the directory should be.
 	blocker := filepath.Join(dir, "state")
 	os.WriteFile(blocker, nil, 0o644)
-	code, _, errOut := run(t, "", "run", "-state-dir", filepath.Join(blocker, "sub"), "-http", "127.0.0.1:0")
+	code, _, errOut := run(t, "", "run", "-config", cfgFile, "-state-dir", filepath.Join(blocker, "sub"), "-http", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errOut, "state directory "+filepath.Join(blocker, "sub")+" is not writable") ||
 		!strings.Contains(errOut, "set state_dir (or -state-dir)") {
 		t.Errorf("state dir: %d %q", code, errOut)
@@ -268,8 +271,21 @@ func TestStartupErrorsAreOneClearLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	code, _, errOut = run(t, "", "run", "-state-dir", t.TempDir(), "-http", l.Addr().String())
+	code, _, errOut = run(t, "", "run", "-config", cfgFile, "-state-dir", t.TempDir(), "-http", l.Addr().String())
 	if code != 1 || !strings.Contains(errOut, "is already in use: stop the other program or set http.listen") {
 		t.Errorf("port in use: %d %q", code, errOut)
+	}
+	// The SIP port already in use.
+	u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	sipCfg := filepath.Join(dir, "sip-taken.yaml")
+	taken := fmt.Sprintf("sip:\n  listen:\n    - {transport: udp, address: \"%s\"}\n  rtp_ports: 30000-30999\n", u.LocalAddr())
+	os.WriteFile(sipCfg, []byte(taken), 0o644)
+	code, _, errOut = run(t, "", "run", "-config", sipCfg, "-state-dir", t.TempDir(), "-http", "127.0.0.1:0")
+	if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "address already in use: stop the other SIP service or set sip.listen") {
+		t.Errorf("SIP port in use: %d %q", code, errOut)
 	}
 }

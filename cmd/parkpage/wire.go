@@ -95,7 +95,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	}
 	closers = append(closers, func() { c.stack.Close() })
 	if c.park, err = parksip.New(cfg, c.stack, bus, c.audio, log); err != nil {
-		return nil, sipListenError(err)
+		return nil, err // sipstack says which address and what to do
 	}
 	c.pacer = multicast.NewPacer(log)
 	resolve := opt.Relays
@@ -146,18 +146,6 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	a.AddPart(c)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.announce, ParkEvent: c.parkEvent})
 	return c, nil
-}
-
-// sipListenError turns a bind failure into the one clear line start-up
-// promises.
-func sipListenError(err error) error {
-	if strings.Contains(err.Error(), "address already in use") {
-		return fmt.Errorf("sip: %w: another SIP server (a PBX or a second parkpage) holds the port; stop it or change sip.listen", err)
-	}
-	if strings.Contains(err.Error(), "permission denied") {
-		return fmt.Errorf("sip: %w: ports below 1024 need root or CAP_NET_BIND_SERVICE; or change sip.listen", err)
-	}
-	return fmt.Errorf("sip: %w", err)
 }
 
 func (c *core) Name() string { return "core" }

@@ -204,7 +204,8 @@ type heard struct {
 
 func listen(t testing.TB, group string, port int) *listener {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+	// Bound to the group itself: only that group's datagrams, joined on lo.
+	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, fmt.Sprint(port)))
 	if err != nil {
 		t.Fatal(err)
 	}

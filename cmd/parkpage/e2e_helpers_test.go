@@ -55,6 +55,19 @@ func startInproc(t testing.TB, y string, pinNames ...string) *inproc {
 // startInprocPBX is startInproc with sip.pbx set to pbx.
 func startInprocPBX(t testing.TB, y, pbx string, pinNames ...string) *inproc {
 	t.Helper()
+	ap, _ := startInprocFull(t, y, pbx, pinNames...)
+	return ap
+}
+
+// startInprocStoppable is startInproc with a stop function that stops the
+// appliance and says how long it took.
+func startInprocStoppable(t testing.TB, y string, pinNames ...string) (*inproc, func() time.Duration) {
+	t.Helper()
+	return startInprocFull(t, y, "", pinNames...)
+}
+
+func startInprocFull(t testing.TB, y, pbx string, pinNames ...string) (*inproc, func() time.Duration) {
+	t.Helper()
 	dir := t.TempDir()
 	sipPort := freePort(t, "udp")
 	rtpBase := 10000 + (sipPort % 200 * 100) // below the ephemeral ports freePort hands out
@@ -108,18 +121,26 @@ func startInprocPBX(t testing.TB, y, pbx string, pinNames ...string) *inproc {
 		t.Fatal("appliance not ready")
 	}
 	ap.api = "http://" + a.HTTPAddr().String()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("appliance: %v", err)
+	var once sync.Once
+	var took time.Duration
+	stop := func() time.Duration {
+		once.Do(func() {
+			start := time.Now()
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("appliance: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("appliance did not stop within 5 s")
 			}
-		case <-time.After(5 * time.Second):
-			t.Error("appliance did not stop within 5 s")
-		}
-	})
-	return ap
+			took = time.Since(start)
+		})
+		return took
+	}
+	t.Cleanup(func() { stop() })
+	return ap, stop
 }
 
 func (ap *inproc) collect(ctx context.Context) {

@@ -455,3 +455,56 @@ zones:
 		t.Errorf("events %v", ap.eventTypes())
 	}
 }
+
+// Stopping with a call parked and a page playing: the caller gets a BYE,
+// the page ends cleanly (its Polycom End burst goes out), the relay is off,
+// and the whole appliance has stopped within 2 s.
+func TestShutdownWithCallAndPage(t *testing.T) {
+	t.Parallel()
+	port := freePort(t, "udp")
+	y := fmt.Sprintf(`
+park:
+  lots:
+    - {extension: "700", slots: 701-703, find_slot: first}
+announce:
+  chime: none
+  lead_in: 100ms
+relays:
+  amp: {pin: AMP, role: page_active, lead: 50ms, hold: 100ms}
+zones:
+  front:
+    outputs:
+      - {type: polycom, group: 239.255.90.4, port: %d, codec: g722, interface: lo, loopback: true}
+`, port)
+	l := listen(t, "239.255.90.4", port)
+	ap, stop := startInprocStoppable(t, y, "AMP")
+	caller := ap.sipp(sippDir+"park_wait_bye.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1",
+		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	ap.waitEvent(events.CallParked, 0, 10*time.Second)
+	res, err := http.Post(ap.api+"/api/v1/announcements", "application/json",
+		strings.NewReader(`{"zones":["front"],"text":"A long page that the shutdown must end cleanly, with the end burst"}`))
+	if err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("announce: %v", err)
+	}
+	res.Body.Close()
+	l.waitPackets(40, 5*time.Second)
+
+	took := stop()
+	t.Logf("stopped in %v", took)
+	if took > 2*time.Second {
+		t.Errorf("stopping took %v, want at most 2 s", took)
+	}
+	caller.wait(5 * time.Second) // got its BYE and answered it
+	ends := 0
+	for _, h := range l.snapshot() {
+		if p, err := polycom.Parse(h.data); err == nil && p.Op == polycom.OpEnd {
+			ends++
+		}
+	}
+	if ends == 0 {
+		t.Error("the page was not ended with a Polycom End burst")
+	}
+	if lv := ap.pins["AMP"].Read(); lv != gpio.Low {
+		t.Errorf("relay %v after stop, want Low", lv)
+	}
+}

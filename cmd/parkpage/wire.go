@@ -31,6 +31,7 @@ import (
 	"github.com/parkpage/parkpage/internal/tts"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
+	"github.com/parkpage/parkpage/park"
 	parksip "github.com/parkpage/parkpage/park/sip"
 	"github.com/parkpage/parkpage/relays"
 )
@@ -129,7 +130,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("zones: %w", err)
 	}
 	closers = append(closers, func() { c.gw.Close() })
-	if c.ann, err = announcer.New(announcer.Options{Config: cfg, Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log}); err != nil {
+	if c.ann, err = announcer.New(announcer.Options{Config: cfg, Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log, Parked: c.parkedNow}); err != nil {
 		return nil, err
 	}
 	if c.live, err = livepage.New(cfg, livepage.Options{SIP: c.stack, Media: c.park.Media(), Pager: c.gw, Logger: log}); err != nil {
@@ -243,6 +244,18 @@ func (c *core) slots() []api.Slot {
 		out = append(out, row)
 	}
 	return out
+}
+
+// parkedNow is the local park board as call.parked events, for the
+// announcer to resynchronise after it lost events.
+func (c *core) parkedNow() []events.Event {
+	var es []events.Event
+	for _, s := range c.park.Slots() {
+		if s.State == park.StateParked {
+			es = append(es, events.Event{Type: events.CallParked, Lot: s.Lot, Slot: s.Slot, Label: s.Label, Caller: s.Caller, Parker: s.Parker, Source: "local"})
+		}
+	}
+	return es
 }
 
 func (c *core) zones() []api.Zone {

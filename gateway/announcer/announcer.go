@@ -49,6 +49,12 @@ type Options struct {
 	After func(time.Duration) <-chan time.Time
 	// NoWarm skips rendering every slot's phrase ahead of its first park.
 	NoWarm bool
+	// Parked, if set, lists the calls parked now (as call.parked events)
+	// in the park server this announcer serves. After the bus reports lost
+	// events the announcer resynchronises from it: it starts announcing
+	// parks it missed and stops runs whose call has gone. Parks reported
+	// by another PBX cannot be resynchronised.
+	Parked func() []events.Event
 }
 
 // Announcer follows park events and pages them.
@@ -60,6 +66,9 @@ type Announcer struct {
 	sub  *events.Subscription
 	mu   sync.Mutex
 	runs map[string]*run // by slot
+	// parked holds the slots whose park has been seen and not yet ended,
+	// announced or not (runs end after their repeats; the call may stay).
+	parked map[string]bool
 	ctx  context.Context // Run's, for the runs it starts
 	wg   sync.WaitGroup
 	warm chan struct{}
@@ -85,7 +94,7 @@ func New(o Options) (*Announcer, error) {
 	if o.After == nil {
 		o.After = time.After
 	}
-	a := &Announcer{o: o, log: o.Logger.With("component", "announcer"), runs: map[string]*run{}, warm: make(chan struct{}, 1)}
+	a := &Announcer{o: o, log: o.Logger.With("component", "announcer"), runs: map[string]*run{}, parked: map[string]bool{}, warm: make(chan struct{}, 1)}
 	a.cfg.Store(o.Config)
 	return a, nil
 }
@@ -152,7 +161,43 @@ func (a *Announcer) handle(e events.Event) {
 	case events.CallRetrieved, events.CallAbandoned, events.CallTimedOut, events.CallRangBack:
 		a.stop(e.Slot, string(e.Type))
 	case events.Lost:
-		a.log.Warn("missed events: an announcement may run on after its call ended, or a park go unannounced", "count", e.Count)
+		if a.o.Parked == nil {
+			a.log.Warn("missed events: an announcement may run on after its call ended, or a park go unannounced", "count", e.Count)
+			return
+		}
+		a.log.Warn("missed events: resynchronising announcements with the park board", "count", e.Count)
+		a.resync(a.o.Parked())
+	}
+}
+
+// resync makes the announcer match the board: a parked slot it never saw
+// parked is announced, a slot it thinks parked that is free stops. Slots
+// parked on both sides keep their run (or its absence, once its repeats
+// are done): restarting would repeat an announcement already made.
+func (a *Announcer) resync(parked []events.Event) {
+	want := map[string]events.Event{}
+	for _, e := range parked {
+		want[e.Slot] = e
+	}
+	a.mu.Lock()
+	var stop []string
+	for slot := range a.parked {
+		if _, ok := want[slot]; !ok {
+			stop = append(stop, slot)
+		}
+	}
+	var start []events.Event
+	for slot, e := range want {
+		if !a.parked[slot] {
+			start = append(start, e)
+		}
+	}
+	a.mu.Unlock()
+	for _, slot := range stop {
+		a.stop(slot, "resync")
+	}
+	for _, e := range start {
+		a.start(e)
 	}
 }
 
@@ -171,6 +216,7 @@ func (a *Announcer) stop(slot, why string) {
 	a.mu.Lock()
 	r := a.runs[slot]
 	delete(a.runs, slot)
+	delete(a.parked, slot)
 	a.mu.Unlock()
 	if r != nil {
 		a.log.Debug("announcement stopped", "slot", slot, "reason", why)
@@ -190,6 +236,7 @@ func (a *Announcer) start(e events.Event) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.parked[e.Slot] = true
 	if old := a.runs[e.Slot]; old != nil {
 		old.cancel()
 		delete(a.runs, e.Slot)

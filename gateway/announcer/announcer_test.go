@@ -158,6 +158,10 @@ type harness struct {
 // newHarness runs an announcer over a real gateway whose outputs are fakes
 // that play for the audio's length, inside a synctest bubble.
 func newHarness(t *testing.T, y string) *harness {
+	return newHarnessWith(t, y, nil)
+}
+
+func newHarnessWith(t *testing.T, y string, parked func() []events.Event) *harness {
 	cfg := parse(t, y)
 	h := &harness{t: t, t0: time.Now(), bus: events.New()}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -172,7 +176,7 @@ func newHarness(t *testing.T, y string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.ann, err = New(Options{Config: cfg, Pager: h.gw, Audio: announce.NewCache(r, 16), Bus: h.bus, Logger: log})
+	h.ann, err = New(Options{Config: cfg, Pager: h.gw, Audio: announce.NewCache(r, 16), Bus: h.bus, Logger: log, Parked: parked})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +363,51 @@ func TestReturnedCallIsAnnouncedAgain(t *testing.T) {
 		synctest.Wait()
 		if n := len(h.snapshot()); n != 2 {
 			t.Errorf("%d plays, want 2 (park, return)", n)
+		}
+	})
+}
+
+// After lost events the announcer resynchronises with the park board: a
+// park it missed is announced, a run whose call left is stopped, and a
+// park already announced is not announced again.
+func TestResyncAfterLostEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		board := []string{}
+		parked := func() []events.Event {
+			mu.Lock()
+			defer mu.Unlock()
+			var es []events.Event
+			for _, s := range board {
+				es = append(es, events.Event{Type: events.CallParked, Slot: s})
+			}
+			return es
+		}
+		setBoard := func(slots ...string) { mu.Lock(); board = slots; mu.Unlock() }
+		h := newHarnessWith(t, baseConfig, parked)
+
+		// 702 parked and announced once; 704 parked, announcing with repeats.
+		h.publish(events.CallParked, "702")
+		h.publish(events.CallParked, "704")
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		n := len(h.snapshot())
+		// Events lost: meanwhile 701 was parked and 704 picked up.
+		setBoard("701", "702")
+		h.bus.Publish(events.Event{Type: events.Lost, Count: 3})
+		time.Sleep(100 * time.Second)
+		synctest.Wait()
+		var zones []string
+		for _, p := range h.snapshot()[n:] {
+			zones = append(zones, p.zone)
+		}
+		// 701 (lobby) announced once; no 704 repeats (sales, warehouse); no
+		// second 702 announcement (lobby).
+		if !slices.Equal(zones, []string{"lobby"}) {
+			t.Errorf("after resync the zones heard %v, want [lobby] (701 only)", zones)
+		}
+		if a := h.ann.Active(); len(a) != 0 {
+			t.Errorf("runs after resync: %v", a)
 		}
 	})
 }

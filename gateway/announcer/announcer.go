@@ -69,9 +69,9 @@ type Announcer struct {
 	// parked holds the slots whose park has been seen and not yet ended,
 	// announced or not (runs end after their repeats; the call may stay).
 	parked map[string]bool
-	ctx  context.Context // Run's, for the runs it starts
-	wg   sync.WaitGroup
-	warm chan struct{}
+	ctx    context.Context // Run's, for the runs it starts
+	wg     sync.WaitGroup
+	warm   chan struct{}
 }
 
 // run is one parked call's announcements.

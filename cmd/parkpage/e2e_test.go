@@ -334,6 +334,18 @@ zones:
 			t.Errorf("payload type %d, want 9 (G.722)", ps[0].PayloadType)
 		}
 	}
+	mres, err := http.Get(ap.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mb bytes.Buffer
+	mb.ReadFrom(mres.Body)
+	mres.Body.Close()
+	for _, m := range []string{"parkpage_parked_calls 0", "parkpage_announce_renders 1", `parkpage_events_total{type="page.ended"} 1`, "parkpage_zones_paging 0"} {
+		if !strings.Contains(mb.String(), m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
 	code, body = post(`{"zones":["nowhere"],"text":"x"}`)
 	if code != http.StatusBadRequest || !strings.Contains(body, `"field": "zones"`) && !strings.Contains(body, `"field":"zones"`) {
 		t.Errorf("unknown zone: %d %s", code, body)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/announcer"
 	"github.com/parkpage/parkpage/gateway/livepage"
@@ -144,6 +146,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, err
 	}
 
+	c.registerMetrics(a.Metrics())
 	a.AddPart(c)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.announce, ParkEvent: c.parkEvent})
 	return c, nil
@@ -244,6 +247,31 @@ func (c *core) slots() []api.Slot {
 		out = append(out, row)
 	}
 	return out
+}
+
+// registerMetrics adds the appliance's gauges to /metrics (the event
+// counters are the app's).
+func (c *core) registerMetrics(set *metrics.Set) {
+	set.NewGauge("parkpage_parked_calls", func() float64 { return float64(len(c.parkedNow())) })
+	set.NewGauge("parkpage_sip_registrations", func() float64 { return float64(len(c.stack.Registrations())) })
+	set.NewGauge("parkpage_rtp_legs", func() float64 { return float64(c.park.Media().Legs()) })
+	set.NewGauge("parkpage_hold_music_late_ticks", func() float64 { return float64(c.park.Media().Stats().Missed) })
+	set.NewGauge("parkpage_hold_music_max_tick_seconds", func() float64 { return c.park.Media().Stats().MaxWork.Seconds() })
+	set.NewGauge("parkpage_zones_paging", func() float64 {
+		n := 0
+		for _, z := range c.gw.Zones() {
+			if z.Page != "" {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	set.NewGauge("parkpage_live_pages", func() float64 { return float64(c.live.Active()) })
+	set.NewGauge("parkpage_announcements_running", func() float64 { return float64(len(c.ann.Active())) })
+	cache := func() announce.CacheStats { ca, _, _ := c.audio.current(); return ca.Stats() }
+	set.NewGauge("parkpage_announce_cache_hits", func() float64 { return float64(cache().Hits) })
+	set.NewGauge("parkpage_announce_cache_misses", func() float64 { return float64(cache().Misses) })
+	set.NewGauge("parkpage_announce_renders", func() float64 { return float64(cache().Renders) })
 }
 
 // parkedNow is the local park board as call.parked events, for the

@@ -163,6 +163,9 @@ func (a *App) Config() *config.Config {
 // Bus is the app's event bus.
 func (a *App) Bus() *events.Bus { return a.bus }
 
+// Metrics is the set served on /metrics; parts register their gauges in it.
+func (a *App) Metrics() *metrics.Set { return a.metrics }
+
 // Logger is the app's logger.
 func (a *App) Logger() *slog.Logger { return a.log }
 

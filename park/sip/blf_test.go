@@ -86,10 +86,17 @@ func TestBLFSubscriberNotifies(t *testing.T) {
 func TestBLFEarlyOption(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "", lot700+"blf: {early: true}\n")
-	caller := e.startSipp("park.xml", sippOpts{service: "702", keys: map[string]string{"hold": "400"}})
+	caller := e.startSipp("park.xml", sippOpts{service: "702", keys: map[string]string{"hold": "2000"}})
 	e.waitEvent(events.CallParked, "702", 5*time.Second)
 	for _, ext := range []string{"702", "700"} {
+		// The presence follows the event on the server's own goroutine:
+		// wait for it (a loaded machine), but well within the hold.
+		deadline := time.Now().Add(time.Second)
 		ds := e.stack.Presence(ext).Dialogs()
+		for len(ds) == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			ds = e.stack.Presence(ext).Dialogs()
+		}
 		if len(ds) != 1 || ds[0].State != "early" || ds[0].RemoteDisplay != "Sales: ACME Supply" || ds[0].ID != "702" {
 			t.Errorf("presence of %s while parked: %+v", ext, ds)
 		}

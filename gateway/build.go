@@ -337,6 +337,12 @@ func defaultRouteInterface() (string, error) {
 	if err == nil {
 		return name, nil
 	}
+	// A route for the multicast range itself (224.0.0.0/4) is where the
+	// kernel would send the pages: a lab network, or a private namespace
+	// with "ip route add 224.0.0.0/4 dev lo".
+	if name := multicastRoute(string(data)); name != "" {
+		return name, nil
+	}
 	ifs, ierr := net.Interfaces()
 	if ierr != nil {
 		return "", err
@@ -351,6 +357,30 @@ func defaultRouteInterface() (string, error) {
 		return up[0], nil
 	}
 	return "", err
+}
+
+// multicastRoute returns the interface of an up route for 224.0.0.0/4 in
+// /proc/net/route text (addresses in host byte order hex), or "".
+func multicastRoute(s string) string {
+	const rtfUp = 0x1
+	for i, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 8 {
+			continue
+		}
+		dst, err1 := strconv.ParseUint(f[1], 16, 32)
+		flags, err2 := strconv.ParseUint(f[3], 16, 32)
+		mask, err3 := strconv.ParseUint(f[7], 16, 32)
+		if err1 != nil || err2 != nil || err3 != nil || flags&rtfUp == 0 {
+			continue
+		}
+		// Little-endian on the machines parkpage runs on: 224.0.0.0 is
+		// 000000E0, 240.0.0.0 is 000000F0.
+		if dst == 0x000000E0 && mask == 0x000000F0 {
+			return f[0]
+		}
+	}
+	return ""
 }
 
 // parseDefaultRoute picks the up default route with the lowest metric from

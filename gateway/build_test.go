@@ -253,3 +253,17 @@ func FuzzParseDefaultRoute(f *testing.F) {
 		}
 	})
 }
+
+func TestMulticastRoute(t *testing.T) {
+	table := "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
+		"lo\t000000E0\t00000000\t0001\t0\t0\t0\t000000F0\t0\t0\t0\n"
+	if got := multicastRoute(table); got != "lo" {
+		t.Errorf("multicastRoute = %q, want lo", got)
+	}
+	if _, err := parseDefaultRoute(table); err == nil {
+		t.Error("a multicast route is not a default route")
+	}
+	if got := multicastRoute(strings.Replace(table, "0001", "0000", 1)); got != "" {
+		t.Errorf("a down route gave %q", got)
+	}
+}

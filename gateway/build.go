@@ -227,14 +227,9 @@ func (o *polycomOutput) Play(ctx context.Context, pb *Playback) error {
 	if err != nil {
 		return fmt.Errorf("%s: render %s: %w", o.name, o.codec, err)
 	}
-	opts := o.opts
-	opts.Channel = o.Channel(pb.Priority)
-	if pb.CallerID != "" {
-		opts.CallerID = pb.CallerID
-	}
-	out, err := multicast.NewPolycomOutput(o.pacer, o.sender, opts)
+	out, err := o.session(pb)
 	if err != nil {
-		return fmt.Errorf("%s: %w", o.name, err)
+		return err
 	}
 	st, err := out.Play(ctx, frames)
 	logStats(o.log, o.name, pb.ID, st)
@@ -242,6 +237,21 @@ func (o *polycomOutput) Play(ctx context.Context, pb *Playback) error {
 		return fmt.Errorf("%s: %w", o.name, err)
 	}
 	return err
+}
+
+// session makes the Polycom sender of one page: the channel of its
+// priority, its caller ID.
+func (o *polycomOutput) session(pb *Playback) (*multicast.PolycomOutput, error) {
+	opts := o.opts
+	opts.Channel = o.Channel(pb.Priority)
+	if pb.CallerID != "" {
+		opts.CallerID = pb.CallerID
+	}
+	out, err := multicast.NewPolycomOutput(o.pacer, o.sender, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.name, err)
+	}
+	return out, nil
 }
 
 func (o *polycomOutput) Close() error { return o.sender.Close() }

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/parkpage/parkpage/internal/codec"
-	"github.com/parkpage/parkpage/multicast"
 )
 
 // ErrLiveAudio is what Frames of a LiveAudio returns: a live page cannot be
@@ -63,14 +62,9 @@ func (o *polycomOutput) playLive(ctx context.Context, pb *Playback, la LiveAudio
 		return fmt.Errorf("%s: %w", o.name, err)
 	}
 	defer feed.close()
-	opts := o.opts
-	opts.Channel = o.Channel(pb.Priority)
-	if pb.CallerID != "" {
-		opts.CallerID = pb.CallerID
-	}
-	out, err := multicast.NewPolycomOutput(o.pacer, o.sender, opts)
+	out, err := o.session(pb)
 	if err != nil {
-		return fmt.Errorf("%s: %w", o.name, err)
+		return err
 	}
 	st, err := out.PlayLive(ctx, feed)
 	logStats(o.log, o.name, pb.ID, st)

@@ -106,12 +106,9 @@ func New(cfg *config.Config, resolve Resolver, o Options) (*Bank, error) {
 	var errs []error
 	for _, name := range sortedRelayNames(cfg) {
 		rc := cfg.Relays[name]
-		pin, err := resolve(rc.Pin)
-		if err == nil && pin == nil {
-			err = fmt.Errorf("no such pin")
-		}
+		pin, err := resolvePin(resolve, name, rc)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err))
+			errs = append(errs, err)
 			continue
 		}
 		r := newRelay(name, rc, pin)
@@ -165,6 +162,18 @@ func (b *Bank) index(cfg *config.Config, byName map[string]*relay) {
 	}
 }
 
+// resolvePin finds a relay's pin; a resolver answering nil means no such pin.
+func resolvePin(resolve Resolver, name string, rc *config.Relay) (gpio.PinOut, error) {
+	pin, err := resolve(rc.Pin)
+	if err == nil && pin == nil {
+		err = errors.New("no such pin")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err)
+	}
+	return pin, nil
+}
+
 // Reload applies the relays of a new config to the Bank in place, so the
 // gateway's Relays adapter (LeaseRelays(bank.Acquire)) stays valid across
 // a config reload. A relay whose pin and polarity are unchanged keeps its
@@ -180,12 +189,9 @@ func (b *Bank) Reload(cfg *config.Config, resolve Resolver) error {
 	var errs []error
 	for _, name := range sortedRelayNames(cfg) {
 		rc := cfg.Relays[name]
-		pin, err := resolve(rc.Pin)
-		if err == nil && pin == nil {
-			err = fmt.Errorf("no such pin")
-		}
+		pin, err := resolvePin(resolve, name, rc)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err))
+			errs = append(errs, err)
 			continue
 		}
 		pins[name] = pin
@@ -477,12 +483,9 @@ func AllOff(cfg *config.Config, resolve Resolver) error {
 	var errs []error
 	for _, name := range sortedRelayNames(cfg) {
 		rc := cfg.Relays[name]
-		pin, err := resolve(rc.Pin)
-		if err == nil && pin == nil {
-			err = fmt.Errorf("no such pin")
-		}
+		pin, err := resolvePin(resolve, name, rc)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: pin %s: %w", name, rc.Pin, err))
+			errs = append(errs, err)
 			continue
 		}
 		off := gpio.Low

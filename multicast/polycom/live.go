@@ -84,7 +84,7 @@ func (s *LiveSession) Append(dst []byte) []byte {
 	s.lastDue, s.emitted = s.due, true
 	switch s.ph {
 	case phaseAlert:
-		dst = s.appendHeader(dst, OpAlert)
+		dst = appendPrebuilt(dst, &s.hdr, OpAlert)
 		s.i++
 		s.due += s.t.AlertInterval
 		if s.i >= s.t.AlertCount {
@@ -102,7 +102,7 @@ func (s *LiveSession) Append(dst []byte) []byte {
 				}
 			}
 		}
-		dst = s.appendHeader(dst, OpTransmit)
+		dst = appendPrebuilt(dst, &s.hdr, OpTransmit)
 		c := s.count
 		dst = append(dst, byte(s.codec), 0, byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
 		if s.sent > 0 {
@@ -114,20 +114,13 @@ func (s *LiveSession) Append(dst []byte) []byte {
 		s.count += s.step
 		s.due += s.t.FrameInterval
 	case phaseEnd:
-		dst = s.appendHeader(dst, OpEnd)
+		dst = appendPrebuilt(dst, &s.hdr, OpEnd)
 		s.i++
 		s.due += s.t.EndInterval
 		if s.i >= s.t.EndCount {
 			s.ph = phaseDone
 		}
 	}
-	return dst
-}
-
-func (s *LiveSession) appendHeader(dst []byte, op Op) []byte {
-	n := len(dst)
-	dst = append(dst, s.hdr[:]...)
-	dst[n] = byte(op)
 	return dst
 }
 

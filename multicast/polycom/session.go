@@ -191,14 +191,14 @@ func (s *Session) Append(dst []byte) []byte {
 	s.lastDue, s.emitted = s.due, true
 	switch s.ph {
 	case phaseAlert:
-		dst = s.appendHeader(dst, OpAlert)
+		dst = appendPrebuilt(dst, &s.hdr, OpAlert)
 		s.i++
 		s.due += s.t.AlertInterval
 		if s.i == s.t.AlertCount {
 			s.enter(phaseTransmit, s.due)
 		}
 	case phaseTransmit:
-		dst = s.appendHeader(dst, OpTransmit)
+		dst = appendPrebuilt(dst, &s.hdr, OpTransmit)
 		count := s.count0 + uint32(s.i)*s.step // wraps at 2^32 as it should
 		dst = append(dst, byte(s.codec), 0, byte(count>>24), byte(count>>16), byte(count>>8), byte(count))
 		if s.i > 0 {
@@ -211,7 +211,7 @@ func (s *Session) Append(dst []byte) []byte {
 			s.enter(phaseEnd, s.lastDue+s.t.EndDelay)
 		}
 	case phaseEnd:
-		dst = s.appendHeader(dst, OpEnd)
+		dst = appendPrebuilt(dst, &s.hdr, OpEnd)
 		s.i++
 		s.due += s.t.EndInterval
 		if s.i == s.t.EndCount {
@@ -221,9 +221,10 @@ func (s *Session) Append(dst []byte) []byte {
 	return dst
 }
 
-func (s *Session) appendHeader(dst []byte, op Op) []byte {
+// appendPrebuilt appends a prebuilt header with its op byte set.
+func appendPrebuilt(dst []byte, hdr *[HeaderLen]byte, op Op) []byte {
 	n := len(dst)
-	dst = append(dst, s.hdr[:]...)
+	dst = append(dst, hdr[:]...)
 	dst[n] = byte(op)
 	return dst
 }

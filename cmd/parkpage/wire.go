@@ -141,10 +141,9 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if c.phone, err = phonepage.New(cfg, phonepage.Options{Pager: c.gw, Own: b.OwnSource, DefaultInterface: b.DefaultInterface, Logger: log}); err != nil {
 		return nil, fmt.Errorf("phone_pages: %w", err)
 	}
+	// Config validation has checked external.*; a source that still fails
+	// to start (a BLF listen address in use) is logged by Run.
 	c.ext = &external{log: log, bus: bus, pending: cfg}
-	if err := c.ext.check(cfg); err != nil {
-		return nil, err
-	}
 
 	c.registerMetrics(a.Metrics())
 	a.AddPart(c)
@@ -511,16 +510,6 @@ type external struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	reload  chan struct{}
-}
-
-// check builds the sources of cfg once, for their config errors.
-func (e *external) check(cfg *config.Config) error {
-	if a := cfg.External.AMI; a != nil {
-		if _, err := ami.New(*a, ami.Options{Sink: func(pbxevents.ParkEvent) {}}); err != nil {
-			return fmt.Errorf("external.ami: %w", err)
-		}
-	}
-	return nil
 }
 
 func (e *external) Run(ctx context.Context) error {

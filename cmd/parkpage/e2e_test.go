@@ -334,17 +334,29 @@ zones:
 			t.Errorf("payload type %d, want 9 (G.722)", ps[0].PayloadType)
 		}
 	}
-	mres, err := http.Get(ap.api + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mb bytes.Buffer
-	mb.ReadFrom(mres.Body)
-	mres.Body.Close()
-	for _, m := range []string{"parkpage_parked_calls 0", "parkpage_announce_renders 1", `parkpage_events_total{type="page.ended"} 1`, "parkpage_zones_paging 0"} {
-		if !strings.Contains(mb.String(), m) {
-			t.Errorf("/metrics lacks %q", m)
+	// The event counters follow the bus on their own goroutine: poll.
+	wantMetrics := []string{"parkpage_parked_calls 0", "parkpage_announce_renders 1", `parkpage_events_total{type="page.ended"} 1`, "parkpage_zones_paging 0"}
+	var missing []string
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mres, err := http.Get(ap.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		var mb bytes.Buffer
+		mb.ReadFrom(mres.Body)
+		mres.Body.Close()
+		missing = missing[:0]
+		for _, m := range wantMetrics {
+			if !strings.Contains(mb.String(), m) {
+				missing = append(missing, m)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("/metrics lacks %q", missing)
 	}
 	code, body = post(`{"zones":["nowhere"],"text":"x"}`)
 	if code != http.StatusBadRequest || !strings.Contains(body, `"field": "zones"`) && !strings.Contains(body, `"field":"zones"`) {

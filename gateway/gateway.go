@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 )
@@ -22,12 +23,11 @@ const (
 	DefaultCutGrace = 2 * time.Second
 )
 
-// Options configures a Gateway.
+// Options are a Gateway's collaborators and tuning.
 type Options struct {
-	// Config supplies the zones (cfg.Zones), made into outputs by Outputs.
-	Config *config.Config
-	// Outputs makes each configured output (see Builder.Output).
-	Outputs OutputFactory
+	// Outputs makes each configured output; the wiring passes an
+	// output.Kinds' Output method.
+	Outputs output.Factory
 	// Relays switches zone relays; nil: no relays.
 	Relays Relays
 	// Events receives PageStarted, PagePreempted, PageEnded and
@@ -61,7 +61,7 @@ type Gateway struct {
 	log      *slog.Logger
 	relays   Relays
 	bus      *events.Bus
-	factory  OutputFactory
+	factory  output.Factory
 	maxQueue int
 	maxWait  time.Duration
 	grace    time.Duration
@@ -78,12 +78,10 @@ type Gateway struct {
 	seq     uint64
 }
 
-// New makes a gateway with the zones of opts.Config.
-func New(opts Options) (*Gateway, error) {
-	if opts.Config == nil {
-		return nil, errors.New("gateway: no config")
-	}
-	zones, err := BuildZones(opts.Config, opts.Outputs)
+// New makes a gateway with the zones of config section zones, their
+// outputs made by opts.Outputs.
+func New(zones map[string]*config.Zone, opts Options) (*Gateway, error) {
+	built, err := BuildZones(zones, opts.Outputs)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -95,7 +93,7 @@ func New(opts Options) (*Gateway, error) {
 		maxQueue: opts.MaxQueue,
 		maxWait:  opts.MaxWait,
 		grace:    opts.CutGrace,
-		gen:      &generation{zones: zones},
+		gen:      &generation{zones: built},
 		owner:    map[string]*play{},
 		pages:    map[string]*pageState{},
 	}
@@ -122,7 +120,7 @@ func (g *Gateway) Submit(ctx context.Context, pg Page) (*Handle, error) {
 	if pg.Audio == nil {
 		return nil, errors.New("submit page: no audio")
 	}
-	if pg.Priority < PriorityTest || pg.Priority > PriorityEmergency {
+	if pg.Priority < output.PriorityTest || pg.Priority > output.PriorityEmergency {
 		return nil, fmt.Errorf("submit page: bad priority %d", int(pg.Priority))
 	}
 	zones := make([]string, 0, len(pg.Zones))
@@ -213,28 +211,28 @@ func (g *Gateway) Zones() []ZoneInfo {
 	return out
 }
 
-// Reload swaps in the zones of cfg. Pages already playing finish on the old
+// Reload swaps in the zones of config section zones. Pages already playing finish on the old
 // outputs, which are closed when the last of them ends; waiting pages play
 // on the new definitions (skipping zones that no longer exist). On error the
 // old zones stay.
-func (g *Gateway) Reload(cfg *config.Config) error {
-	zones, err := BuildZones(cfg, g.factory)
+func (g *Gateway) Reload(zones map[string]*config.Zone) error {
+	built, err := BuildZones(zones, g.factory)
 	if err != nil {
 		return fmt.Errorf("reload zones: %w", err)
 	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		closeZones(zones)
+		closeZones(built)
 		return ErrClosed
 	}
 	old := g.gen
 	old.retired = true
-	g.gen = &generation{zones: zones}
+	g.gen = &generation{zones: built}
 	g.schedule()
 	closeOld := old.refs == 0
 	g.mu.Unlock()
-	g.log.Info("zones reloaded", "zones", len(zones))
+	g.log.Info("zones reloaded", "zones", len(built))
 	if closeOld {
 		if err := closeZones(old.zones); err != nil {
 			g.log.Warn("closing old outputs", "err", err)

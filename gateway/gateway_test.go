@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/parkpage/parkpage/gateway/output"
 )
 
 // The priority matrix: emergency during a park announcement, with the park
@@ -19,14 +21,14 @@ func TestEmergencyPreemptsPark(t *testing.T) {
 				h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{})
 				var asked atomic.Int32
 				p, err := h.g.Submit(context.Background(), Page{
-					ID: "P", Priority: PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{2 * time.Second},
+					ID: "P", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{2 * time.Second},
 					Replay: true, StillWanted: func() bool { asked.Add(1); return wanted },
 				})
 				if err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(500 * time.Millisecond)
-				e := h.submit("E", PriorityEmergency, time.Second, "a")
+				e := h.submit("E", output.PriorityEmergency, time.Second, "a")
 				h.wait(e, ReasonDone)
 				want := []string{
 					"00000 acquire a",
@@ -72,13 +74,13 @@ func TestPreemptOneZoneOfMany(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{})
 		p, err := h.g.Submit(context.Background(), Page{
-			ID: "P", Priority: PriorityPark, Zones: []string{"a", "b"}, Audio: fakeAudio{2 * time.Second}, Replay: true,
+			ID: "P", Priority: output.PriorityPark, Zones: []string{"a", "b"}, Audio: fakeAudio{2 * time.Second}, Replay: true,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond)
-		e := h.submit("L", PriorityLive, time.Second, "a")
+		e := h.submit("L", output.PriorityLive, time.Second, "a")
 		h.wait(e, ReasonDone)
 		h.wait(p, ReasonDone)
 		h.timeline(
@@ -113,10 +115,10 @@ func TestPreemptOneZoneOfMany(t *testing.T) {
 func TestEqualPriorityFIFO(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}, "c": {outputs: 1}}, Options{})
-		p1 := h.submit("P1", PriorityPark, time.Second, "a")
-		p2 := h.submit("P2", PriorityPark, time.Second, "a", "b")
-		p3 := h.submit("P3", PriorityPark, time.Second, "b")
-		p4 := h.submit("P4", PriorityPark, time.Second, "c")
+		p1 := h.submit("P1", output.PriorityPark, time.Second, "a")
+		p2 := h.submit("P2", output.PriorityPark, time.Second, "a", "b")
+		p3 := h.submit("P3", output.PriorityPark, time.Second, "b")
+		p4 := h.submit("P4", output.PriorityPark, time.Second, "c")
 		time.Sleep(500 * time.Millisecond)
 		zs := h.g.Zones()
 		got := fmt.Sprintf("%s:%s:%d %s:%s:%d %s:%s:%d", zs[0].Name, zs[0].Page, zs[0].Waiting,
@@ -156,10 +158,10 @@ func TestEqualPriorityFIFO(t *testing.T) {
 func TestQueueOrderByPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{})
-		e := h.submit("E", PriorityEmergency, time.Second, "a")
-		t1 := h.submit("T", PriorityTest, time.Second, "a")
-		p := h.submit("P", PriorityPark, time.Second, "a")
-		l := h.submit("L", PriorityLive, time.Second, "a")
+		e := h.submit("E", output.PriorityEmergency, time.Second, "a")
+		t1 := h.submit("T", output.PriorityTest, time.Second, "a")
+		p := h.submit("P", output.PriorityPark, time.Second, "a")
+		l := h.submit("L", output.PriorityLive, time.Second, "a")
 		for _, hd := range []*Handle{e, t1, p, l} {
 			h.wait(hd, ReasonDone)
 		}
@@ -188,9 +190,9 @@ func TestDisjointZonesPlayAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 2}, "c": {outputs: 1}}, Options{})
 		hs := []*Handle{
-			h.submit("E", PriorityEmergency, time.Second, "a"),
-			h.submit("P", PriorityPark, time.Second, "b"),
-			h.submit("T", PriorityTest, time.Second, "c"),
+			h.submit("E", output.PriorityEmergency, time.Second, "a"),
+			h.submit("P", output.PriorityPark, time.Second, "b"),
+			h.submit("T", output.PriorityTest, time.Second, "c"),
 		}
 		for _, hd := range hs {
 			h.wait(hd, ReasonDone)
@@ -210,8 +212,8 @@ func TestDisjointZonesPlayAtOnce(t *testing.T) {
 func TestMaxWaitExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{MaxWait: time.Second})
-		p1 := h.submit("P1", PriorityPark, 3*time.Second, "a")
-		p2 := h.submit("P2", PriorityPark, time.Second, "a")
+		p1 := h.submit("P1", output.PriorityPark, 3*time.Second, "a")
+		p2 := h.submit("P2", output.PriorityPark, time.Second, "a")
 		h.wait(p2, ReasonExpired)
 		if d := time.Since(h.rec.t0); d != time.Second {
 			t.Errorf("P2 expired after %v, want 1s", d)
@@ -230,14 +232,14 @@ func TestMaxWaitExpires(t *testing.T) {
 func TestQueueFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{MaxQueue: 1})
-		h.submit("P1", PriorityPark, time.Second, "a")
-		h.submit("P2", PriorityPark, time.Second, "a")
-		_, err := h.g.Submit(context.Background(), Page{ID: "P3", Priority: PriorityPark, Zones: []string{"b", "a"}, Audio: fakeAudio{time.Second}})
+		h.submit("P1", output.PriorityPark, time.Second, "a")
+		h.submit("P2", output.PriorityPark, time.Second, "a")
+		_, err := h.g.Submit(context.Background(), Page{ID: "P3", Priority: output.PriorityPark, Zones: []string{"b", "a"}, Audio: fakeAudio{time.Second}})
 		if !errors.Is(err, ErrQueueFull) {
 			t.Errorf("third park page: %v, want ErrQueueFull", err)
 		}
 		// Pages ahead of an emergency are only emergencies: it is accepted.
-		e := h.submit("E", PriorityEmergency, time.Second, "a")
+		e := h.submit("E", output.PriorityEmergency, time.Second, "a")
 		h.wait(e, ReasonDone)
 	})
 }
@@ -248,14 +250,14 @@ func TestCancelMidPage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 2}, "b": {outputs: 1}}, Options{})
 		h.behave("a/outputs[1]", pager(h.rec, 0, 50*time.Millisecond)) // a SIP BYE is quicker than an End burst
-		p := h.submit("P", PriorityPark, 10*time.Second, "a")
-		q := h.submit("Q", PriorityPark, time.Second, "a") // waiting behind P
+		p := h.submit("P", output.PriorityPark, 10*time.Second, "a")
+		q := h.submit("Q", output.PriorityPark, time.Second, "a") // waiting behind P
 		ctx, cancelCtx := context.WithCancel(context.Background())
-		r, err := h.g.Submit(ctx, Page{ID: "R", Priority: PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}})
+		r, err := h.g.Submit(ctx, Page{ID: "R", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := h.submit("S", PriorityPark, 10*time.Second, "b")
+		s := h.submit("S", output.PriorityPark, 10*time.Second, "b")
 
 		time.Sleep(50 * time.Millisecond)
 		s.Cancel() // during the relay lead time: nothing plays, nothing to release
@@ -300,8 +302,8 @@ func TestFailingOutput(t *testing.T) {
 		h.behave("a/outputs[0]", failing(h.rec, 50*time.Millisecond, errors.New("sip:page@amp: 486 Busy Here")))
 		h.behave("a/outputs[2]", pager(h.rec, 2*time.Second, endBurst))
 		h.behave("b/outputs[0]", failing(h.rec, 10*time.Millisecond, errors.New("no route")))
-		p := h.submit("P", PriorityPark, time.Second, "a")
-		f := h.submit("F", PriorityPark, time.Second, "b")
+		p := h.submit("P", output.PriorityPark, time.Second, "a")
+		f := h.submit("F", output.PriorityPark, time.Second, "b")
 		h.wait(p, ReasonDone)
 		h.wait(f, ReasonFailed)
 		h.timeline(
@@ -332,7 +334,7 @@ func TestRelayFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{})
 		h.relays.err = map[string]error{"a": errors.New("GPIO17: permission denied")}
-		p := h.submit("P", PriorityPark, time.Second, "a")
+		p := h.submit("P", output.PriorityPark, time.Second, "a")
 		h.wait(p, ReasonDone)
 		h.timeline(
 			"00000 acquire-failed a",
@@ -349,7 +351,7 @@ func TestRelayFailure(t *testing.T) {
 func TestMaxPage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1, maxPage: 2 * time.Second}}, Options{})
-		p := h.submit("P", PriorityLive, 5*time.Second, "a")
+		p := h.submit("P", output.PriorityLive, 5*time.Second, "a")
 		h.wait(p, ReasonMaxPage)
 		h.timeline(
 			"00000 acquire a",
@@ -366,10 +368,10 @@ func TestStuckOutputHandedOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{CutGrace: time.Second})
 		h.behave("a/outputs[0]", stuck(h.rec, 10*time.Second))
-		p := h.submit("P", PriorityPark, time.Second, "a")
+		p := h.submit("P", output.PriorityPark, time.Second, "a")
 		time.Sleep(500 * time.Millisecond)
 		h.behave("a/outputs[0]", pager(h.rec, 0, endBurst)) // for E; P's Play is still stuck
-		e := h.submit("E", PriorityEmergency, time.Second, "a")
+		e := h.submit("E", output.PriorityEmergency, time.Second, "a")
 		h.wait(e, ReasonDone)
 		select {
 		case <-p.Done():
@@ -395,15 +397,15 @@ func TestStuckOutputHandedOn(t *testing.T) {
 func TestReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{})
-		p1 := h.submit("P1", PriorityPark, 2*time.Second, "a")
+		p1 := h.submit("P1", output.PriorityPark, 2*time.Second, "a")
 		time.Sleep(500 * time.Millisecond)
 		h.gen = 1
-		if err := h.g.Reload(testConfig(map[string]zoneSpec{"a": {outputs: 2}, "b": {outputs: 1}})); err != nil {
+		if err := h.g.Reload(testConfig(map[string]zoneSpec{"a": {outputs: 2}, "b": {outputs: 1}}).Zones); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
-		p2 := h.submit("P2", PriorityPark, time.Second, "a")
-		p3 := h.submit("P3", PriorityPark, time.Second, "b")
+		p2 := h.submit("P2", output.PriorityPark, time.Second, "a")
+		p3 := h.submit("P3", output.PriorityPark, time.Second, "b")
 		time.Sleep(100 * time.Millisecond)
 		zs := h.g.Zones()
 		if len(zs) != 2 || len(zs[0].Outputs) != 2 || zs[0].Page != "P1" || zs[0].Waiting != 1 || zs[1].Page != "P3" {
@@ -444,15 +446,15 @@ func TestReload(t *testing.T) {
 func TestClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{})
-		p1 := h.submit("P1", PriorityPark, 10*time.Second, "a")
-		p2 := h.submit("P2", PriorityPark, time.Second, "a")
+		p1 := h.submit("P1", output.PriorityPark, 10*time.Second, "a")
+		p2 := h.submit("P2", output.PriorityPark, time.Second, "a")
 		time.Sleep(time.Second)
 		if err := h.g.Close(); err != nil {
 			t.Fatal(err)
 		}
 		h.wait(p1, ReasonClosed)
 		h.wait(p2, ReasonClosed)
-		if _, err := h.g.Submit(context.Background(), Page{Priority: PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrClosed) {
+		if _, err := h.g.Submit(context.Background(), Page{Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrClosed) {
 			t.Errorf("submit after close: %v, want ErrClosed", err)
 		}
 		h.timeline(
@@ -469,7 +471,7 @@ func TestClose(t *testing.T) {
 func TestRelayOnlyZone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"beacon": {}}, Options{})
-		p := h.submit("P", PriorityEmergency, 3*time.Second, "beacon")
+		p := h.submit("P", output.PriorityEmergency, 3*time.Second, "beacon")
 		h.wait(p, ReasonDone)
 		h.timeline("00000 acquire beacon", "03100 release beacon")
 	})
@@ -478,7 +480,7 @@ func TestRelayOnlyZone(t *testing.T) {
 func TestSubmitErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{})
-		h.submit("dup", PriorityTest, time.Second, "a")
+		h.submit("dup", output.PriorityTest, time.Second, "a")
 		audio := fakeAudio{time.Second}
 		for _, tc := range []struct {
 			name string
@@ -495,7 +497,7 @@ func TestSubmitErrors(t *testing.T) {
 			}
 		}
 		// Generated IDs; duplicate zones are played once.
-		hd, err := h.g.Submit(context.Background(), Page{Priority: PriorityEmergency, Zones: []string{"a", "a"}, Audio: audio})
+		hd, err := h.g.Submit(context.Background(), Page{Priority: output.PriorityEmergency, Zones: []string{"a", "a"}, Audio: audio})
 		if err != nil || hd.ID() == "" {
 			t.Fatalf("submit: %v, id %q", err, hd.ID())
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
@@ -41,7 +42,7 @@ func (a fakeAudio) Frames(c codec.Name) ([][]byte, error) {
 
 func (a fakeAudio) PCM() []int16 { return make([]int16, int(a.d*codec.SampleRate/time.Second)) }
 
-func audioLen(a Audio) time.Duration {
+func audioLen(a output.Audio) time.Duration {
 	return time.Duration(len(a.PCM())) * time.Second / codec.SampleRate
 }
 
@@ -68,13 +69,13 @@ func (r *recorder) get() []string {
 // fakeOutput is an Output made of funcs.
 type fakeOutput struct {
 	name  string
-	play  func(ctx context.Context, pb *Playback) error
+	play  func(ctx context.Context, pb *output.Playback) error
 	close func() error
 }
 
-func (f *fakeOutput) Name() string                                 { return f.name }
-func (f *fakeOutput) Play(ctx context.Context, pb *Playback) error { return f.play(ctx, pb) }
-func (f *fakeOutput) Close() error                                 { return f.close() }
+func (f *fakeOutput) Name() string                                        { return f.name }
+func (f *fakeOutput) Play(ctx context.Context, pb *output.Playback) error { return f.play(ctx, pb) }
+func (f *fakeOutput) Close() error                                        { return f.close() }
 
 // behave sets how the output named name plays (read at each Play).
 func (h *harness) behave(name string, b func(name string) playFunc) {
@@ -83,13 +84,13 @@ func (h *harness) behave(name string, b func(name string) playFunc) {
 	h.behaviours[name] = b
 }
 
-type playFunc = func(ctx context.Context, pb *Playback) error
+type playFunc = func(ctx context.Context, pb *output.Playback) error
 
 // pager plays for the audio's length after a setup delay (a SIP output's
 // answer time), and takes cut to end when its context ends.
 func pager(rec *recorder, setup, cut time.Duration) func(name string) playFunc {
 	return func(name string) playFunc {
-		return func(ctx context.Context, pb *Playback) error {
+		return func(ctx context.Context, pb *output.Playback) error {
 			if setup > 0 {
 				select {
 				case <-time.After(setup):
@@ -117,7 +118,7 @@ func pager(rec *recorder, setup, cut time.Duration) func(name string) playFunc {
 // failing fails after d.
 func failing(rec *recorder, d time.Duration, err error) func(name string) playFunc {
 	return func(name string) playFunc {
-		return func(ctx context.Context, pb *Playback) error {
+		return func(ctx context.Context, pb *output.Playback) error {
 			time.Sleep(d)
 			rec.add("fail %s %s", name, pb.ID)
 			return err
@@ -128,7 +129,7 @@ func failing(rec *recorder, d time.Duration, err error) func(name string) playFu
 // stuck ignores its context and returns after d.
 func stuck(rec *recorder, d time.Duration) func(name string) playFunc {
 	return func(name string) playFunc {
-		return func(ctx context.Context, pb *Playback) error {
+		return func(ctx context.Context, pb *output.Playback) error {
 			rec.add("start %s %s %s", name, pb.ID, pb.Priority)
 			time.Sleep(d)
 			rec.add("end %s %s", name, pb.ID)
@@ -205,7 +206,6 @@ func newHarness(t *testing.T, zones map[string]zoneSpec, opts Options) *harness 
 	h.relays = &fakeRelays{rec: h.rec, lead: lead}
 	bus := events.New()
 	h.sub = bus.Subscribe(1000)
-	opts.Config = testConfig(zones)
 	opts.Outputs = h.factory
 	if opts.Relays == nil {
 		opts.Relays = h.relays
@@ -215,7 +215,7 @@ func newHarness(t *testing.T, zones map[string]zoneSpec, opts Options) *harness 
 	if testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	g, err := New(opts)
+	g, err := New(testConfig(zones).Zones, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,12 +233,12 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 // factory makes fake outputs named zone/outputs[i] (with "#gen" after the
 // first generation), behaving as h.behaviours says (default: a pager).
-func (h *harness) factory(zone string, i int, o *config.Output) (Output, error) {
-	name := OutputName(zone, i)
+func (h *harness) factory(zone string, i int, o *config.Output) (output.Output, error) {
+	name := output.Name(zone, i)
 	if h.gen > 0 {
 		name = fmt.Sprintf("%s#%d", name, h.gen)
 	}
-	play := func(ctx context.Context, pb *Playback) error {
+	play := func(ctx context.Context, pb *output.Playback) error {
 		h.mu.Lock()
 		b := h.behaviours[name]
 		h.mu.Unlock()
@@ -253,7 +253,7 @@ func (h *harness) factory(zone string, i int, o *config.Output) (Output, error) 
 	}}, nil
 }
 
-func (h *harness) submit(id string, prio Priority, d time.Duration, zones ...string) *Handle {
+func (h *harness) submit(id string, prio output.Priority, d time.Duration, zones ...string) *Handle {
 	h.t.Helper()
 	hd, err := h.g.Submit(context.Background(), Page{ID: id, Priority: prio, Zones: zones, Audio: fakeAudio{d}, Text: "text of " + id})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	pionrtp "github.com/pion/rtp"
 	"periph.io/x/conn/v3/gpio"
 
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
@@ -91,7 +92,7 @@ func TestLiveReaderRead(t *testing.T) {
 	default:
 		t.Fatal("Done not closed")
 	}
-	if _, err := b.Frames(codec.PCMU); !errors.Is(err, ErrLiveAudio) {
+	if _, err := b.Frames(codec.PCMU); !errors.Is(err, output.ErrLiveAudio) {
 		t.Errorf("Frames: %v", err)
 	}
 }
@@ -222,7 +223,7 @@ func TestLivePageMulticast(t *testing.T) {
 	rtpDone := make(chan struct{})
 	rtpC := collectUntil(r.rtp, rtpDone)
 	buf := NewLiveBuffer()
-	h, err := r.g.Submit(context.Background(), Page{ID: "live-801", Priority: PriorityLive, Zones: []string{"lobby"}, Audio: buf})
+	h, err := r.g.Submit(context.Background(), Page{ID: "live-801", Priority: output.PriorityLive, Zones: []string{"lobby"}, Audio: buf})
 	if err != nil {
 		t.Fatal(err)
 	}

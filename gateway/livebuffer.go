@@ -6,12 +6,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 )
 
-// LiveBuffer is a LiveAudio fed by a talker: Write the talker's 16 kHz audio
+// LiveBuffer is a output.LiveAudio fed by a talker: Write the talker's 16 kHz audio
 // as it arrives (any chunk size), Go when the outputs are ready, Close when
-// the talker is done. Every output reads it through its own LiveReader, so
+// the talker is done. Every output reads it through its own output.LiveReader, so
 // a page plays on several outputs and codecs at once, each at its own pace.
 //
 // Latency: a pull reader (Read) starts at the live edge and plays a frame
@@ -111,11 +112,11 @@ func (b *LiveBuffer) Close() {
 	b.wakeLocked()
 }
 
-// Done implements LiveAudio.
+// Done implements output.LiveAudio.
 func (b *LiveBuffer) Done() <-chan struct{} { return b.done }
 
 // Frames implements Audio: a live page has no frames ahead of time.
-func (b *LiveBuffer) Frames(codec.Name) ([][]byte, error) { return nil, ErrLiveAudio }
+func (b *LiveBuffer) Frames(codec.Name) ([][]byte, error) { return nil, output.ErrLiveAudio }
 
 // PCM implements Audio: nil, a live page has no samples ahead of time.
 func (b *LiveBuffer) PCM() []int16 { return nil }
@@ -128,8 +129,8 @@ func (b *LiveBuffer) Started() (int, <-chan struct{}) {
 	return b.started, b.startCh
 }
 
-// NewReader implements LiveAudio.
-func (b *LiveBuffer) NewReader() LiveReader { return &liveReader{b: b, pre: -1} }
+// NewReader implements output.LiveAudio.
+func (b *LiveBuffer) NewReader() output.LiveReader { return &liveReader{b: b, pre: -1} }
 
 type liveReader struct {
 	b       *LiveBuffer

@@ -16,6 +16,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
@@ -24,7 +25,7 @@ import (
 	"github.com/parkpage/parkpage/relays"
 )
 
-// Integration: real config, Builder, Pacer, multicast sockets on lo, the
+// Integration: real config, multicast.Outputs, Pacer, multicast sockets on lo, the
 // real relay Bank on test pins, and real multicast listeners joined on lo.
 
 // Groups no other package's tests use, so parallel package runs on lo do not
@@ -164,8 +165,9 @@ zones:
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { pacer.Run(ctx) })
-	b := &Builder{Pacer: pacer, PolycomTiming: timing}
-	r.g, err = New(Options{Config: cfg, Outputs: b.Output, Relays: LeaseRelays(bank.Acquire), Events: bus,
+	mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer, PolycomTiming: timing})
+	kinds := output.Kinds{config.OutputPolycom: mc.Polycom, config.OutputRTP: mc.RTP}
+	r.g, err = New(cfg.Zones, Options{Outputs: kinds.Output, Relays: LeaseRelays(bank.Acquire), Events: bus,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +224,7 @@ func TestMulticastZone(t *testing.T) {
 		return len(got) >= len(pcmuFrames)
 	})
 
-	h, err := r.g.Submit(context.Background(), Page{ID: "park-704", Priority: PriorityPark, Zones: []string{"lobby"}, Audio: audio, Text: "Sales call on seven oh four"})
+	h, err := r.g.Submit(context.Background(), Page{ID: "park-704", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: audio, Text: "Sales call on seven oh four"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +351,7 @@ func TestMulticastEmergencyPreemptsPark(t *testing.T) {
 		return ssrcs == 3 && n == len(parkFrames)
 	})
 
-	p, err := r.g.Submit(context.Background(), Page{ID: "park", Priority: PriorityPark, Zones: []string{"lobby"}, Audio: park,
+	p, err := r.g.Submit(context.Background(), Page{ID: "park", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: park,
 		Replay: true, StillWanted: func() bool { return true }})
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +361,7 @@ func TestMulticastEmergencyPreemptsPark(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("park page never reached the listener")
 	}
-	e, err := r.g.Submit(context.Background(), Page{ID: "fire", Priority: PriorityEmergency, Zones: []string{"lobby"}, Audio: emergency})
+	e, err := r.g.Submit(context.Background(), Page{ID: "fire", Priority: output.PriorityEmergency, Zones: []string{"lobby"}, Audio: emergency})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,16 +5,18 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"github.com/parkpage/parkpage/gateway/output"
 )
 
 // Page is one request to play audio to zones.
 type Page struct {
 	// ID names the page in events and logs; Submit generates one when empty.
 	ID       string
-	Priority Priority
+	Priority output.Priority
 	// Zones to play on, all together. Duplicates are ignored.
 	Zones []string
-	Audio Audio
+	Audio output.Audio
 	// Text is what the page says, for events and the API (not spoken).
 	Text string
 	// CallerID is what phones show (Polycom's 13-byte field); empty: the

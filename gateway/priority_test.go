@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/parkpage/parkpage/gateway/output"
 )
 
 // The priority matrix: a page R is playing on zone a (2 s of audio, from
@@ -25,7 +27,7 @@ import (
 //
 // Timelines are exact: the test runs in a synctest bubble (fake time).
 func TestPriorityMatrix(t *testing.T) {
-	prios := []Priority{PriorityTest, PriorityPark, PriorityLive, PriorityEmergency}
+	prios := []output.Priority{output.PriorityTest, output.PriorityPark, output.PriorityLive, output.PriorityEmergency}
 	relations := []struct {
 		name  string
 		zones []string
@@ -39,7 +41,7 @@ func TestPriorityMatrix(t *testing.T) {
 			for _, rel := range relations {
 				wantedCases := []bool{true}
 				preempts := ap > rp && slices.Contains(rel.zones, "a")
-				if preempts && rp == PriorityPark {
+				if preempts && rp == output.PriorityPark {
 					wantedCases = []bool{true, false} // still parked, or picked up meanwhile
 				}
 				for _, wanted := range wantedCases {
@@ -58,10 +60,10 @@ func TestPriorityMatrix(t *testing.T) {
 	}
 }
 
-func matrixCase(t *testing.T, rp, ap Priority, aZones []string, wanted bool) {
+func matrixCase(t *testing.T, rp, ap output.Priority, aZones []string, wanted bool) {
 	h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{})
 	var asked atomic.Int32
-	replay := rp == PriorityPark // the park engine asks for replays of park announcements
+	replay := rp == output.PriorityPark // the park engine asks for replays of park announcements
 	r, err := h.g.Submit(context.Background(), Page{
 		ID: "R", Priority: rp, Zones: []string{"a"}, Audio: fakeAudio{2 * time.Second},
 		Replay: replay, StillWanted: func() bool { asked.Add(1); return wanted },
@@ -135,21 +137,21 @@ func TestParkQueueFIFOBoundedExpiring(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}},
 			Options{MaxQueue: 2, MaxWait: 2 * time.Second})
-		p1 := h.submit("P1", PriorityPark, 2*time.Second, "a")
+		p1 := h.submit("P1", output.PriorityPark, 2*time.Second, "a")
 		time.Sleep(500 * time.Millisecond)
-		p2 := h.submit("P2", PriorityPark, time.Second, "a", "b")
+		p2 := h.submit("P2", output.PriorityPark, time.Second, "a", "b")
 		time.Sleep(100 * time.Millisecond)
-		p3 := h.submit("P3", PriorityPark, time.Second, "a")
+		p3 := h.submit("P3", output.PriorityPark, time.Second, "a")
 		time.Sleep(100 * time.Millisecond)
 		// b is free, but P2 (ahead) waits for it: P4 may not overtake.
-		p4 := h.submit("P4", PriorityPark, time.Second, "b")
+		p4 := h.submit("P4", output.PriorityPark, time.Second, "b")
 		time.Sleep(100 * time.Millisecond)
 		// Two park pages already wait for a.
-		if _, err := h.g.Submit(context.Background(), Page{ID: "P5", Priority: PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrQueueFull) {
+		if _, err := h.g.Submit(context.Background(), Page{ID: "P5", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrQueueFull) {
 			t.Errorf("P5: %v, want ErrQueueFull", err)
 		}
 		// A higher page is not counted against lower ones' queue.
-		l := h.submit("L", PriorityLive, time.Second, "b")
+		l := h.submit("L", output.PriorityLive, time.Second, "b")
 
 		h.wait(l, ReasonDone)
 		h.wait(p1, ReasonDone)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/config"
 )
 
@@ -29,7 +30,7 @@ type Relays interface {
 type Zone struct {
 	Name        string
 	Description string
-	Outputs     []Output
+	Outputs     []output.Output
 	// Relays names the zone's relays, for the API; switching goes through
 	// the Relays controller, which knows the mapping itself.
 	Relays []string
@@ -66,22 +67,19 @@ type ZoneInfo struct {
 	Waiting int `json:"waiting"`
 }
 
-// OutputFactory makes the Output for output index i of zone from its
-// config. BuildZones calls it once per configured output.
-type OutputFactory func(zone string, i int, o *config.Output) (Output, error)
-
-// BuildZones makes the zones of cfg, their outputs through factory. Every
+// BuildZones makes the zones of config section zones, their outputs
+// through factory. Every
 // output is wrapped so that it describes itself from config (Describer). On
 // error the outputs already made are closed.
-func BuildZones(cfg *config.Config, factory OutputFactory) (map[string]*Zone, error) {
-	zones := make(map[string]*Zone, len(cfg.Zones))
-	names := make([]string, 0, len(cfg.Zones))
-	for n := range cfg.Zones {
+func BuildZones(cfgZones map[string]*config.Zone, factory output.Factory) (map[string]*Zone, error) {
+	zones := make(map[string]*Zone, len(cfgZones))
+	names := make([]string, 0, len(cfgZones))
+	for n := range cfgZones {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		zc := cfg.Zones[n]
+		zc := cfgZones[n]
 		if zc == nil {
 			zc = &config.Zone{}
 		}
@@ -106,10 +104,6 @@ func BuildZones(cfg *config.Config, factory OutputFactory) (map[string]*Zone, er
 	return zones, nil
 }
 
-// OutputName is the conventional name of output i of zone, as events and
-// metrics show it.
-func OutputName(zone string, i int) string { return fmt.Sprintf("%s/outputs[%d]", zone, i) }
-
 func describeConfig(name string, o *config.Output) OutputInfo {
 	info := OutputInfo{Name: name, Type: o.Type, Codec: o.Codec}
 	switch o.Type {
@@ -130,7 +124,7 @@ func describeConfig(name string, o *config.Output) OutputInfo {
 
 // described adds a config-derived description to an output.
 type described struct {
-	Output
+	output.Output
 	info OutputInfo
 }
 
@@ -159,7 +153,7 @@ func closeZones(zones map[string]*Zone) error {
 	return errors.Join(errs...)
 }
 
-func describe(o Output) OutputInfo {
+func describe(o output.Output) OutputInfo {
 	if d, ok := o.(Describer); ok {
 		return d.Describe()
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/events"
 )
@@ -72,7 +73,7 @@ func (g *Gateway) playZone(w *play, z *Zone, outputs *sync.WaitGroup) {
 func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sync.WaitGroup) (allFailed bool) {
 	outs := pageOutputs(w.page.OutputTypes, z.Outputs)
 	if len(outs) == 0 {
-		if la, ok := w.page.Audio.(LiveAudio); ok {
+		if la, ok := w.page.Audio.(output.LiveAudio); ok {
 			select { // relays held while the talker talks
 			case <-la.Done():
 			case <-ctx.Done():
@@ -88,7 +89,7 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 		}
 		return false
 	}
-	pb := &Playback{
+	pb := &output.Playback{
 		ID:       w.page.id,
 		Priority: w.page.Priority,
 		Zone:     z.Name,
@@ -129,7 +130,7 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 
 // playOutput plays pb on o and reports whether it failed. Ending because
 // ctx ended is a clean cut, not a failure.
-func (g *Gateway) playOutput(ctx context.Context, w *play, zone string, o Output, pb *Playback) bool {
+func (g *Gateway) playOutput(ctx context.Context, w *play, zone string, o output.Output, pb *output.Playback) bool {
 	err := o.Play(ctx, pb)
 	if err == nil {
 		return false

@@ -50,7 +50,7 @@ func TestParkAndPageEndToEnd(t *testing.T) {
 		}
 	}()
 	ampSIP := freePort(t, "udp")
-	amp := runSipp(t, "", "../../internal/sipout/testdata/amp.xml", "", map[string]string{"sip_port": fmt.Sprint(ampSIP), "calls": "2",
+	amp := runSipp(t, "", "../../gateway/output/sipamp/testdata/amp.xml", "", map[string]string{"sip_port": fmt.Sprint(ampSIP), "calls": "2",
 		"rtp_port": fmt.Sprint(ampRTP.LocalAddr().(*net.UDPAddr).Port), "codec_pt": "0", "codec_name": "PCMU"})
 	y := fmt.Sprintf(`
 park:

@@ -17,6 +17,9 @@ import (
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/announcer"
 	"github.com/parkpage/parkpage/gateway/livepage"
+	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/output/lineout"
+	"github.com/parkpage/parkpage/gateway/output/sipamp"
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/gateway/pbxevents/ami"
 	"github.com/parkpage/parkpage/gateway/pbxevents/blfwatch"
@@ -27,8 +30,6 @@ import (
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
-	"github.com/parkpage/parkpage/internal/lineout"
-	"github.com/parkpage/parkpage/internal/sipout"
 	"github.com/parkpage/parkpage/internal/sipstack"
 	"github.com/parkpage/parkpage/internal/tts"
 	"github.com/parkpage/parkpage/multicast"
@@ -109,26 +110,14 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("relays: %w", err)
 	}
 	closers = append(closers, func() { c.bank.Close() })
-	b := &gateway.Builder{
-		Pacer:         c.pacer,
-		PolycomTiming: opt.PolycomTiming,
-		Logger:        log,
-		SIP: func(zone string, i int, o *config.Output) (gateway.Output, error) {
-			out, err := sipout.New(gateway.OutputName(zone, i), o, sipout.Options{SIP: c.stack, Media: c.park.Media(), Logger: log})
-			if err != nil {
-				return nil, err
-			}
-			return out, nil
-		},
-		LineOut: func(zone string, i int, o *config.Output) (gateway.Output, error) {
-			out, err := lineout.New(gateway.OutputName(zone, i), o, lineout.Options{Logger: log, Open: opt.LineOut})
-			if err != nil {
-				return nil, err
-			}
-			return out, nil
-		},
+	mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: c.pacer, PolycomTiming: opt.PolycomTiming, Logger: log})
+	kinds := output.Kinds{
+		config.OutputPolycom: mc.Polycom,
+		config.OutputRTP:     mc.RTP,
+		config.OutputSIP:     sipamp.Factory(sipamp.Options{SIP: c.stack, Media: c.park.Media(), Logger: log}),
+		config.OutputLineOut: lineout.Factory(lineout.Options{Logger: log, Open: opt.LineOut}),
 	}
-	if c.gw, err = gateway.New(gateway.Options{Config: cfg, Outputs: b.Output, Relays: gateway.LeaseRelays(c.bank.Acquire), Events: bus, Logger: log}); err != nil {
+	if c.gw, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(c.bank.Acquire), Events: bus, Logger: log}); err != nil {
 		return nil, fmt.Errorf("zones: %w", err)
 	}
 	closers = append(closers, func() { c.gw.Close() })
@@ -138,7 +127,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if c.live, err = livepage.New(cfg, livepage.Options{SIP: c.stack, Media: c.park.Media(), Pager: c.gw, Logger: log}); err != nil {
 		return nil, fmt.Errorf("pages: %w", err)
 	}
-	if c.phone, err = phonepage.New(cfg, phonepage.Options{Pager: c.gw, Own: b.OwnSource, DefaultInterface: b.DefaultInterface, Logger: log}); err != nil {
+	if c.phone, err = phonepage.New(cfg, phonepage.Options{Pager: c.gw, Own: mc.OwnSource, Logger: log}); err != nil {
 		return nil, fmt.Errorf("phone_pages: %w", err)
 	}
 	// Config validation has checked external.*; a source that still fails
@@ -226,7 +215,7 @@ func (c *core) Reload(cfg *config.Config) error {
 	add("sip", c.stack.Reload(cfg))
 	add("park", c.park.Reload(cfg))
 	add("relays", c.bank.Reload(cfg))
-	add("zones", c.gw.Reload(cfg))
+	add("zones", c.gw.Reload(cfg.Zones))
 	add("announcer", c.ann.Reload(cfg))
 	add("external", c.ext.Reload(cfg))
 	add("pages", c.live.Reload(cfg))
@@ -301,9 +290,9 @@ func (c *core) zones() []api.Zone {
 // announcement, to named zones (a slot's zones when none are named).
 func (c *core) announce(ctx context.Context, req api.AnnounceRequest) (string, error) {
 	cfg := c.cfg.Load()
-	prio := gateway.PriorityTest
+	prio := output.PriorityTest
 	if req.Priority != "" {
-		p, err := gateway.ParsePriority(req.Priority)
+		p, err := output.ParsePriority(req.Priority)
 		if err != nil {
 			return "", &api.FieldError{Field: "priority", Msg: err.Error()}
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
@@ -297,7 +298,7 @@ func (a *Announcer) loop(ctx context.Context, r *run, rule Rule, specs []Spec) {
 func (a *Announcer) playOnce(ctx context.Context, r *run, specs []Spec) {
 	var hs []*gateway.Handle
 	for _, s := range specs {
-		h, err := a.Play(ctx, s, gateway.PriorityPark, func() bool { return a.current(r) })
+		h, err := a.Play(ctx, s, output.PriorityPark, func() bool { return a.current(r) })
 		if err != nil {
 			if ctx.Err() == nil {
 				a.log.Error("announcement failed", "slot", r.slot, "zones", s.Zones, "err", err)
@@ -321,7 +322,7 @@ func (a *Announcer) playOnce(ctx context.Context, r *run, specs []Spec) {
 
 // Play renders one spec and submits it. stillWanted, if set, marks the page
 // for replay after a pre-emption while it returns true.
-func (a *Announcer) Play(ctx context.Context, s Spec, prio gateway.Priority, stillWanted func() bool) (*gateway.Handle, error) {
+func (a *Announcer) Play(ctx context.Context, s Spec, prio output.Priority, stillWanted func() bool) (*gateway.Handle, error) {
 	rendered, err := a.o.Audio.Get(ctx, s.Request)
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
@@ -166,8 +167,8 @@ func newHarnessWith(t *testing.T, y string, parked func() []events.Event) *harne
 	h := &harness{t: t, t0: time.Now(), bus: events.New()}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var err error
-	h.gw, err = gateway.New(gateway.Options{Config: cfg, Logger: log, Outputs: func(zone string, i int, o *config.Output) (gateway.Output, error) {
-		return &fakeOut{h: h, name: gateway.OutputName(zone, i)}, nil
+	h.gw, err = gateway.New(cfg.Zones, gateway.Options{Logger: log, Outputs: func(zone string, i int, o *config.Output) (output.Output, error) {
+		return &fakeOut{h: h, name: output.Name(zone, i)}, nil
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +208,7 @@ type fakeOut struct {
 
 func (o *fakeOut) Name() string { return o.name }
 
-func (o *fakeOut) Play(ctx context.Context, pb *gateway.Playback) error {
+func (o *fakeOut) Play(ctx context.Context, pb *output.Playback) error {
 	p := &play{at: time.Since(o.h.t0), zone: pb.Zone, output: o.name}
 	o.h.mu.Lock()
 	o.h.plays = append(o.h.plays, p)

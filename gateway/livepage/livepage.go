@@ -33,6 +33,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
@@ -203,7 +204,7 @@ type call struct {
 	in     *sipstack.IncomingCall
 	leg    *media.Leg
 	caller sipstack.Identity
-	prio   gateway.Priority
+	prio   output.Priority
 	ended  chan struct{} // the talker hung up (dialog ended)
 	once   sync.Once
 }
@@ -230,9 +231,9 @@ func (s *Server) onInvite(in *sipstack.IncomingCall) {
 		_ = in.Respond(403, "Paging Not Allowed")
 		return
 	}
-	prio, err := gateway.ParsePriority(pc.Priority)
-	if err != nil || prio < gateway.PriorityLive {
-		prio = gateway.PriorityLive
+	prio, err := output.ParsePriority(pc.Priority)
+	if err != nil || prio < output.PriorityLive {
+		prio = output.PriorityLive
 	}
 	leg, err := s.opts.Media.NewLeg(media.LegOptions{})
 	if err != nil {
@@ -326,7 +327,7 @@ func (c *call) tell(ctx context.Context, pcm []int16) {
 	_ = c.leg.Play(ctx, pcm)
 }
 
-func (c *call) page(audio gateway.Audio, replay bool) gateway.Page {
+func (c *call) page(audio output.Audio, replay bool) gateway.Page {
 	who := c.caller.Display
 	if who == "" {
 		who = c.caller.User
@@ -598,7 +599,7 @@ func busyTone() []int16 {
 	return out
 }
 
-// storedAudio adapts a recording to gateway.Audio, encoded once per codec
+// storedAudio adapts a recording to output.Audio, encoded once per codec
 // (announce.Rendered caches the encodings).
 type storedAudio struct{ r *announce.Rendered }
 

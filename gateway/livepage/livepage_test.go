@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/media"
@@ -154,9 +155,10 @@ zones:
 		t.Fatal(err)
 	}
 	pacer := multicast.NewPacer(log)
-	b := &gateway.Builder{Pacer: pacer, Logger: log, PolycomTiming: polycom.Timing{AlertCount: 3, AlertInterval: 5 * time.Millisecond,
-		EndDelay: 5 * time.Millisecond, EndInterval: 2 * time.Millisecond}}
-	r.g, err = gateway.New(gateway.Options{Config: cfg, Outputs: b.Output, Logger: log})
+	mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer, Logger: log, PolycomTiming: polycom.Timing{AlertCount: 3, AlertInterval: 5 * time.Millisecond,
+		EndDelay: 5 * time.Millisecond, EndInterval: 2 * time.Millisecond}})
+	kinds := output.Kinds{config.OutputPolycom: mc.Polycom, config.OutputRTP: mc.RTP}
+	r.g, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,10 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/multicast/netif"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
 
@@ -55,8 +57,8 @@ type Options struct {
 	// Own reports datagrams parkpage sent itself (gateway.Builder's
 	// OwnSource); nil: none are recognised.
 	Own func(src netip.AddrPort) bool
-	// DefaultInterface is joined for entries without interface; "": the
-	// default route's interface.
+	// DefaultInterface is joined for entries without interface; "":
+	// netif.Default, the interface the zones' multicast outputs use too.
 	DefaultInterface string
 	RTPTimeout       time.Duration // default DefaultRTPTimeout
 	Logger           *slog.Logger
@@ -166,7 +168,7 @@ func (r *Receiver) startLocked(_ context.Context, cfg *config.Config) error {
 
 // listen binds group:port and joins the group on the interface.
 func listen(k socketKey) (*ipv4.PacketConn, error) {
-	ifi, err := findInterface(k.iface)
+	ifi, err := netif.Find(k.iface)
 	if err != nil {
 		return nil, err
 	}
@@ -181,31 +183,6 @@ func listen(k socketKey) (*ipv4.PacketConn, error) {
 		return nil, fmt.Errorf("join on %s: %w", ifi.Name, err)
 	}
 	return pc, nil
-}
-
-// findInterface resolves a name, an address, or "" (the default route's).
-func findInterface(s string) (*net.Interface, error) {
-	if s == "" {
-		name, err := defaultRouteInterface()
-		if err != nil {
-			return nil, err
-		}
-		s = name
-	}
-	if ifi, err := net.InterfaceByName(s); err == nil {
-		return ifi, nil
-	}
-	ip := net.ParseIP(s)
-	ifs, _ := net.Interfaces()
-	for i := range ifs {
-		addrs, _ := ifs[i].Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && ip != nil && n.IP.Equal(ip) {
-				return &ifs[i], nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("interface %q: not found", s)
 }
 
 // listener serves one socket: every entry on one group and port. All page
@@ -302,9 +279,9 @@ type relay struct {
 }
 
 func startRelay(ctx context.Context, r *Receiver, e *config.PhonePage, id, who, text string) *relay {
-	prio, err := gateway.ParsePriority(e.Priority)
+	prio, err := output.ParsePriority(e.Priority)
 	if err != nil {
-		prio = gateway.PriorityLive
+		prio = output.PriorityLive
 	}
 	buf := gateway.NewLiveBuffer()
 	buf.Go(nil)

@@ -18,6 +18,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/multicast"
@@ -43,8 +44,8 @@ type fakeAmp struct {
 
 func (a *fakeAmp) Name() string { return "lobby/amp" }
 
-func (a *fakeAmp) Play(ctx context.Context, pb *gateway.Playback) error {
-	la, ok := pb.Audio.(gateway.LiveAudio)
+func (a *fakeAmp) Play(ctx context.Context, pb *output.Playback) error {
+	la, ok := pb.Audio.(output.LiveAudio)
 	if !ok {
 		return fmt.Errorf("not a live page")
 	}
@@ -120,8 +121,10 @@ phone_pages:
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = pacer.Run(ctx) })
-	b := &gateway.Builder{Pacer: pacer, SIP: func(string, int, *config.Output) (gateway.Output, error) { return r.amp, nil }}
-	r.g, err = gateway.New(gateway.Options{Config: cfg, Outputs: b.Output, Relays: gateway.LeaseRelays(bank.Acquire), Logger: slog.New(slog.DiscardHandler)})
+	b := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer})
+	kinds := output.Kinds{config.OutputPolycom: b.Polycom, config.OutputRTP: b.RTP,
+		config.OutputSIP: func(string, int, *config.Output) (output.Output, error) { return r.amp, nil }}
+	r.g, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(bank.Acquire), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

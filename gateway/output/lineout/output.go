@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 )
@@ -28,7 +28,7 @@ type Options struct {
 }
 
 // Output plays pages on a sound device: a USB adapter into an amplifier's
-// line input, a radio's microphone input. It implements gateway.Output.
+// line input, a radio's microphone input. It implements output.Output.
 // The device is opened for each page and closed after it, so other
 // programs (and other outputs naming the same device, which take turns)
 // can use it in between.
@@ -42,7 +42,7 @@ type Output struct {
 	lock   chan struct{} // shared by every Output on path
 }
 
-// New makes the line-out output called name (gateway.OutputName) from its
+// New makes the line-out output called name (output.Name) from its
 // config: o.Device and o.Rate.
 func New(name string, o *config.Output, opts Options) (*Output, error) {
 	proc := opts.ProcAsound
@@ -83,7 +83,7 @@ const fadeSamples = codec.FrameSamples
 // and returns once the device has played it out. If ctx ends first, the
 // next 20 ms fade to silence, the little that is queued plays out (the
 // device buffer is at most 150 ms) and Play returns ctx.Err().
-func (o *Output) Play(ctx context.Context, p *gateway.Playback) error {
+func (o *Output) Play(ctx context.Context, p *output.Playback) error {
 	select {
 	case o.lock <- struct{}{}:
 		defer func() { <-o.lock }()
@@ -103,7 +103,7 @@ func (o *Output) Play(ctx context.Context, p *gateway.Playback) error {
 	if err != nil {
 		return fmt.Errorf("line out %s: %w", o.device, err)
 	}
-	if la, ok := p.Audio.(gateway.LiveAudio); ok {
+	if la, ok := p.Audio.(output.LiveAudio); ok {
 		return o.playLive(ctx, w, conv, la)
 	}
 	pcm := p.Audio.PCM()
@@ -225,4 +225,12 @@ func devicePath(name, proc string) (string, error) {
 		card = idx
 	}
 	return fmt.Sprintf("/dev/snd/pcmC%sD%sp", card, dev), nil
+}
+
+// Factory returns the output.Factory for config type lineout: output i of
+// zone is New(output.Name(zone, i), o, opts).
+func Factory(opts Options) output.Factory {
+	return func(zone string, i int, o *config.Output) (output.Output, error) {
+		return New(output.Name(zone, i), o, opts)
+	}
 }

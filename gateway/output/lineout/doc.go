@@ -12,8 +12,8 @@
 // that records parameters and frames, since build machines have no sound
 // cards.
 //
-// Output implements gateway.Output: it resamples the page's 16 kHz audio
+// Output implements output.Output: it resamples the page's 16 kHz audio
 // to the device rate (codec.Converter) and writes it through a Writer.
-// It imports gateway for the Playback type, so gateway must not import it;
-// cmd wiring hands New to gateway.Builder.LineOut.
+// It imports nothing of gateway but the gateway/output leaf; Factory is
+// the output.Factory for config type lineout.
 package lineout

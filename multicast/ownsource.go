@@ -1,4 +1,4 @@
-package gateway
+package multicast
 
 import (
 	"net"
@@ -8,10 +8,10 @@ import (
 )
 
 // OwnSource reports whether a datagram from src was sent by one of the
-// multicast sockets this Builder opened: a local address and the port of
+// sockets these Outputs opened: a local address and the port of
 // one of its senders. A receiver of phones' pages (package phonepage) uses
 // it to ignore parkpage's own pages looping back on the group.
-func (b *Builder) OwnSource(src netip.AddrPort) bool {
+func (b *Outputs) OwnSource(src netip.AddrPort) bool {
 	if !isLocalAddr(src.Addr()) {
 		return false
 	}

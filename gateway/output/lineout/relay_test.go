@@ -13,6 +13,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/relays"
 )
@@ -66,7 +67,7 @@ func (d *realtimeDevice) Close() error {
 }
 
 // A line-out zone paired with relays, through the gateway as cmd wires it
-// (Builder.LineOut, relays.Bank via LeaseRelays): a radio's push-to-talk
+// (output.Kinds, relays.Bank via LeaseRelays): a radio's push-to-talk
 // on an active-low relay board as the zone's relay, and an amplifier
 // enable as the page-active relay. Both are driven off at start; both
 // close before audio and the first sample reaches the sound device only
@@ -103,20 +104,20 @@ zones:
 			t.Fatal(err)
 		}
 		dev := &realtimeDevice{fakeDevice: newFake([]uint32{48000}, []uint32{2}), tl: tl}
-		b := &gateway.Builder{LineOut: func(zone string, i int, o *config.Output) (gateway.Output, error) {
-			return New(gateway.OutputName(zone, i), o, Options{Open: func(p string) (Device, error) {
+		kinds := output.Kinds{config.OutputLineOut: func(zone string, i int, o *config.Output) (output.Output, error) {
+			return New(output.Name(zone, i), o, Options{Open: func(p string) (Device, error) {
 				if _, err := dev.opener(nil)(p); err != nil {
 					return nil, err
 				}
 				return dev, nil
 			}})
 		}}
-		g, err := gateway.New(gateway.Options{Config: cfg, Outputs: b.Output, Relays: gateway.LeaseRelays(bank.Acquire),
+		g, err := gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(bank.Acquire),
 			Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := g.Submit(context.Background(), gateway.Page{ID: "p", Priority: gateway.PriorityLive, Zones: []string{"shop"},
+		h, err := g.Submit(context.Background(), gateway.Page{ID: "p", Priority: output.PriorityLive, Zones: []string{"shop"},
 			Audio: staticAudio(make([]int16, 8000))}) // 0.5 s
 		if err != nil {
 			t.Fatal(err)

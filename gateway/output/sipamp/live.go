@@ -1,11 +1,11 @@
-package sipout
+package sipamp
 
 import (
 	"context"
 	"errors"
 	"io"
 
-	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/media"
 )
@@ -15,7 +15,7 @@ import (
 // on its next tick (the leg drops the oldest frames if more than 200 ms
 // queue up, so latency stays bounded). At the end it waits for the queued
 // frames to go out, then the tail.
-func (o *Output) playLive(ctx context.Context, leg *media.Leg, la gateway.LiveAudio) error {
+func (o *Output) playLive(ctx context.Context, leg *media.Leg, la output.LiveAudio) error {
 	r := la.NewReader()
 	defer r.Close()
 	frame := make([]int16, codec.FrameSamples)

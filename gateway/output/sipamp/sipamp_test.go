@@ -1,4 +1,4 @@
-package sipout
+package sipamp
 
 import (
 	"context"

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 )
 
@@ -14,7 +14,7 @@ import (
 // and written as soon as it is there, so the device's start threshold (two
 // periods, 20-50 ms) is the only added latency. A talker's pause longer
 // than the device buffer underruns it; the Writer recovers and counts it.
-func (o *Output) playLive(ctx context.Context, w *Writer, conv *codec.Converter, la gateway.LiveAudio) error {
+func (o *Output) playLive(ctx context.Context, w *Writer, conv *codec.Converter, la output.LiveAudio) error {
 	r := la.NewReader()
 	defer r.Close()
 	frame := make([]int16, codec.FrameSamples)

@@ -1,4 +1,4 @@
-package sipout
+package sipamp
 
 import (
 	"bufio"
@@ -24,7 +24,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/media"
@@ -404,7 +404,7 @@ func announcement() []int16 {
 	return out
 }
 
-// pageAudio is gateway.Audio over fixed PCM, encoding on demand.
+// pageAudio is output.Audio over fixed PCM, encoding on demand.
 type pageAudio struct{ pcm []int16 }
 
 func (a pageAudio) PCM() []int16 { return a.pcm }
@@ -427,8 +427,8 @@ func (a pageAudio) Frames(c codec.Name) ([][]byte, error) {
 	return frames, nil
 }
 
-func playback(pcm []int16) *gateway.Playback {
-	return &gateway.Playback{ID: "page-1", Priority: gateway.PriorityPark, Zone: "test", Audio: pageAudio{pcm}, CallerID: "Park"}
+func playback(pcm []int16) *output.Playback {
+	return &output.Playback{ID: "page-1", Priority: output.PriorityPark, Zone: "test", Audio: pageAudio{pcm}, CallerID: "Park"}
 }
 
 // digit is one RFC 4733 event as received.

@@ -1,4 +1,4 @@
-package sipout
+package sipamp
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
@@ -59,7 +59,7 @@ const byeTimeout = 5 * time.Second
 
 // Output pages through a SIP call: a paging amplifier's or SIP speaker's
 // extension, a Bogen Nyquist or Valcom gateway, an ATA in front of a
-// UTI312. It implements gateway.Output; Close waits for calls it is still
+// UTI312. It implements output.Output; Close waits for calls it is still
 // hanging up.
 type Output struct {
 	name    string
@@ -85,7 +85,7 @@ type Output struct {
 // covers the INVITE's first three retransmissions (0.5 + 1 + 2 s).
 const provisionalGrace = 4 * time.Second
 
-// New makes the SIP output called name (gateway.OutputName) from its
+// New makes the SIP output called name (output.Name) from its
 // config: uri, preset, headers, username/password, zone_code, dtmf,
 // settle, digit_on, digit_gap, after_code, answer_timeout and retry.
 func New(name string, o *config.Output, opts Options) (*Output, error) {
@@ -176,7 +176,7 @@ func (e *setupError) Unwrap() error { return e.err }
 // the call is CANCELled if still ringing or ended with a BYE if answered,
 // and Play returns ctx.Err() at once: the SIP exchanges finish on their
 // own goroutines.
-func (o *Output) Play(ctx context.Context, p *gateway.Playback) error {
+func (o *Output) Play(ctx context.Context, p *output.Playback) error {
 	var err error
 	for attempt := 0; attempt <= o.cfg.Retry; attempt++ {
 		if attempt > 0 {
@@ -201,7 +201,7 @@ func (o *Output) Play(ctx context.Context, p *gateway.Playback) error {
 }
 
 // call is one attempt.
-func (o *Output) call(ctx context.Context, p *gateway.Playback) error {
+func (o *Output) call(ctx context.Context, p *output.Playback) error {
 	leg, err := o.media.NewLeg(media.LegOptions{})
 	if err != nil {
 		return &setupError{fmt.Errorf("rtp: %w", err)}
@@ -248,7 +248,7 @@ type dialResult struct {
 // dial places the INVITE and waits for the answer, at most answer_timeout.
 // Giving up (timeout, ctx) returns at once; the CANCEL, or the BYE of an
 // answer that crossed it, goes on in the background.
-func (o *Output) dial(ctx context.Context, offer []byte, p *gateway.Playback) (*sipstack.Dialog, []byte, sip.Uri, error) {
+func (o *Output) dial(ctx context.Context, offer []byte, p *output.Playback) (*sipstack.Dialog, []byte, sip.Uri, error) {
 	var (
 		provisional = make(chan struct{}) // closed at the first 1xx
 		provOnce    sync.Once
@@ -355,7 +355,7 @@ func (o *Output) hangupWait(d *sipstack.Dialog) {
 }
 
 // page runs an answered call: settle, zone code, after_code, audio, tail.
-func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, leg *media.Leg, p *gateway.Playback) error {
+func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, leg *media.Leg, p *output.Playback) error {
 	neg, _ := leg.Negotiated()
 	o.log.Debug("device answered", "page", p.ID, "codec", neg.Codec.Name, "rfc4733", neg.DTMF)
 	if err := sleep(ctx, o.cfg.Settle.D()); err != nil {
@@ -369,7 +369,7 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 			return err
 		}
 	}
-	if la, ok := p.Audio.(gateway.LiveAudio); ok {
+	if la, ok := p.Audio.(output.LiveAudio); ok {
 		return o.playLive(ctx, leg, la)
 	}
 	frames, err := p.Audio.Frames(neg.Codec.Name)
@@ -482,4 +482,12 @@ func keepFormats(offer []byte, keep ...uint8) []byte {
 		out = append(out, l)
 	}
 	return []byte(strings.Join(out, "\r\n") + "\r\n")
+}
+
+// Factory returns the output.Factory for config type sip: output i of zone
+// is New(output.Name(zone, i), o, opts).
+func Factory(opts Options) output.Factory {
+	return func(zone string, i int, o *config.Output) (output.Output, error) {
+		return New(output.Name(zone, i), o, opts)
+	}
 }

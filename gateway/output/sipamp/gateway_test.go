@@ -1,4 +1,4 @@
-package sipout
+package sipamp
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
@@ -22,7 +23,7 @@ import (
 
 // A failing SIP output never holds up the other outputs of the same page:
 // a zone with an RTP multicast output (Yealink paging) and a SIP amplifier
-// that rejects, or rings and never answers, goes through the real Builder,
+// that rejects, or rings and never answers, goes through output.Kinds,
 // scheduler and Pacer. The multicast listener on lo gets the whole page
 // while the SIP call is still ringing; the SIP failure is an output.failed
 // event naming the output, and the page still ends "done".
@@ -62,12 +63,11 @@ zones:
 			go func() { defer wg.Done(); _ = pacer.Run(ctx) }()
 			defer func() { cancel(); wg.Wait() }()
 			opts := r.options(t)
-			b := &gateway.Builder{Pacer: pacer, SIP: func(zone string, i int, o *config.Output) (gateway.Output, error) {
-				return New(gateway.OutputName(zone, i), o, opts)
-			}}
+			mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer})
+			kinds := output.Kinds{config.OutputSIP: Factory(opts), config.OutputPolycom: mc.Polycom, config.OutputRTP: mc.RTP}
 			bus := events.New()
 			sub := bus.Subscribe(64)
-			g, err := gateway.New(gateway.Options{Config: cfg, Outputs: b.Output, Events: bus, Logger: testLogger(t)})
+			g, err := gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Events: bus, Logger: testLogger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +76,7 @@ zones:
 			audio := pageAudio{announcement()[:8000]} // 0.5 s
 			want, _ := audio.Frames(codec.PCMU)
 			stream := rx.collect(t, len(want))
-			h, err := g.Submit(context.Background(), gateway.Page{ID: "p", Priority: gateway.PriorityPark, Zones: []string{"lobby"}, Audio: audio})
+			h, err := g.Submit(context.Background(), gateway.Page{ID: "p", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: audio})
 			if err != nil {
 				t.Fatal(err)
 			}

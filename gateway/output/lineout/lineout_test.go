@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 )
@@ -174,7 +174,7 @@ func TestPlayResamplesAndUpmixes(t *testing.T) {
 			d := newFake([]uint32{8000, 44100, 48000}, []uint32{2})
 			o := newOutput(t, d, "hw:1,0", rate)
 			in := sine(1000, codec.SampleRate, codec.SampleRate/2, 10000) // 0.5 s
-			if err := o.Play(context.Background(), &gateway.Playback{ID: "p1", Audio: staticAudio(in)}); err != nil {
+			if err := o.Play(context.Background(), &output.Playback{ID: "p1", Audio: staticAudio(in)}); err != nil {
 				t.Fatal(err)
 			}
 			if d.hw.Interval(paramRate).Lo() != uint32(rate) {
@@ -226,7 +226,7 @@ func TestXrunRecovery(t *testing.T) {
 	for i := range in {
 		in[i] = int16(i)
 	}
-	if err := o.Play(context.Background(), &gateway.Playback{Audio: staticAudio(in)}); err != nil {
+	if err := o.Play(context.Background(), &output.Playback{Audio: staticAudio(in)}); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(d.written, in) {
@@ -266,7 +266,7 @@ func TestPlayCut(t *testing.T) {
 	}
 	o := newOutput(t, d, "hw:0", 48000)
 	in := sine(500, codec.SampleRate, 5*codec.SampleRate, 20000) // 5 s
-	err := o.Play(ctx, &gateway.Playback{Audio: staticAudio(in)})
+	err := o.Play(ctx, &output.Playback{Audio: staticAudio(in)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -305,7 +305,7 @@ func TestSharedDevice(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = o.Play(context.Background(), &gateway.Playback{Audio: staticAudio(in)})
+			errs[i] = o.Play(context.Background(), &output.Playback{Audio: staticAudio(in)})
 		}()
 	}
 	wg.Wait()
@@ -323,7 +323,7 @@ func TestOpenFails(t *testing.T) {
 	d := newFake([]uint32{16000}, []uint32{1})
 	d.openErr = ErrNoDevice
 	o := newOutput(t, d, "hw:0,0", 16000)
-	err := o.Play(context.Background(), &gateway.Playback{Audio: staticAudio(make([]int16, 320))})
+	err := o.Play(context.Background(), &output.Playback{Audio: staticAudio(make([]int16, 320))})
 	if !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), "hw:0,0") {
 		t.Errorf("got %v", err)
 	}
@@ -390,7 +390,7 @@ func BenchmarkPlay48k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := o.Play(context.Background(), &gateway.Playback{Audio: staticAudio(in)}); err != nil {
+		if err := o.Play(context.Background(), &output.Playback{Audio: staticAudio(in)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-// Package sipout pages through SIP calls: paging amplifiers and SIP
+// Package sipamp pages through SIP calls: paging amplifiers and SIP
 // speakers (Algo, CyberData), paging gateways (Bogen Nyquist, Valcom) and
 // ATAs in front of analogue paging controllers (Bogen UTI312).
 //
@@ -14,7 +14,7 @@
 // Output owns (Close waits for them).
 //
 // Calls go through the appliance's one SIP stack (internal/sipstack) and
-// RTP engine (internal/media). The package imports gateway for the
-// Playback type, so gateway must not import it; cmd wiring hands New to
-// gateway.Builder.SIP.
-package sipout
+// RTP engine (internal/media), both handed in by the wiring. It implements
+// gateway/output.Output and imports nothing of gateway but that leaf; its
+// Factory is the output.Factory for config type sip.
+package sipamp

@@ -76,7 +76,7 @@ func (b *Outputs) sender(o *config.Output) (*Sender, string, error) {
 	}
 	iface, err := netif.Resolve(iface)
 	if err != nil {
-		return nil, "", fmt.Errorf("no interface configured and %w", err)
+		return nil, "", fmt.Errorf("no interface configured and %w: set the output's interface", err)
 	}
 	ttl := DefaultTTL
 	if o.TTL != nil {

@@ -169,6 +169,9 @@ func (r *Receiver) startLocked(_ context.Context, cfg *config.Config) error {
 // listen binds group:port and joins the group on the interface.
 func listen(k socketKey) (*ipv4.PacketConn, error) {
 	ifi, err := netif.Find(k.iface)
+	if errors.Is(err, netif.ErrNoDefaultRoute) {
+		return nil, fmt.Errorf("%w: set phone_pages[].interface", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 
 // ErrNoDefaultRoute is returned when no interface can be chosen for an
 // entry that names none.
-var ErrNoDefaultRoute = errors.New("no IPv4 default route: set the interface")
+var ErrNoDefaultRoute = errors.New("no IPv4 default route, no 224.0.0.0/4 route and not exactly one multicast interface up")
 
 // routeTable and interfaces are the system's; tests replace them.
 var (

@@ -30,6 +30,7 @@ import (
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
 	"github.com/parkpage/parkpage/internal/tts"
 	"github.com/parkpage/parkpage/multicast"
@@ -65,6 +66,7 @@ type core struct {
 	bus   *events.Bus
 	opt   wireOptions
 	stack *sipstack.Stack
+	media *media.Engine
 	park  *parksip.Server
 	pacer *multicast.Pacer
 	gw    *gateway.Gateway
@@ -98,7 +100,15 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
 	closers = append(closers, func() { c.stack.Close() })
-	if c.park, err = parksip.New(cfg, c.stack, bus, c.audio, log); err != nil {
+	if err = c.stack.Listen(); err != nil {
+		return nil, err // sipstack says which address and what to do
+	}
+	// One RTP engine for every SIP user: parked calls and hold music, SIP
+	// amplifiers, live pages.
+	if c.media, err = media.NewEngine(parksip.MediaConfig(cfg, c.stack), log.With("component", "media")); err != nil {
+		return nil, fmt.Errorf("rtp: %w", err)
+	}
+	if c.park, err = parksip.New(cfg, c.stack, bus, c.audio, log, parksip.WithMedia(c.media)); err != nil {
 		return nil, err // sipstack says which address and what to do
 	}
 	c.pacer = multicast.NewPacer(log)
@@ -114,7 +124,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	kinds := output.Kinds{
 		config.OutputPolycom: mc.Polycom,
 		config.OutputRTP:     mc.RTP,
-		config.OutputSIP:     sipamp.Factory(sipamp.Options{SIP: c.stack, Media: c.park.Media(), Logger: log}),
+		config.OutputSIP:     sipamp.Factory(sipamp.Options{SIP: c.stack, Media: c.media, Logger: log}),
 		config.OutputLineOut: lineout.Factory(lineout.Options{Logger: log, Open: opt.LineOut}),
 	}
 	if c.gw, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(c.bank.Acquire), Events: bus, Logger: log}); err != nil {
@@ -124,7 +134,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if c.ann, err = announcer.New(announcer.Options{Config: cfg, Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log, Parked: c.parkedNow}); err != nil {
 		return nil, err
 	}
-	if c.live, err = livepage.New(cfg, livepage.Options{SIP: c.stack, Media: c.park.Media(), Pager: c.gw, Logger: log}); err != nil {
+	if c.live, err = livepage.New(cfg, livepage.Options{SIP: c.stack, Media: c.media, Pager: c.gw, Logger: log}); err != nil {
 		return nil, fmt.Errorf("pages: %w", err)
 	}
 	if c.phone, err = phonepage.New(cfg, phonepage.Options{Pager: c.gw, Own: mc.OwnSource, Logger: log}); err != nil {
@@ -170,6 +180,7 @@ func (c *core) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 8)
 	stopStack, stackDone := start(runner{"sip", c.stack.Run}, errc)
+	stopMedia, mediaDone := start(runner{"rtp", c.media.Run}, errc)
 	stopPark, parkDone := start(runner{"park", c.park.Run}, errc)
 	stopPacer, pacerDone := start(runner{"multicast", c.pacer.Run}, errc)
 	stopAnn, annDone := start(runner{"announcer", c.ann.Run}, errc)
@@ -197,6 +208,8 @@ func (c *core) Run(ctx context.Context) error {
 	<-pacerDone
 	stopPark()
 	<-parkDone
+	stopMedia()
+	<-mediaDone
 	stopStack()
 	<-stackDone
 	return err
@@ -242,9 +255,9 @@ func (c *core) slots() []api.Slot {
 func (c *core) registerMetrics(set *metrics.Set) {
 	set.NewGauge("parkpage_parked_calls", func() float64 { return float64(len(c.parkedNow())) })
 	set.NewGauge("parkpage_sip_registrations", func() float64 { return float64(len(c.stack.Registrations())) })
-	set.NewGauge("parkpage_rtp_legs", func() float64 { return float64(c.park.Media().Legs()) })
-	set.NewGauge("parkpage_hold_music_late_ticks", func() float64 { return float64(c.park.Media().Stats().Missed) })
-	set.NewGauge("parkpage_hold_music_max_tick_seconds", func() float64 { return c.park.Media().Stats().MaxWork.Seconds() })
+	set.NewGauge("parkpage_rtp_legs", func() float64 { return float64(c.media.Legs()) })
+	set.NewGauge("parkpage_hold_music_late_ticks", func() float64 { return float64(c.media.Stats().Missed) })
+	set.NewGauge("parkpage_hold_music_max_tick_seconds", func() float64 { return c.media.Stats().MaxWork.Seconds() })
 	set.NewGauge("parkpage_zones_paging", func() float64 {
 		n := 0
 		for _, z := range c.gw.Zones() {

@@ -47,7 +47,7 @@ type SIP interface {
 	Unhandle(ext string)
 }
 
-// Legs opens RTP legs; *media.Engine is one (parksip.Server.Media()).
+// Legs opens RTP legs; *media.Engine is one (the appliance's one RTP engine).
 type Legs interface {
 	NewLeg(o media.LegOptions) (*media.Leg, error)
 }

@@ -119,15 +119,9 @@ func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Spe
 	s.cfg.Store(cfg)
 	s.media = o.media
 	if s.media == nil {
-		ip := stack.LocalIP()
-		bind := ip
-		for _, l := range cfg.SIP.Listen {
-			if ap, err := netip.ParseAddrPort(l.Address); err == nil && ap.Addr().IsUnspecified() {
-				bind = netip.IPv4Unspecified()
-			}
-		}
-		e, err := media.NewEngine(media.Config{IP: bind, Advertise: ip, PortMin: cfg.SIP.RTPPorts.First, PortMax: cfg.SIP.RTPPorts.Last,
-			Music: cfg.Park.Music, Realtime: !o.normalPrio}, logger.With("component", "media"))
+		mc := MediaConfig(cfg, stack)
+		mc.Realtime = !o.normalPrio
+		e, err := media.NewEngine(mc, logger.With("component", "media"))
 		if err != nil {
 			cancel()
 			return nil, err
@@ -147,8 +141,22 @@ func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Spe
 // Park returns the park logic (board, policy).
 func (s *Server) Park() *park.Server { return s.park }
 
-// Media returns the media engine in use.
-func (s *Server) Media() *media.Engine { return s.media }
+// MediaConfig is the RTP engine's config for the SIP stack: bound where
+// SIP listens (every address when a listener is on the unspecified
+// address), advertising the stack's local IP, on sip.rtp_ports, with
+// park.music on hold. The appliance builds one engine from it and hands it
+// to every SIP user (WithMedia here, the SIP amplifier output, live pages).
+func MediaConfig(cfg *config.Config, stack *sipstack.Stack) media.Config {
+	ip := stack.LocalIP()
+	bind := ip
+	for _, l := range cfg.SIP.Listen {
+		if ap, err := netip.ParseAddrPort(l.Address); err == nil && ap.Addr().IsUnspecified() {
+			bind = netip.IPv4Unspecified()
+		}
+	}
+	return media.Config{IP: bind, Advertise: ip, PortMin: cfg.SIP.RTPPorts.First, PortMax: cfg.SIP.RTPPorts.Last,
+		Music: cfg.Park.Music, Realtime: true}
+}
 
 // Slots is the park board for the API.
 func (s *Server) Slots() []park.SlotState { return s.park.Slots() }

@@ -152,12 +152,12 @@ zones:
 	r.pin = &gpiotest.Pin{N: "GPIO17"}
 	bus := events.New()
 	r.sub = bus.Subscribe(256)
-	bank, err := relays.New(cfg, func(name string) (gpio.PinOut, error) {
+	bank, err := relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: func(name string) (gpio.PinOut, error) {
 		if name != r.pin.N {
 			return nil, fmt.Errorf("no pin %s", name)
 		}
 		return r.pin, nil
-	}, relays.Options{})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,18 +46,32 @@ func (systemClock) AfterFunc(d time.Duration, f func()) Timer {
 	return time.AfterFunc(d, f)
 }
 
-// Options are a Bank's optional collaborators.
+// Config is what a Bank reads of the appliance's config: the relays
+// section and the zones' relays lists.
+type Config struct {
+	Relays map[string]*config.Relay
+	Zones  map[string]*config.Zone
+}
+
+// ConfigOf picks a Bank's Config out of the appliance's config.
+func ConfigOf(c *config.Config) Config { return Config{Relays: c.Relays, Zones: c.Zones} }
+
+// Options are a Bank's collaborators.
 type Options struct {
-	Clock  Clock        // default SystemClock()
-	Events *events.Bus  // receives RelayOn and RelayOff; nil: none
-	Logger *slog.Logger // default: discard
+	// Resolve finds the relays' pins; default HostResolver() (the board's
+	// GPIO). Reload uses it too.
+	Resolve Resolver
+	Clock   Clock        // default SystemClock()
+	Events  *events.Bus  // receives RelayOn and RelayOff; nil: none
+	Logger  *slog.Logger // default: discard
 }
 
 // Bank drives the relays of one config. It is safe for concurrent use.
 type Bank struct {
-	clock Clock
-	bus   *events.Bus
-	log   *slog.Logger
+	clock   Clock
+	resolve Resolver
+	bus     *events.Bus
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	closed bool
@@ -88,13 +102,18 @@ type relay struct {
 // state) before returning, whatever happened before: a previous Bank, a
 // crashed process, the board's power-on level. On error every pin that
 // could be resolved has still been driven off.
-func New(cfg *config.Config, resolve Resolver, o Options) (*Bank, error) {
+func New(cfg Config, o Options) (*Bank, error) {
+	resolve := o.Resolve
+	if resolve == nil {
+		resolve = HostResolver()
+	}
 	b := &Bank{
-		clock: o.Clock,
-		bus:   o.Events,
-		log:   o.Logger,
-		done:  make(chan struct{}),
-		zones: map[string][]*relay{},
+		resolve: resolve,
+		clock:   o.Clock,
+		bus:     o.Events,
+		log:     o.Logger,
+		done:    make(chan struct{}),
+		zones:   map[string][]*relay{},
 	}
 	if b.clock == nil {
 		b.clock = SystemClock()
@@ -138,7 +157,7 @@ func newRelay(name string, rc *config.Relay, pin gpio.PinOut) *relay {
 
 // index sets the Bank's lists from the relays of cfg (byName). Called
 // with b.mu held, or before the Bank is shared.
-func (b *Bank) index(cfg *config.Config, byName map[string]*relay) {
+func (b *Bank) index(cfg Config, byName map[string]*relay) {
 	b.all, b.active, b.zones = nil, nil, map[string][]*relay{}
 	for _, name := range sortedRelayNames(cfg) {
 		r, ok := byName[name]
@@ -184,7 +203,8 @@ func resolvePin(resolve Resolver, name string, rc *config.Relay) (gpio.PinOut, e
 // in progress did not switch on themselves. Pages acquired after Reload
 // use the new zone mapping. On error (a pin that cannot be found) the Bank
 // is left as it was.
-func (b *Bank) Reload(cfg *config.Config, resolve Resolver) error {
+func (b *Bank) Reload(cfg Config) error {
+	resolve := b.resolve
 	pins := map[string]gpio.PinOut{}
 	var errs []error
 	for _, name := range sortedRelayNames(cfg) {
@@ -253,7 +273,7 @@ func (b *Bank) Reload(cfg *config.Config, resolve Resolver) error {
 
 // sortedRelayNames lists page-active relays first, then the others, each
 // group by name: the order relays switch on in.
-func sortedRelayNames(cfg *config.Config) []string {
+func sortedRelayNames(cfg Config) []string {
 	names := make([]string, 0, len(cfg.Relays))
 	for n, r := range cfg.Relays {
 		if r != nil {
@@ -479,7 +499,7 @@ func (b *Bank) States() []State {
 // `parkpage relays-off` runs: for an installer, or for a service manager
 // after the main process has exited. Every relay is tried; the errors are
 // joined.
-func AllOff(cfg *config.Config, resolve Resolver) error {
+func AllOff(cfg Config, resolve Resolver) error {
 	var errs []error
 	for _, name := range sortedRelayNames(cfg) {
 		rc := cfg.Relays[name]

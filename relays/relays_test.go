@@ -155,7 +155,7 @@ func newRig(t *testing.T, cfg *config.Config, initial gpio.Level) *rig {
 	}
 	bus := events.New()
 	r.sub = bus.Subscribe(256)
-	b, err := New(cfg, r.resolve, Options{Clock: r.clock, Events: bus})
+	b, err := New(ConfigOf(cfg), Options{Resolve: r.resolve, Clock: r.clock, Events: bus})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestReload(t *testing.T) {
 	cfg.Relays["z2"].ActiveLow = true // rewired
 	// A pin left energised by someone else is still driven off by New.
 	r.pins["GPIO27"].Out(gpio.Low)
-	nb, err := New(cfg, r.resolve, Options{Clock: r.clock})
+	nb, err := New(ConfigOf(cfg), Options{Resolve: r.resolve, Clock: r.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +520,7 @@ func TestAllOff(t *testing.T) {
 		}
 		return nil, errors.New("unknown")
 	}
-	if err := AllOff(cfg, resolve); err != nil {
+	if err := AllOff(ConfigOf(cfg), resolve); err != nil {
 		t.Fatal(err)
 	}
 	for n, p := range pins {
@@ -535,7 +535,7 @@ func TestAllOff(t *testing.T) {
 	// A missing pin is reported, and the others are still driven off.
 	delete(pins, "GPIO17")
 	pins["GPIO5"].L = gpio.High
-	err := AllOff(cfg, resolve)
+	err := AllOff(ConfigOf(cfg), resolve)
 	if err == nil || pins["GPIO5"].L != gpio.Low {
 		t.Errorf("AllOff with a missing pin: err=%v, GPIO5=%v", err, pins["GPIO5"].L)
 	}
@@ -548,12 +548,12 @@ func TestNewErrors(t *testing.T) {
 		pins[rc.Pin] = &gpiotest.Pin{N: rc.Pin, L: gpio.High}
 	}
 	delete(pins, "GPIO27")
-	_, err := New(cfg, func(n string) (gpio.PinOut, error) {
+	_, err := New(ConfigOf(cfg), Options{Resolve: func(n string) (gpio.PinOut, error) {
 		if p, ok := pins[n]; ok {
 			return p, nil
 		}
 		return nil, errors.New("unknown")
-	}, Options{})
+	}})
 	if err == nil {
 		t.Fatal("New with a missing pin succeeded")
 	}
@@ -635,7 +635,7 @@ func TestReloadInPlace(t *testing.T) {
 	bad := testConfig()
 	bad.Relays["z1"].Pin = "GPIO99"
 	before := r.bank.States()
-	if err := r.bank.Reload(bad, r.resolve); err == nil || !strings.Contains(err.Error(), "GPIO99") {
+	if err := r.bank.Reload(ConfigOf(bad)); err == nil || !strings.Contains(err.Error(), "GPIO99") {
 		t.Errorf("reload with a missing pin: %v", err)
 	}
 	if after := r.bank.States(); !slices.Equal(before, after) {
@@ -649,7 +649,7 @@ func TestReloadInPlace(t *testing.T) {
 	cfg.Relays["strobe"] = relayCfg("GPIO23", config.RoleZone, false, 0, 0)
 	cfg.Zones["yard"].Relays = []string{"z1", "z2", "strobe"}
 	r.pins["GPIO23"] = &gpiotest.Pin{N: "GPIO23", L: gpio.High} // left energised by someone
-	if err := r.bank.Reload(cfg, r.resolve); err != nil {
+	if err := r.bank.Reload(ConfigOf(cfg)); err != nil {
 		t.Fatal(err)
 	}
 	lv := func() string {

@@ -78,7 +78,7 @@ func cmdRender(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *zone != "" && cfg.Zones[*zone] == nil {
-		return fail("no zone %q (zones: %s)", *zone, strings.Join(zoneNames(cfg), ", "))
+		return fail("no zone %q (zones: %s)", *zone, strings.Join(announcer.ZoneNames(cfg), ", "))
 	}
 	c := codec.Name(*codecName)
 	if c == "" {
@@ -117,7 +117,7 @@ func cmdRender(args []string, stdout, stderr io.Writer) int {
 	if *chime != "" {
 		req.Chime = *chime
 	}
-	audio, err := newAudioHolder(cfg)
+	audio, err := announce.NewService(cfg.Announce)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -175,7 +175,7 @@ func relaysOff(cfg *config.Config, resolve relays.Resolver, stdout, stderr io.Wr
 		fmt.Fprintln(stdout, "no relays configured")
 		return 0
 	}
-	if err := relays.AllOff(cfg, resolve); err != nil {
+	if err := relays.AllOff(relays.ConfigOf(cfg), resolve); err != nil {
 		fmt.Fprintf(stderr, "parkpage relays-off: %v\n", err)
 		return 1
 	}

@@ -5,12 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -27,12 +22,10 @@ import (
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/api"
 	"github.com/parkpage/parkpage/internal/app"
-	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
-	"github.com/parkpage/parkpage/internal/tts"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
 	"github.com/parkpage/parkpage/park"
@@ -70,20 +63,17 @@ type core struct {
 	park  *parksip.Server
 	pacer *multicast.Pacer
 	gw    *gateway.Gateway
-	bank  *bankHolder
-	audio *audioHolder
+	bank  *relays.Bank
+	audio *announce.Service
 	ann   *announcer.Announcer
-	ext   *external
+	ext   *pbxevents.Sources
 	live  *livepage.Server
 	phone *phonepage.Receiver
-
-	cfg atomic.Pointer[config.Config]
 }
 
 func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	cfg, log, bus := a.Config(), a.Logger(), a.Bus()
 	c := &core{log: log, bus: bus, opt: opt}
-	c.cfg.Store(cfg)
 	var closers []func()
 	defer func() {
 		if err != nil {
@@ -93,7 +83,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		}
 	}()
 
-	if c.audio, err = newAudioHolder(cfg); err != nil {
+	if c.audio, err = announce.NewService(cfg.Announce); err != nil {
 		return nil, err
 	}
 	if c.stack, err = sipstack.New(cfg, log); err != nil {
@@ -112,11 +102,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, err // sipstack says which address and what to do
 	}
 	c.pacer = multicast.NewPacer(log)
-	resolve := opt.Relays
-	if resolve == nil {
-		resolve = relays.HostResolver()
-	}
-	if c.bank, err = newBankHolder(cfg, resolve, bus, log); err != nil {
+	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
 		return nil, fmt.Errorf("relays: %w", err)
 	}
 	closers = append(closers, func() { c.bank.Close() })
@@ -131,22 +117,25 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("zones: %w", err)
 	}
 	closers = append(closers, func() { c.gw.Close() })
-	if c.ann, err = announcer.New(announcer.Options{Config: cfg, Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log, Parked: c.parkedNow}); err != nil {
+	if c.ann, err = announcer.New(cfg, announcer.Options{Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log,
+		Parked: c.parkedNow, SlotParties: c.slotParties}); err != nil {
 		return nil, err
 	}
 	if c.live, err = livepage.New(cfg, livepage.Options{SIP: c.stack, Media: c.media, Pager: c.gw, Logger: log}); err != nil {
 		return nil, fmt.Errorf("pages: %w", err)
 	}
-	if c.phone, err = phonepage.New(cfg, phonepage.Options{Pager: c.gw, Own: mc.OwnSource, Logger: log}); err != nil {
+	if c.phone, err = phonepage.New(cfg.PhonePages, phonepage.Options{Pager: c.gw, Own: mc.OwnSource, Logger: log}); err != nil {
 		return nil, fmt.Errorf("phone_pages: %w", err)
 	}
 	// Config validation has checked external.*; a source that still fails
 	// to start (a BLF listen address in use) is logged by Run.
-	c.ext = &external{log: log, bus: bus, pending: cfg}
+	if c.ext, err = pbxevents.NewSources(cfg.External, pbxevents.SourcesOptions{Bus: bus, AMI: ami.Source, BLF: blfwatch.Source, Logger: log}); err != nil {
+		return nil, err
+	}
 
 	c.registerMetrics(a.Metrics())
 	a.AddPart(c)
-	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.announce, ParkEvent: c.parkEvent})
+	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook})
 	return c, nil
 }
 
@@ -224,16 +213,15 @@ func (c *core) Reload(cfg *config.Config) error {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
-	add("audio", c.audio.Reload(cfg))
+	add("audio", c.audio.Reload(cfg.Announce))
 	add("sip", c.stack.Reload(cfg))
 	add("park", c.park.Reload(cfg))
-	add("relays", c.bank.Reload(cfg))
+	add("relays", c.bank.Reload(relays.ConfigOf(cfg)))
 	add("zones", c.gw.Reload(cfg.Zones))
 	add("announcer", c.ann.Reload(cfg))
-	add("external", c.ext.Reload(cfg))
+	add("external", c.ext.Reload(cfg.External))
 	add("pages", c.live.Reload(cfg))
-	add("phone_pages", c.phone.Reload(cfg))
-	c.cfg.Store(cfg)
+	add("phone_pages", c.phone.Reload(cfg.PhonePages))
 	return errors.Join(errs...)
 }
 
@@ -269,7 +257,7 @@ func (c *core) registerMetrics(set *metrics.Set) {
 	})
 	set.NewGauge("parkpage_live_pages", func() float64 { return float64(c.live.Active()) })
 	set.NewGauge("parkpage_announcements_running", func() float64 { return float64(len(c.ann.Active())) })
-	cache := func() announce.CacheStats { ca, _, _ := c.audio.current(); return ca.Stats() }
+	cache := c.audio.Stats
 	set.NewGauge("parkpage_announce_cache_hits", func() float64 { return float64(cache().Hits) })
 	set.NewGauge("parkpage_announce_cache_misses", func() float64 { return float64(cache().Misses) })
 	set.NewGauge("parkpage_announce_renders", func() float64 { return float64(cache().Renders) })
@@ -299,310 +287,9 @@ func (c *core) zones() []api.Zone {
 	return out
 }
 
-// announce serves POST /api/v1/announcements: a text, or a slot's own
-// announcement, to named zones (a slot's zones when none are named).
-func (c *core) announce(ctx context.Context, req api.AnnounceRequest) (string, error) {
-	cfg := c.cfg.Load()
-	prio := output.PriorityTest
-	if req.Priority != "" {
-		p, err := output.ParsePriority(req.Priority)
-		if err != nil {
-			return "", &api.FieldError{Field: "priority", Msg: err.Error()}
-		}
-		prio = p
-	}
-	for _, z := range req.Zones {
-		if cfg.Zones[z] == nil {
-			return "", &api.FieldError{Field: "zones", Msg: fmt.Sprintf("no zone %q (zones: %s)", z, strings.Join(zoneNames(cfg), ", "))}
-		}
-	}
-	var specs []announcer.Spec
-	if req.Slot != "" {
-		rule, ok := announcer.RuleFor(cfg, req.Slot)
-		if !ok {
-			return "", &api.FieldError{Field: "slot", Msg: fmt.Sprintf("%q is not a configured park slot", req.Slot)}
-		}
-		var zones []string
-		if len(req.Zones) > 0 {
-			zones = req.Zones
-		}
-		if zones == nil && len(rule.Zones) == 0 {
-			return "", &api.FieldError{Field: "zones", Msg: fmt.Sprintf("slot %s announces to no zone; name zones", req.Slot)}
-		}
-		f := announce.Fields{}
-		if st, ok := c.park.Park().Slot(req.Slot); ok {
-			f.Caller, f.Parker = announcer.PartyName(st.Caller), announcer.PartyName(st.Parker)
-		}
-		var err error
-		if specs, err = announcer.Compose(cfg, rule, f, zones); err != nil {
-			return "", err
-		}
-	} else {
-		specs = []announcer.Spec{{Zones: req.Zones, Text: req.Text, Request: announce.Request{Text: req.Text, Voice: cfg.Announce.Voice, Chime: cfg.Announce.Chime, Repeat: cfg.Announce.Repeat}}}
-	}
-	var ids []string
-	var hs []*gateway.Handle
-	for _, s := range specs {
-		if req.Voice != "" {
-			s.Request.Voice = req.Voice
-		}
-		if req.Chime != nil {
-			s.Request.Chime = *req.Chime
-		}
-		if _, err := c.audio.Resolve(s.Request); err != nil {
-			return "", &api.FieldError{Field: "text", Msg: err.Error()}
-		}
-		// The page outlives the HTTP request unless the caller waits for it.
-		pctx := context.WithoutCancel(ctx)
-		h, err := c.ann.Play(pctx, s, prio, nil)
-		if err != nil {
-			return "", err
-		}
-		ids = append(ids, h.ID())
-		hs = append(hs, h)
-	}
-	if req.Wait {
-		for _, h := range hs {
-			if _, err := h.Wait(ctx); err != nil {
-				return strings.Join(ids, ","), err
-			}
-		}
-	}
-	return strings.Join(ids, ","), nil
-}
-
-// parkEvent serves the webhook: another system's park, announced like ours.
-func (c *core) parkEvent(ctx context.Context, req api.ParkEventRequest) error {
-	kind := pbxevents.Kind(req.Event)
-	cfg := c.cfg.Load()
-	local := pbxevents.NewSlotMapper(cfg.External.SlotMap).Local(req.Slot)
-	c.bus.Publish(pbxevents.ParkEvent{Kind: kind, Slot: local, ExternalSlot: req.Slot, Caller: req.Caller, Parker: req.Parker,
-		Source: pbxevents.SourceWebhook, Time: time.Now()}.BusEvent())
-	return nil
-}
-
-func zoneNames(cfg *config.Config) []string {
-	var names []string
-	for n := range cfg.Zones {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// audioHolder renders announcements with the config's voice and levels; a
-// reload that changes them swaps in a new renderer and cache. It is also
-// the park server's speaker for its spoken prompts.
-type audioHolder struct {
-	mu    sync.Mutex
-	ann   config.Announce
-	cache *announce.Cache
-	rend  *announce.Renderer
-	tts   *tts.Engine
-}
-
-func newAudioHolder(cfg *config.Config) (*audioHolder, error) {
-	h := &audioHolder{}
-	return h, h.Reload(cfg)
-}
-
-func (h *audioHolder) Reload(cfg *config.Config) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cache != nil && reflect.DeepEqual(h.ann, cfg.Announce) {
-		return nil
-	}
-	a := cfg.Announce
-	engine, err := tts.New(a.Voice)
-	if err != nil {
-		return fmt.Errorf("announce.voice: %w", err)
-	}
-	r, err := announce.NewRenderer(announce.Config{Voice: a.Voice, Chime: a.Chime, TargetDBFS: a.Loudness, CeilingDBFS: a.Peak, LeadIn: a.LeadIn.D()})
-	if err != nil {
-		return err
-	}
-	h.ann, h.rend, h.tts, h.cache = a, r, engine, announce.NewCache(r, 64)
-	return nil
-}
-
-func (h *audioHolder) current() (*announce.Cache, *announce.Renderer, *tts.Engine) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.cache, h.rend, h.tts
-}
-
-func (h *audioHolder) Get(ctx context.Context, req announce.Request) (*announce.Rendered, error) {
-	c, _, _ := h.current()
-	return c.Get(ctx, req)
-}
-
-func (h *audioHolder) Prepare(ctx context.Context, req announce.Request, codecs ...codec.Name) (*announce.Rendered, error) {
-	c, _, _ := h.current()
-	return c.Prepare(ctx, req, codecs...)
-}
-
-func (h *audioHolder) Resolve(req announce.Request) (announce.Request, error) {
-	_, r, _ := h.current()
-	return r.Resolve(req)
-}
-
-// Synthesize speaks the park server's prompts ("seven oh four").
-func (h *audioHolder) Synthesize(ctx context.Context, text string) ([]int16, error) {
-	_, _, e := h.current()
-	return e.Synthesize(ctx, text)
-}
-
-// bankHolder is the relay bank. A reload applies the new relays in place
-// (relays.Bank.Reload): removed and rewired relays go off at once, relays a
-// playing page holds stay on until it ends.
-type bankHolder struct {
-	mu      sync.Mutex
-	bank    *relays.Bank
-	resolve relays.Resolver
-}
-
-func newBankHolder(cfg *config.Config, resolve relays.Resolver, bus *events.Bus, log *slog.Logger) (*bankHolder, error) {
-	b, err := relays.New(cfg, resolve, relays.Options{Events: bus, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	return &bankHolder{bank: b, resolve: resolve}, nil
-}
-
-func (h *bankHolder) Reload(cfg *config.Config) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.bank == nil {
-		return relays.ErrClosed
-	}
-	return h.bank.Reload(cfg, h.resolve)
-}
-
-func (h *bankHolder) Acquire(ctx context.Context, zones []string) (*relays.Lease, error) {
-	h.mu.Lock()
-	b := h.bank
-	h.mu.Unlock()
-	if b == nil {
-		return nil, relays.ErrClosed
-	}
-	return b.Acquire(ctx, zones)
-}
-
-func (h *bankHolder) Close() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.bank == nil {
-		return nil
-	}
-	err := h.bank.Close()
-	h.bank = nil
-	return err
-}
-
-// external runs the park event sources of another PBX (AMI, BLF watcher)
-// for the config in force, restarting them when their config changes.
-type external struct {
-	log *slog.Logger
-	bus *events.Bus
-
-	mu      sync.Mutex
-	ctx     context.Context // Run's
-	pending *config.Config  // the config to start with
-	cur     config.External
-	cancel  context.CancelFunc
-	done    chan struct{}
-	reload  chan struct{}
-}
-
-func (e *external) Run(ctx context.Context) error {
-	e.mu.Lock()
-	e.ctx = ctx
-	cfg := e.pending
-	e.mu.Unlock()
-	if err := e.Reload(cfg); err != nil {
-		e.log.Error("park events from the PBX", "err", err)
-	}
-	<-ctx.Done()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.stopLocked()
-	return nil
-}
-
-func (e *external) stopLocked() {
-	if e.cancel != nil {
-		e.cancel()
-		<-e.done
-		e.cancel, e.done = nil, nil
-	}
-}
-
-// Reload (re)starts the sources if their config changed.
-func (e *external) Reload(cfg *config.Config) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.pending = cfg
-	if e.ctx == nil || e.ctx.Err() != nil {
-		return nil
-	}
-	if e.cancel != nil && reflect.DeepEqual(e.cur, cfg.External) {
-		return nil
-	}
-	e.stopLocked()
-	e.cur = cfg.External
-	x := cfg.External
-	if x.AMI == nil && x.BLF == nil {
-		e.cancel, e.done = func() {}, closedChan()
-		return nil
-	}
-	mapper := pbxevents.NewSlotMapper(x.SlotMap)
-	sink := func(ev pbxevents.ParkEvent) { e.bus.Publish(ev.BusEvent()) }
-	ctx, cancel := context.WithCancel(e.ctx)
-	var wg sync.WaitGroup
-	var errs []error
-	if x.AMI != nil {
-		c, err := ami.New(*x.AMI, ami.Options{Sink: sink, Mapper: mapper, Logger: e.log})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("ami: %w", err))
-		} else {
-			wg.Go(func() { c.Run(ctx) })
-		}
-	}
-	if x.BLF != nil {
-		if err := e.startBLF(ctx, &wg, *x.BLF, sink, mapper); err != nil {
-			errs = append(errs, fmt.Errorf("blf: %w", err))
-		}
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	e.cancel, e.done = cancel, done
-	return errors.Join(errs...)
-}
-
-func (e *external) startBLF(ctx context.Context, wg *sync.WaitGroup, cfg config.BLFWatch, sink pbxevents.Sink, mapper *pbxevents.SlotMapper) error {
-	user := cfg.Username
-	if user == "" {
-		user = "parkpage"
-	}
-	ep, err := blfwatch.Listen(cfg.Listen, user, e.log)
-	if err != nil {
-		return err
-	}
-	w, err := blfwatch.New(cfg, blfwatch.Options{Client: ep.Client, Contact: ep.Contact, Sink: sink, Mapper: mapper, Logger: e.log})
-	if err != nil {
-		ep.Close()
-		return err
-	}
-	ep.OnNotify(w.OnNotify)
-	wg.Go(func() {
-		defer ep.Close()
-		w.Run(ctx)
-	})
-	return nil
-}
-
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
+// slotParties is the caller and parker in a local slot, for announcing a
+// slot on request.
+func (c *core) slotParties(slot string) (caller, parker string, ok bool) {
+	st, ok := c.park.Park().Slot(slot)
+	return st.Caller, st.Parker, ok
 }

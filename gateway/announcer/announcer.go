@@ -37,11 +37,12 @@ type Renderer interface {
 	Prepare(ctx context.Context, req announce.Request, codecs ...codec.Name) (*announce.Rendered, error)
 }
 
-// Options configure an Announcer.
+// Options are an Announcer's collaborators.
 type Options struct {
-	Config *config.Config
-	Pager  Pager
-	Audio  Renderer
+	Pager Pager
+	// Audio renders the announcements. If it is also a Resolver, Announce
+	// checks requests with it before queueing them.
+	Audio Renderer
 	// Bus carries the park events the announcer follows; required.
 	Bus    *events.Bus
 	Logger *slog.Logger
@@ -50,6 +51,9 @@ type Options struct {
 	After func(time.Duration) <-chan time.Time
 	// NoWarm skips rendering every slot's phrase ahead of its first park.
 	NoWarm bool
+	// SlotParties, if set, returns the caller and parker in a local park
+	// slot, for announcing a slot on request (Announce).
+	SlotParties func(slot string) (caller, parker string, ok bool)
 	// Parked, if set, lists the calls parked now (as call.parked events)
 	// in the park server this announcer serves. After the bus reports lost
 	// events the announcer resynchronises from it: it starts announcing
@@ -81,10 +85,11 @@ type run struct {
 	cancel context.CancelFunc
 }
 
-// New returns an Announcer; Run starts it.
-func New(o Options) (*Announcer, error) {
-	if o.Pager == nil || o.Audio == nil || o.Bus == nil || o.Config == nil {
-		return nil, errors.New("announcer: Config, Pager, Audio and Bus are required")
+// New returns an Announcer for cfg (it reads the announce, park and zones
+// sections); Run starts it.
+func New(cfg *config.Config, o Options) (*Announcer, error) {
+	if o.Pager == nil || o.Audio == nil || o.Bus == nil || cfg == nil {
+		return nil, errors.New("announcer: config, Pager, Audio and Bus are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -96,7 +101,7 @@ func New(o Options) (*Announcer, error) {
 		o.After = time.After
 	}
 	a := &Announcer{o: o, log: o.Logger.With("component", "announcer"), runs: map[string]*run{}, parked: map[string]bool{}, warm: make(chan struct{}, 1)}
-	a.cfg.Store(o.Config)
+	a.cfg.Store(cfg)
 	return a, nil
 }
 

@@ -177,7 +177,7 @@ func newHarnessWith(t *testing.T, y string, parked func() []events.Event) *harne
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.ann, err = New(Options{Config: cfg, Pager: h.gw, Audio: announce.NewCache(r, 16), Bus: h.bus, Logger: log, Parked: parked})
+	h.ann, err = New(cfg, Options{Pager: h.gw, Audio: announce.NewCache(r, 16), Bus: h.bus, Logger: log, Parked: parked})
 	if err != nil {
 		t.Fatal(err)
 	}

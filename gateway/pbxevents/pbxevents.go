@@ -3,6 +3,9 @@
 // Asterisk AMI client (package ami), the BLF watcher (package blfwatch) and
 // the webhook. Each source turns what it hears into a ParkEvent whose Slot is
 // already mapped to parkpage's own slot configuration, and hands it to a Sink.
+// Sources runs the configured sources (config section external), restarts
+// them when it changes, and takes the webhook; the wiring hands it the
+// sources' constructors (ami.Source, blfwatch.Source).
 //
 // This package must not import the sources, the gateway or any SIP code.
 package pbxevents

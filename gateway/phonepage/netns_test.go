@@ -83,7 +83,7 @@ phone_pages:
 		t.Fatalf("zone outputs: %v", err)
 	}
 	defer g.Close()
-	recv, err := New(cfg, Options{Pager: g})
+	recv, err := New(cfg.PhonePages, Options{Pager: g})
 	if err != nil {
 		t.Fatal(err)
 	}

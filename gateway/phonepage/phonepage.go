@@ -70,14 +70,15 @@ type Receiver struct {
 	log  *slog.Logger
 
 	mu     sync.Mutex
-	cfg    *config.Config
+	cfg    []*config.PhonePage
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// New makes a receiver for cfg.PhonePages; Start opens the sockets.
-func New(cfg *config.Config, opts Options) (*Receiver, error) {
+// New makes a receiver for config section phone_pages; Start opens the
+// sockets.
+func New(cfg []*config.PhonePage, opts Options) (*Receiver, error) {
 	if opts.Pager == nil {
 		return nil, errors.New("phonepage: no pager")
 	}
@@ -114,7 +115,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 // Reload re-reads phone_pages: every listener is restarted (a page being
 // relayed at that moment ends). On error the receiver keeps nothing open
 // for the entries that failed and reports them.
-func (r *Receiver) Reload(cfg *config.Config) error {
+func (r *Receiver) Reload(cfg []*config.PhonePage) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopLocked()
@@ -136,12 +137,12 @@ type socketKey struct {
 	port         int
 }
 
-func (r *Receiver) startLocked(_ context.Context, cfg *config.Config) error {
+func (r *Receiver) startLocked(_ context.Context, cfg []*config.PhonePage) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.cancel = ctx, cancel
 	byKey := map[socketKey][]*config.PhonePage{}
 	var keys []socketKey
-	for _, p := range cfg.PhonePages {
+	for _, p := range cfg {
 		iface := p.Interface
 		if iface == "" {
 			iface = r.opts.DefaultInterface

@@ -113,7 +113,7 @@ phone_pages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	bank, err := relays.New(cfg, func(string) (gpio.PinOut, error) { return r.amp.relay, nil }, relays.Options{})
+	bank, err := relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: func(string) (gpio.PinOut, error) { return r.amp.relay, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ phone_pages:
 	}
 	own := map[netip.AddrPort]bool{}
 	var ownMu sync.Mutex
-	r.recv, err = New(cfg, Options{Pager: r.g, Own: func(src netip.AddrPort) bool {
+	r.recv, err = New(cfg.PhonePages, Options{Pager: r.g, Own: func(src netip.AddrPort) bool {
 		ownMu.Lock()
 		defer ownMu.Unlock()
 		return own[src] || b.OwnSource(src)

@@ -1,7 +1,10 @@
-// Package app wires parkpage's parts into the running appliance: config
-// load and reload, logging, the event bus, the admin API, the SIP stack,
-// the park server and the paging gateway. It owns every long-running
-// goroutine and stops them when its context ends.
+// Package app is the appliance's host process: it loads the config (and
+// reloads it on request, keeping the running one when the new one is
+// invalid), sets up logging, the event bus and the metrics set, serves the
+// admin API, and runs the Parts it is given (Start, Run, Reload), stopping
+// them when its context ends. It knows none of the parts: cmd/parkpage
+// builds the SIP stack, park server, gateway and the rest, adds them as a
+// Part and installs the API's Hooks.
 package app
 
 import (

@@ -94,12 +94,12 @@ zones:
 			"GPIO5": {Pin: &gpiotest.Pin{N: "GPIO5", L: gpio.High}, tl: tl},
 			"GPIO6": {Pin: &gpiotest.Pin{N: "GPIO6", L: gpio.Low}, tl: tl},
 		}
-		bank, err := relays.New(cfg, func(name string) (gpio.PinOut, error) {
+		bank, err := relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: func(name string) (gpio.PinOut, error) {
 			if p, ok := pins[name]; ok {
 				return p, nil
 			}
 			return nil, fmt.Errorf("no pin %s", name)
-		}, relays.Options{})
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -98,7 +98,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if c.media, err = media.NewEngine(parksip.MediaConfig(cfg, c.stack), log.With("component", "media")); err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
-	if c.park, err = parksip.New(cfg, c.stack, bus, c.audio, log, parksip.WithMedia(c.media)); err != nil {
+	if c.park, err = parksip.New(cfg, parksip.Options{Stack: c.stack, Bus: bus, Speaker: c.audio, Logger: log, Media: c.media}); err != nil {
 		return nil, err // sipstack says which address and what to do
 	}
 	c.pacer = multicast.NewPacer(log)

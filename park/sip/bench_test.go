@@ -58,11 +58,8 @@ func runBenchServer(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	var opts []Option
-	if os.Getenv("PARK_BENCH_NORMAL_PRIORITY") != "" {
-		opts = append(opts, WithNormalPriority())
-	}
-	srv, err := New(cfg, stack, events.New(), nil, log, opts...)
+	srv, err := New(cfg, Options{Stack: stack, Bus: events.New(), Logger: log,
+		NormalPriority: os.Getenv("PARK_BENCH_NORMAL_PRIORITY") != ""})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

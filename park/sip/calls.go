@@ -128,7 +128,7 @@ func (s *Server) sessionTimer(req *sip.Request) (hdrs []sip.Header, interval tim
 	if err != nil || n <= 0 {
 		return nil, 0, nil
 	}
-	minSE := int(s.opt.minSE.Seconds())
+	minSE := int(s.opt.MinSE.Seconds())
 	if n < minSE {
 		return nil, 0, []sip.Header{sip.NewHeader("Min-SE", strconv.Itoa(minSE))}
 	}

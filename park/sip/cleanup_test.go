@@ -42,7 +42,7 @@ func TestSessionTimer(t *testing.T) {
 	}
 	c.wait(5 * time.Second)
 
-	strict := newEnv(t, "", lot700, WithHousekeeping(100*time.Millisecond, 90*time.Second))
+	strict := newEnv(t, "", lot700, func(o *Options) { o.Housekeep, o.MinSE = 100*time.Millisecond, 90*time.Second })
 	r := strict.startSipp("refuse_422.xml", sippOpts{service: "700", keys: map[string]string{"hdr": "Session-Expires: 30", "hdr2": "Supported: timer"}})
 	r.wait(10 * time.Second)
 	if !strings.Contains(r.messages(), "Min-SE: 90") {

@@ -96,7 +96,7 @@ var rtpBase = 40000 + (os.Getpid()%50)*200
 
 // newEnv starts a stack and park server with parkYAML as the park: section
 // (and sipYAML appended to sip:).
-func newEnv(t *testing.T, sipYAML, parkYAML string, opts ...Option) *env {
+func newEnv(t *testing.T, sipYAML, parkYAML string, tune ...func(*Options)) *env {
 	t.Helper()
 	portMu.Lock()
 	base := rtpBase
@@ -120,10 +120,10 @@ park:
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	return startEnv(t, cfg, opts...)
+	return startEnv(t, cfg, tune...)
 }
 
-func startEnv(t *testing.T, cfg *config.Config, opts ...Option) *env {
+func startEnv(t *testing.T, cfg *config.Config, tune ...func(*Options)) *env {
 	t.Helper()
 	logBuf := &bytes.Buffer{}
 	var logMu sync.Mutex
@@ -135,8 +135,11 @@ func startEnv(t *testing.T, cfg *config.Config, opts ...Option) *env {
 	bus := events.New()
 	sub := bus.Subscribe(4096)
 	speak := &toneSpeaker{}
-	opts = append([]Option{WithHousekeeping(100*time.Millisecond, time.Second)}, opts...)
-	srv, err := New(cfg, stack, bus, speak, log, opts...)
+	opts := Options{Stack: stack, Bus: bus, Speaker: speak, Logger: log, Housekeep: 100 * time.Millisecond, MinSE: time.Second}
+	for _, f := range tune {
+		f(&opts)
+	}
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

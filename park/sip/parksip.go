@@ -32,37 +32,33 @@ type Speaker interface {
 	Synthesize(ctx context.Context, text string) ([]int16, error)
 }
 
-// Option tunes a Server.
-type Option func(*options)
-
-type options struct {
-	media      *media.Engine
-	clock      park.Clock
-	housekeep  time.Duration
-	minSE      time.Duration
-	answerWait time.Duration
-	normalPrio bool
-}
-
-// WithMedia makes the server use an existing media engine (shared with
-// other SIP users such as the SIP amplifier output); its owner runs it.
-// Without it the server creates and runs its own from sip.rtp_ports.
-func WithMedia(e *media.Engine) Option { return func(o *options) { o.media = e } }
-
-// WithNormalPriority keeps the hold-music pacer thread at normal
-// scheduling priority. By default it asks for SCHED_FIFO (granted to root
-// or with CAP_SYS_NICE, e.g. the systemd unit's AmbientCapabilities) and
-// carries on at normal priority, a little less even, when refused.
-func WithNormalPriority() Option { return func(o *options) { o.normalPrio = true } }
-
-// WithClock injects the park timers' clock (tests).
-func WithClock(c park.Clock) Option { return func(o *options) { o.clock = c } }
-
-// WithHousekeeping sets how often parked legs are checked for dead RTP
-// and lapsed session timers (default 1s), and the smallest session
-// interval accepted (Min-SE, default 90s as RFC 4028 recommends).
-func WithHousekeeping(every, minSE time.Duration) Option {
-	return func(o *options) { o.housekeep, o.minSE = every, minSE }
+// Options are a Server's collaborators and tuning.
+type Options struct {
+	// Stack is the appliance's SIP stack; required. New binds its
+	// listeners.
+	Stack *sipstack.Stack
+	// Bus receives the park events; required.
+	Bus *events.Bus
+	// Speaker speaks slot numbers to parkers and callers; nil: no prompts.
+	Speaker Speaker
+	// Logger; nil: discard.
+	Logger *slog.Logger
+	// Media is the RTP engine shared with the appliance's other SIP users
+	// (SIP amplifier outputs, live pages); its owner runs it. nil: the
+	// server creates one from MediaConfig and runs it itself.
+	Media *media.Engine
+	// NormalPriority keeps the hold-music pacer thread of an engine the
+	// server creates at normal scheduling priority. By default it asks for
+	// SCHED_FIFO (granted to root or with CAP_SYS_NICE, e.g. the systemd
+	// unit's AmbientCapabilities) and carries on at normal priority, a
+	// little less even, when refused.
+	NormalPriority bool
+	// Clock drives the park timers; nil: the system clock (tests inject one).
+	Clock park.Clock
+	// Housekeep is how often parked legs are checked for dead RTP and
+	// lapsed session timers, default 1s; MinSE the smallest session
+	// interval accepted (Min-SE), default 90s as RFC 4028 recommends.
+	Housekeep, MinSE time.Duration
 }
 
 // Server is the park server's SIP side.
@@ -75,7 +71,7 @@ type Server struct {
 	owned bool // we run the media engine
 	speak Speaker
 	log   *slog.Logger
-	opt   options
+	opt   Options
 
 	mu       sync.Mutex
 	calls    map[park.CallID]*parked
@@ -97,17 +93,24 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
-// New builds the park server on a SIP stack. It binds the stack's
-// listeners (to learn the local address for RTP) if not already bound.
-// speaker may be nil (no spoken prompts).
-func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Speaker, logger *slog.Logger, opts ...Option) (*Server, error) {
+// New builds the park server for cfg (it reads the park, sip and users
+// sections) on o.Stack. It binds the stack's listeners (to learn the local
+// address for RTP) if not already bound.
+func New(cfg *config.Config, o Options) (*Server, error) {
+	if o.Stack == nil || o.Bus == nil {
+		return nil, errors.New("park server: Stack and Bus are required")
+	}
+	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := options{housekeep: time.Second, minSE: 90 * time.Second, answerWait: 10 * time.Second}
-	for _, f := range opts {
-		f(&o)
+	if o.Housekeep <= 0 {
+		o.Housekeep = time.Second
 	}
+	if o.MinSE <= 0 {
+		o.MinSE = 90 * time.Second
+	}
+	stack, bus, speaker := o.Stack, o.Bus, o.Speaker
 	if err := stack.Listen(); err != nil {
 		return nil, err
 	}
@@ -117,10 +120,10 @@ func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Spe
 		exts: map[string]bool{}, retrievedAt: map[string]time.Time{}, prompts: map[string][]int16{}, slotView: map[string]park.SlotState{},
 		ctx: ctx, cancel: cancel}
 	s.cfg.Store(cfg)
-	s.media = o.media
+	s.media = o.Media
 	if s.media == nil {
 		mc := MediaConfig(cfg, stack)
-		mc.Realtime = !o.normalPrio
+		mc.Realtime = !o.NormalPriority
 		e, err := media.NewEngine(mc, logger.With("component", "media"))
 		if err != nil {
 			cancel()
@@ -128,7 +131,7 @@ func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Spe
 		}
 		s.media, s.owned = e, true
 	}
-	ps, err := park.New(cfg, park.Options{Clock: o.clock, Bus: bus, Actions: s, Logger: s.log, Observer: s.observe})
+	ps, err := park.New(cfg, park.Options{Clock: o.Clock, Bus: bus, Actions: s, Logger: s.log, Observer: s.observe})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -145,7 +148,7 @@ func (s *Server) Park() *park.Server { return s.park }
 // SIP listens (every address when a listener is on the unspecified
 // address), advertising the stack's local IP, on sip.rtp_ports, with
 // park.music on hold. The appliance builds one engine from it and hands it
-// to every SIP user (WithMedia here, the SIP amplifier output, live pages).
+// to every SIP user (Options.Media here, the SIP amplifier output, live pages).
 func MediaConfig(cfg *config.Config, stack *sipstack.Stack) media.Config {
 	ip := stack.LocalIP()
 	bind := ip
@@ -175,7 +178,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	t := time.NewTicker(s.opt.housekeep)
+	t := time.NewTicker(s.opt.Housekeep)
 	defer t.Stop()
 	var err error
 loop:

@@ -3,7 +3,12 @@
 // Pacer sends the packets of many streams on time from one real-time thread;
 // PolycomOutput and RTPOutput play a page of pre-encoded 20 ms frames in the
 // Polycom group-paging and RTP formats (subpackages polycom and rtp, which
-// are pure encoders and must not import this package).
+// are pure encoders and must not import this package). Outputs makes the
+// zone outputs of config types polycom and rtp: they implement
+// gateway/output.Output (page priority picks the Polycom channel, live
+// pages stream through the Pacer) and share one socket per interface, TTL
+// and loopback. Subpackage netif picks the interface when none is
+// configured. The package imports gateway/output, never gateway.
 //
 // Pacing follows docs/pacing.md: Go's timers wake with about a millisecond of
 // slack and share the Ps with everything else, so the Pacer runs one loop on

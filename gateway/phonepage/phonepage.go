@@ -54,7 +54,7 @@ var relayTypes = []string{config.OutputSIP, config.OutputLineOut}
 // Options are a Receiver's collaborators.
 type Options struct {
 	Pager Pager // required
-	// Own reports datagrams parkpage sent itself (gateway.Builder's
+	// Own reports datagrams parkpage sent itself (multicast.Outputs'
 	// OwnSource); nil: none are recognised.
 	Own func(src netip.AddrPort) bool
 	// DefaultInterface is joined for entries without interface; "":

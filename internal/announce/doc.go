@@ -9,7 +9,8 @@
 //
 // It uses internal/tts for speech and internal/codec for frames, and knows
 // nothing of RTP, SIP, multicast or config files: callers pass a Config and
-// a WAV loader, and send the frames.
+// a WAV loader, and send the frames. Service is the appliance's reloadable
+// renderer and cache for config section announce (internal/config's type).
 //
 // Audio layout of an announcement, all at 16 kHz:
 //

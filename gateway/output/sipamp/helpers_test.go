@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 	}
 	r, stop, err := startRig()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sipout tests:", err)
+		fmt.Fprintln(os.Stderr, "sipamp tests:", err)
 		os.Exit(1)
 	}
 	shared = r
@@ -75,7 +75,7 @@ func startRig() (*rig, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, err := os.MkdirTemp("", "sipout-test")
+	dir, err := os.MkdirTemp("", "sipamp-test")
 	if err != nil {
 		return nil, nil, err
 	}

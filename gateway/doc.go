@@ -5,5 +5,8 @@
 // (multicast for Polycom and RTP, gateway/output/sipamp, gateway/output/lineout),
 // and the wiring hands the gateway an output.Factory that makes them.
 //
-// It imports no output kind: nothing below it imports it either.
+// It imports no output kind, and nothing below it imports it: the output
+// kinds implement gateway/output, and its clients (announcer, livepage,
+// phonepage) submit paging.Page values through a Pager interface of their
+// own.
 package gateway

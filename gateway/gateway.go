@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 )
@@ -113,10 +114,10 @@ func New(zones map[string]*config.Zone, opts Options) (*Gateway, error) {
 }
 
 // Submit queues a page and starts it at once if its zones allow. The page
-// lives until it has played, is cancelled (Handle.Cancel, or ctx ending), or
+// lives until it has played, is cancelled (paging.Handle.Cancel, or ctx ending), or
 // expires; callers that return before the page ends (an HTTP handler) should
 // pass context.WithoutCancel(ctx).
-func (g *Gateway) Submit(ctx context.Context, pg Page) (*Handle, error) {
+func (g *Gateway) Submit(ctx context.Context, pg paging.Page) (*paging.Handle, error) {
 	if pg.Audio == nil {
 		return nil, errors.New("submit page: no audio")
 	}
@@ -174,20 +175,20 @@ func (g *Gateway) Submit(ctx context.Context, pg Page) (*Handle, error) {
 	g.log.Debug("page queued", "page", p.id, "priority", p.Priority, "zones", zones)
 	g.enqueue(&play{page: p, zones: zones})
 	g.schedule()
-	return &Handle{p: p}, nil
+	return paging.NewHandle(p.id, func() { p.cancel(errCancelled) }, p.done, func() paging.Reason { return p.reason }), nil
 }
 
 // Zones returns a snapshot of the zones, sorted by name, with the page each
 // is playing.
-func (g *Gateway) Zones() []ZoneInfo {
+func (g *Gateway) Zones() []paging.ZoneInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make([]ZoneInfo, 0, len(g.gen.zones))
+	out := make([]paging.ZoneInfo, 0, len(g.gen.zones))
 	for _, z := range g.gen.zones {
-		zi := ZoneInfo{
+		zi := paging.ZoneInfo{
 			Name:        z.Name,
 			Description: z.Description,
-			Outputs:     make([]OutputInfo, 0, len(z.Outputs)),
+			Outputs:     make([]paging.OutputInfo, 0, len(z.Outputs)),
 			Relays:      slices.Clone(z.Relays),
 		}
 		if z.MaxPage > 0 {
@@ -532,23 +533,23 @@ func (g *Gateway) playDone(w *play) {
 	if p.active > 0 {
 		return
 	}
-	var r Reason
+	var r paging.Reason
 	cause := context.Cause(p.ctx)
 	switch {
 	case errors.Is(cause, ErrClosed):
-		r = ReasonClosed
+		r = paging.ReasonClosed
 	case cause != nil:
-		r = ReasonCancelled
+		r = paging.ReasonCancelled
 	case p.expired:
-		r = ReasonExpired
+		r = paging.ReasonExpired
 	case p.preempted:
-		r = ReasonPreempted
+		r = paging.ReasonPreempted
 	case p.maxPage:
-		r = ReasonMaxPage
+		r = paging.ReasonMaxPage
 	case p.played == 0 || p.failed == p.played:
-		r = ReasonFailed
+		r = paging.ReasonFailed
 	default:
-		r = ReasonDone
+		r = paging.ReasonDone
 	}
 	if p.stop() {
 		g.watchers.Done()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 )
 
 // The priority matrix: emergency during a park announcement, with the park
@@ -20,7 +21,7 @@ func TestEmergencyPreemptsPark(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{})
 				var asked atomic.Int32
-				p, err := h.g.Submit(context.Background(), Page{
+				p, err := h.g.Submit(context.Background(), paging.Page{
 					ID: "P", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{2 * time.Second},
 					Replay: true, StillWanted: func() bool { asked.Add(1); return wanted },
 				})
@@ -29,7 +30,7 @@ func TestEmergencyPreemptsPark(t *testing.T) {
 				}
 				time.Sleep(500 * time.Millisecond)
 				e := h.submit("E", output.PriorityEmergency, time.Second, "a")
-				h.wait(e, ReasonDone)
+				h.wait(e, paging.ReasonDone)
 				want := []string{
 					"00000 acquire a",
 					"00100 start a/outputs[0] P park",
@@ -41,7 +42,7 @@ func TestEmergencyPreemptsPark(t *testing.T) {
 					"01900 release a",
 				}
 				if wanted {
-					h.wait(p, ReasonDone)
+					h.wait(p, paging.ReasonDone)
 					want = append(want,
 						"01900 acquire a",
 						"02000 start a/outputs[0] P park",
@@ -53,7 +54,7 @@ func TestEmergencyPreemptsPark(t *testing.T) {
 						"page.started P park [a] replay",
 						"page.ended P park [a] done")
 				} else {
-					h.wait(p, ReasonPreempted)
+					h.wait(p, paging.ReasonPreempted)
 					checkEvents(t, h.events("P"),
 						"page.started P park [a]",
 						"page.preempted P park [a] preempted by emergency page E",
@@ -73,7 +74,7 @@ func TestEmergencyPreemptsPark(t *testing.T) {
 func TestPreemptOneZoneOfMany(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{})
-		p, err := h.g.Submit(context.Background(), Page{
+		p, err := h.g.Submit(context.Background(), paging.Page{
 			ID: "P", Priority: output.PriorityPark, Zones: []string{"a", "b"}, Audio: fakeAudio{2 * time.Second}, Replay: true,
 		})
 		if err != nil {
@@ -81,8 +82,8 @@ func TestPreemptOneZoneOfMany(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		e := h.submit("L", output.PriorityLive, time.Second, "a")
-		h.wait(e, ReasonDone)
-		h.wait(p, ReasonDone)
+		h.wait(e, paging.ReasonDone)
+		h.wait(p, paging.ReasonDone)
 		h.timeline(
 			"00000 acquire a",
 			"00000 acquire b",
@@ -126,8 +127,8 @@ func TestEqualPriorityFIFO(t *testing.T) {
 		if want := "a:P1:1 b::2 c:P4:0"; got != want {
 			t.Errorf("zones at 500 ms: %s, want %s", got, want)
 		}
-		for _, hd := range []*Handle{p1, p2, p3, p4} {
-			h.wait(hd, ReasonDone)
+		for _, hd := range []*paging.Handle{p1, p2, p3, p4} {
+			h.wait(hd, paging.ReasonDone)
 		}
 		h.timeline(
 			"00000 acquire a",
@@ -162,8 +163,8 @@ func TestQueueOrderByPriority(t *testing.T) {
 		t1 := h.submit("T", output.PriorityTest, time.Second, "a")
 		p := h.submit("P", output.PriorityPark, time.Second, "a")
 		l := h.submit("L", output.PriorityLive, time.Second, "a")
-		for _, hd := range []*Handle{e, t1, p, l} {
-			h.wait(hd, ReasonDone)
+		for _, hd := range []*paging.Handle{e, t1, p, l} {
+			h.wait(hd, paging.ReasonDone)
 		}
 		h.timeline(
 			"00000 acquire a",
@@ -189,13 +190,13 @@ func TestQueueOrderByPriority(t *testing.T) {
 func TestDisjointZonesPlayAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 2}, "c": {outputs: 1}}, Options{})
-		hs := []*Handle{
+		hs := []*paging.Handle{
 			h.submit("E", output.PriorityEmergency, time.Second, "a"),
 			h.submit("P", output.PriorityPark, time.Second, "b"),
 			h.submit("T", output.PriorityTest, time.Second, "c"),
 		}
 		for _, hd := range hs {
-			h.wait(hd, ReasonDone)
+			h.wait(hd, paging.ReasonDone)
 		}
 		h.timeline(
 			"00000 acquire a", "00000 acquire b", "00000 acquire c",
@@ -214,11 +215,11 @@ func TestMaxWaitExpires(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{MaxWait: time.Second})
 		p1 := h.submit("P1", output.PriorityPark, 3*time.Second, "a")
 		p2 := h.submit("P2", output.PriorityPark, time.Second, "a")
-		h.wait(p2, ReasonExpired)
+		h.wait(p2, paging.ReasonExpired)
 		if d := time.Since(h.rec.t0); d != time.Second {
 			t.Errorf("P2 expired after %v, want 1s", d)
 		}
-		h.wait(p1, ReasonDone)
+		h.wait(p1, paging.ReasonDone)
 		h.timeline(
 			"00000 acquire a",
 			"00100 start a/outputs[0] P1 park",
@@ -234,13 +235,13 @@ func TestQueueFull(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{MaxQueue: 1})
 		h.submit("P1", output.PriorityPark, time.Second, "a")
 		h.submit("P2", output.PriorityPark, time.Second, "a")
-		_, err := h.g.Submit(context.Background(), Page{ID: "P3", Priority: output.PriorityPark, Zones: []string{"b", "a"}, Audio: fakeAudio{time.Second}})
+		_, err := h.g.Submit(context.Background(), paging.Page{ID: "P3", Priority: output.PriorityPark, Zones: []string{"b", "a"}, Audio: fakeAudio{time.Second}})
 		if !errors.Is(err, ErrQueueFull) {
 			t.Errorf("third park page: %v, want ErrQueueFull", err)
 		}
 		// Pages ahead of an emergency are only emergencies: it is accepted.
 		e := h.submit("E", output.PriorityEmergency, time.Second, "a")
-		h.wait(e, ReasonDone)
+		h.wait(e, paging.ReasonDone)
 	})
 }
 
@@ -253,7 +254,7 @@ func TestCancelMidPage(t *testing.T) {
 		p := h.submit("P", output.PriorityPark, 10*time.Second, "a")
 		q := h.submit("Q", output.PriorityPark, time.Second, "a") // waiting behind P
 		ctx, cancelCtx := context.WithCancel(context.Background())
-		r, err := h.g.Submit(ctx, Page{ID: "R", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}})
+		r, err := h.g.Submit(ctx, paging.Page{ID: "R", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,18 +262,18 @@ func TestCancelMidPage(t *testing.T) {
 
 		time.Sleep(50 * time.Millisecond)
 		s.Cancel() // during the relay lead time: nothing plays, nothing to release
-		h.wait(s, ReasonCancelled)
+		h.wait(s, paging.ReasonCancelled)
 
 		time.Sleep(450 * time.Millisecond)
 		q.Cancel()
-		h.wait(q, ReasonCancelled)
+		h.wait(q, paging.ReasonCancelled)
 		cancelCtx()
-		h.wait(r, ReasonCancelled)
+		h.wait(r, paging.ReasonCancelled)
 
 		time.Sleep(500 * time.Millisecond)
 		at := time.Now()
 		p.Cancel()
-		h.wait(p, ReasonCancelled)
+		h.wait(p, paging.ReasonCancelled)
 		if d := time.Since(at); d != endBurst {
 			t.Errorf("Wait returned %v after Cancel, want the End burst time %v", d, endBurst)
 		}
@@ -304,8 +305,8 @@ func TestFailingOutput(t *testing.T) {
 		h.behave("b/outputs[0]", failing(h.rec, 10*time.Millisecond, errors.New("no route")))
 		p := h.submit("P", output.PriorityPark, time.Second, "a")
 		f := h.submit("F", output.PriorityPark, time.Second, "b")
-		h.wait(p, ReasonDone)
-		h.wait(f, ReasonFailed)
+		h.wait(p, paging.ReasonDone)
+		h.wait(f, paging.ReasonFailed)
 		h.timeline(
 			"00000 acquire a",
 			"00000 acquire b",
@@ -335,7 +336,7 @@ func TestRelayFailure(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}}, Options{})
 		h.relays.err = map[string]error{"a": errors.New("GPIO17: permission denied")}
 		p := h.submit("P", output.PriorityPark, time.Second, "a")
-		h.wait(p, ReasonDone)
+		h.wait(p, paging.ReasonDone)
 		h.timeline(
 			"00000 acquire-failed a",
 			"00000 start a/outputs[0] P park",
@@ -352,7 +353,7 @@ func TestMaxPage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1, maxPage: 2 * time.Second}}, Options{})
 		p := h.submit("P", output.PriorityLive, 5*time.Second, "a")
-		h.wait(p, ReasonMaxPage)
+		h.wait(p, paging.ReasonMaxPage)
 		h.timeline(
 			"00000 acquire a",
 			"00100 start a/outputs[0] P live",
@@ -372,13 +373,13 @@ func TestStuckOutputHandedOn(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		h.behave("a/outputs[0]", pager(h.rec, 0, endBurst)) // for E; P's Play is still stuck
 		e := h.submit("E", output.PriorityEmergency, time.Second, "a")
-		h.wait(e, ReasonDone)
+		h.wait(e, paging.ReasonDone)
 		select {
 		case <-p.Done():
 			t.Error("P ended while its stuck output was still playing")
 		default:
 		}
-		h.wait(p, ReasonPreempted)
+		h.wait(p, paging.ReasonPreempted)
 		h.timeline(
 			"00000 acquire a",
 			"00100 start a/outputs[0] P park",
@@ -414,8 +415,8 @@ func TestReload(t *testing.T) {
 		if o := zs[0].Outputs[1]; o.Name != "a/outputs[1]#1" || o.Type != "sip" || o.Address != "sip:page@a.test" {
 			t.Errorf("output info: %+v", o)
 		}
-		for _, hd := range []*Handle{p1, p2, p3} {
-			h.wait(hd, ReasonDone)
+		for _, hd := range []*paging.Handle{p1, p2, p3} {
+			h.wait(hd, paging.ReasonDone)
 		}
 		if err := h.g.Close(); err != nil {
 			t.Fatal(err)
@@ -452,9 +453,9 @@ func TestClose(t *testing.T) {
 		if err := h.g.Close(); err != nil {
 			t.Fatal(err)
 		}
-		h.wait(p1, ReasonClosed)
-		h.wait(p2, ReasonClosed)
-		if _, err := h.g.Submit(context.Background(), Page{Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrClosed) {
+		h.wait(p1, paging.ReasonClosed)
+		h.wait(p2, paging.ReasonClosed)
+		if _, err := h.g.Submit(context.Background(), paging.Page{Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrClosed) {
 			t.Errorf("submit after close: %v, want ErrClosed", err)
 		}
 		h.timeline(
@@ -472,7 +473,7 @@ func TestRelayOnlyZone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, map[string]zoneSpec{"beacon": {}}, Options{})
 		p := h.submit("P", output.PriorityEmergency, 3*time.Second, "beacon")
-		h.wait(p, ReasonDone)
+		h.wait(p, paging.ReasonDone)
 		h.timeline("00000 acquire beacon", "03100 release beacon")
 	})
 }
@@ -484,23 +485,23 @@ func TestSubmitErrors(t *testing.T) {
 		audio := fakeAudio{time.Second}
 		for _, tc := range []struct {
 			name string
-			page Page
+			page paging.Page
 		}{
-			{"no audio", Page{Zones: []string{"a"}}},
-			{"no zones", Page{Audio: audio}},
-			{"unknown zone", Page{Zones: []string{"a", "nowhere"}, Audio: audio}},
-			{"bad priority", Page{Priority: 9, Zones: []string{"a"}, Audio: audio}},
-			{"duplicate id", Page{ID: "dup", Zones: []string{"a"}, Audio: audio}},
+			{"no audio", paging.Page{Zones: []string{"a"}}},
+			{"no zones", paging.Page{Audio: audio}},
+			{"unknown zone", paging.Page{Zones: []string{"a", "nowhere"}, Audio: audio}},
+			{"bad priority", paging.Page{Priority: 9, Zones: []string{"a"}, Audio: audio}},
+			{"duplicate id", paging.Page{ID: "dup", Zones: []string{"a"}, Audio: audio}},
 		} {
 			if _, err := h.g.Submit(context.Background(), tc.page); err == nil {
 				t.Errorf("%s: accepted", tc.name)
 			}
 		}
 		// Generated IDs; duplicate zones are played once.
-		hd, err := h.g.Submit(context.Background(), Page{Priority: output.PriorityEmergency, Zones: []string{"a", "a"}, Audio: audio})
+		hd, err := h.g.Submit(context.Background(), paging.Page{Priority: output.PriorityEmergency, Zones: []string{"a", "a"}, Audio: audio})
 		if err != nil || hd.ID() == "" {
 			t.Fatalf("submit: %v, id %q", err, hd.ID())
 		}
-		h.wait(hd, ReasonDone)
+		h.wait(hd, paging.ReasonDone)
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
@@ -253,9 +254,9 @@ func (h *harness) factory(zone string, i int, o *config.Output) (output.Output, 
 	}}, nil
 }
 
-func (h *harness) submit(id string, prio output.Priority, d time.Duration, zones ...string) *Handle {
+func (h *harness) submit(id string, prio output.Priority, d time.Duration, zones ...string) *paging.Handle {
 	h.t.Helper()
-	hd, err := h.g.Submit(context.Background(), Page{ID: id, Priority: prio, Zones: zones, Audio: fakeAudio{d}, Text: "text of " + id})
+	hd, err := h.g.Submit(context.Background(), paging.Page{ID: id, Priority: prio, Zones: zones, Audio: fakeAudio{d}, Text: "text of " + id})
 	if err != nil {
 		h.t.Fatalf("submit %s: %v", id, err)
 	}
@@ -263,7 +264,7 @@ func (h *harness) submit(id string, prio output.Priority, d time.Duration, zones
 }
 
 // wait waits for a page and checks why it ended.
-func (h *harness) wait(hd *Handle, want Reason) {
+func (h *harness) wait(hd *paging.Handle, want paging.Reason) {
 	h.t.Helper()
 	r, err := hd.Wait(context.Background())
 	if err != nil || r != want {

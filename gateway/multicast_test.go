@@ -17,6 +17,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
@@ -224,13 +225,13 @@ func TestMulticastZone(t *testing.T) {
 		return len(got) >= len(pcmuFrames)
 	})
 
-	h, err := r.g.Submit(context.Background(), Page{ID: "park-704", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: audio, Text: "Sales call on seven oh four"})
+	h, err := r.g.Submit(context.Background(), paging.Page{ID: "park-704", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: audio, Text: "Sales call on seven oh four"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if reason, err := h.Wait(ctx); err != nil || reason != ReasonDone {
+	if reason, err := h.Wait(ctx); err != nil || reason != paging.ReasonDone {
 		t.Fatalf("page ended %q, %v", reason, err)
 	}
 	pkts, rtps := <-pcC, <-rtpC
@@ -351,7 +352,7 @@ func TestMulticastEmergencyPreemptsPark(t *testing.T) {
 		return ssrcs == 3 && n == len(parkFrames)
 	})
 
-	p, err := r.g.Submit(context.Background(), Page{ID: "park", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: park,
+	p, err := r.g.Submit(context.Background(), paging.Page{ID: "park", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: park,
 		Replay: true, StillWanted: func() bool { return true }})
 	if err != nil {
 		t.Fatal(err)
@@ -361,14 +362,14 @@ func TestMulticastEmergencyPreemptsPark(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("park page never reached the listener")
 	}
-	e, err := r.g.Submit(context.Background(), Page{ID: "fire", Priority: output.PriorityEmergency, Zones: []string{"lobby"}, Audio: emergency})
+	e, err := r.g.Submit(context.Background(), paging.Page{ID: "fire", Priority: output.PriorityEmergency, Zones: []string{"lobby"}, Audio: emergency})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, h := range []*Handle{e, p} {
-		if reason, err := h.Wait(ctx); err != nil || reason != ReasonDone {
+	for _, h := range []*paging.Handle{e, p} {
+		if reason, err := h.Wait(ctx); err != nil || reason != paging.ReasonDone {
 			t.Fatalf("page %s ended %q, %v", h.ID(), reason, err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 )
 
 // The priority matrix: a page R is playing on zone a (2 s of audio, from
@@ -64,7 +65,7 @@ func matrixCase(t *testing.T, rp, ap output.Priority, aZones []string, wanted bo
 	h := newHarness(t, map[string]zoneSpec{"a": {outputs: 1}, "b": {outputs: 1}}, Options{})
 	var asked atomic.Int32
 	replay := rp == output.PriorityPark // the park engine asks for replays of park announcements
-	r, err := h.g.Submit(context.Background(), Page{
+	r, err := h.g.Submit(context.Background(), paging.Page{
 		ID: "R", Priority: rp, Zones: []string{"a"}, Audio: fakeAudio{2 * time.Second},
 		Replay: replay, StillWanted: func() bool { asked.Add(1); return wanted },
 	})
@@ -89,7 +90,7 @@ func matrixCase(t *testing.T, rp, ap output.Priority, aZones []string, wanted bo
 		return out
 	}
 	want := []string{line(0, "acquire a"), line(100, "start a/outputs[0] R %s", rp)}
-	wantR, wantAsked := ReasonDone, int32(0)
+	wantR, wantAsked := paging.ReasonDone, int32(0)
 	rEvents := []string{fmt.Sprintf("page.started R %s [a]", rp)}
 	switch shares := slices.Contains(aZones, "a"); {
 	case !shares: // disjoint: at once
@@ -110,7 +111,7 @@ func matrixCase(t *testing.T, rp, ap output.Priority, aZones []string, wanted bo
 				line(4000, "release a"))
 			rEvents = append(rEvents, fmt.Sprintf("page.started R %s [a] replay", rp))
 		} else {
-			wantR = ReasonPreempted
+			wantR = paging.ReasonPreempted
 		}
 	default: // equal or lower: queued behind R
 		want = append(want, line(2100, "end a/outputs[0] R"), line(2100, "release a"))
@@ -118,7 +119,7 @@ func matrixCase(t *testing.T, rp, ap output.Priority, aZones []string, wanted bo
 	}
 	rEvents = append(rEvents, fmt.Sprintf("page.ended R %s [a] %s", rp, wantR))
 
-	h.wait(a, ReasonDone)
+	h.wait(a, paging.ReasonDone)
 	h.wait(r, wantR)
 	h.timeline(want...)
 	checkEvents(t, h.events("R"), rEvents...)
@@ -147,17 +148,17 @@ func TestParkQueueFIFOBoundedExpiring(t *testing.T) {
 		p4 := h.submit("P4", output.PriorityPark, time.Second, "b")
 		time.Sleep(100 * time.Millisecond)
 		// Two park pages already wait for a.
-		if _, err := h.g.Submit(context.Background(), Page{ID: "P5", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrQueueFull) {
+		if _, err := h.g.Submit(context.Background(), paging.Page{ID: "P5", Priority: output.PriorityPark, Zones: []string{"a"}, Audio: fakeAudio{time.Second}}); !errors.Is(err, ErrQueueFull) {
 			t.Errorf("P5: %v, want ErrQueueFull", err)
 		}
 		// A higher page is not counted against lower ones' queue.
 		l := h.submit("L", output.PriorityLive, time.Second, "b")
 
-		h.wait(l, ReasonDone)
-		h.wait(p1, ReasonDone)
-		h.wait(p2, ReasonDone)
-		h.wait(p3, ReasonExpired) // waited 600 ms -> 2600 ms
-		h.wait(p4, ReasonExpired) // waited 700 ms -> 2700 ms
+		h.wait(l, paging.ReasonDone)
+		h.wait(p1, paging.ReasonDone)
+		h.wait(p2, paging.ReasonDone)
+		h.wait(p3, paging.ReasonExpired) // waited 600 ms -> 2600 ms
+		h.wait(p4, paging.ReasonExpired) // waited 700 ms -> 2700 ms
 		h.timeline(
 			"00000 acquire a",
 			"00100 start a/outputs[0] P1 park",

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/config"
 )
 
@@ -38,33 +39,10 @@ type Zone struct {
 	MaxPage time.Duration
 }
 
-// OutputInfo describes an output for the API.
-type OutputInfo struct {
-	Name    string `json:"name"`
-	Type    string `json:"type"`              // polycom, rtp, sip, lineout
-	Address string `json:"address,omitempty"` // group:port, SIP URI or sound device
-	Codec   string `json:"codec,omitempty"`
-	Channel int    `json:"channel,omitempty"` // Polycom channel for normal pages
-}
-
 // Describer is implemented by outputs that can describe themselves for the
 // API; the outputs BuildZones makes all do.
 type Describer interface {
-	Describe() OutputInfo
-}
-
-// ZoneInfo is a snapshot of a zone for the API.
-type ZoneInfo struct {
-	Name        string       `json:"name"`
-	Description string       `json:"description,omitempty"`
-	Outputs     []OutputInfo `json:"outputs"`
-	Relays      []string     `json:"relays,omitempty"`
-	MaxPage     string       `json:"max_page,omitempty"`
-	// Page and Priority are the page playing now, if any.
-	Page     string `json:"page,omitempty"`
-	Priority string `json:"priority,omitempty"`
-	// Waiting counts pages queued for this zone.
-	Waiting int `json:"waiting"`
+	Describe() paging.OutputInfo
 }
 
 // BuildZones makes the zones of config section zones, their outputs
@@ -104,8 +82,8 @@ func BuildZones(cfgZones map[string]*config.Zone, factory output.Factory) (map[s
 	return zones, nil
 }
 
-func describeConfig(name string, o *config.Output) OutputInfo {
-	info := OutputInfo{Name: name, Type: o.Type, Codec: o.Codec}
+func describeConfig(name string, o *config.Output) paging.OutputInfo {
+	info := paging.OutputInfo{Name: name, Type: o.Type, Codec: o.Codec}
 	switch o.Type {
 	case config.OutputPolycom:
 		info.Address = fmt.Sprintf("%s:%d", o.Group, o.Port)
@@ -125,10 +103,10 @@ func describeConfig(name string, o *config.Output) OutputInfo {
 // described adds a config-derived description to an output.
 type described struct {
 	output.Output
-	info OutputInfo
+	info paging.OutputInfo
 }
 
-func (d *described) Describe() OutputInfo { return d.info }
+func (d *described) Describe() paging.OutputInfo { return d.info }
 
 // Close closes the wrapped output if it holds resources.
 func (d *described) Close() error {
@@ -153,11 +131,11 @@ func closeZones(zones map[string]*Zone) error {
 	return errors.Join(errs...)
 }
 
-func describe(o output.Output) OutputInfo {
+func describe(o output.Output) paging.OutputInfo {
 	if d, ok := o.(Describer); ok {
 		return d.Describe()
 	}
-	return OutputInfo{Name: o.Name()}
+	return paging.OutputInfo{Name: o.Name()}
 }
 
 // generation is one set of zone definitions. Plays hold a reference to the

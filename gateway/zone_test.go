@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/config"
 )
 
@@ -53,7 +54,7 @@ zones:
 		t.Errorf("sip info %+v", info)
 	}
 	info := describe(zones["amp"].Outputs[2])
-	if want := (OutputInfo{Name: "amp/outputs[2]", Type: "polycom", Address: "239.255.42.9:5001", Codec: "pcmu", Channel: 27}); info != want {
+	if want := (paging.OutputInfo{Name: "amp/outputs[2]", Type: "polycom", Address: "239.255.42.9:5001", Codec: "pcmu", Channel: 27}); info != want {
 		t.Errorf("info %+v, want %+v", info, want)
 	}
 

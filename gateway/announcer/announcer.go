@@ -18,8 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
@@ -28,7 +28,7 @@ import (
 
 // Pager plays pages; *gateway.Gateway is one.
 type Pager interface {
-	Submit(ctx context.Context, pg gateway.Page) (*gateway.Handle, error)
+	Submit(ctx context.Context, pg paging.Page) (*paging.Handle, error)
 }
 
 // Renderer makes announcement audio; *announce.Cache is one.
@@ -301,7 +301,7 @@ func (a *Announcer) loop(ctx context.Context, r *run, rule Rule, specs []Spec) {
 }
 
 func (a *Announcer) playOnce(ctx context.Context, r *run, specs []Spec) {
-	var hs []*gateway.Handle
+	var hs []*paging.Handle
 	for _, s := range specs {
 		h, err := a.Play(ctx, s, output.PriorityPark, func() bool { return a.current(r) })
 		if err != nil {
@@ -327,12 +327,12 @@ func (a *Announcer) playOnce(ctx context.Context, r *run, specs []Spec) {
 
 // Play renders one spec and submits it. stillWanted, if set, marks the page
 // for replay after a pre-emption while it returns true.
-func (a *Announcer) Play(ctx context.Context, s Spec, prio output.Priority, stillWanted func() bool) (*gateway.Handle, error) {
+func (a *Announcer) Play(ctx context.Context, s Spec, prio output.Priority, stillWanted func() bool) (*paging.Handle, error) {
 	rendered, err := a.o.Audio.Get(ctx, s.Request)
 	if err != nil {
 		return nil, err
 	}
-	return a.o.Pager.Submit(ctx, gateway.Page{
+	return a.o.Pager.Submit(ctx, paging.Page{
 		Priority:    prio,
 		Zones:       s.Zones,
 		Audio:       Audio{rendered},

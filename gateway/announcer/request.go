@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/api"
 	"github.com/parkpage/parkpage/internal/config"
@@ -66,7 +66,7 @@ func (a *Announcer) Announce(ctx context.Context, req api.AnnounceRequest) (stri
 		specs = []Spec{{Zones: req.Zones, Text: req.Text, Request: announce.Request{Text: req.Text, Voice: cfg.Announce.Voice, Chime: cfg.Announce.Chime, Repeat: cfg.Announce.Repeat}}}
 	}
 	var ids []string
-	var hs []*gateway.Handle
+	var hs []*paging.Handle
 	for _, s := range specs {
 		if req.Voice != "" {
 			s.Request.Voice = req.Voice

@@ -3,7 +3,7 @@
 // checks the extension's allow list, and pages the extension's zones with
 // the talker's voice at the extension's priority.
 //
-// Live mode streams the voice through a gateway.LiveBuffer: the page is
+// Live mode streams the voice through a paging.LiveBuffer: the page is
 // submitted on answer so the outputs set up (relays' lead time, Polycom
 // Alerts, SIP amplifiers' dial and zone code) while the talker waits; once
 // every output is reading (or ReadyWait after the first one), the chime
@@ -32,8 +32,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
@@ -54,8 +54,8 @@ type Legs interface {
 
 // Pager plays pages; *gateway.Gateway is one.
 type Pager interface {
-	Submit(ctx context.Context, pg gateway.Page) (*gateway.Handle, error)
-	Zones() []gateway.ZoneInfo
+	Submit(ctx context.Context, pg paging.Page) (*paging.Handle, error)
+	Zones() []paging.ZoneInfo
 }
 
 // Defaults for Options.
@@ -327,12 +327,12 @@ func (c *call) tell(ctx context.Context, pcm []int16) {
 	_ = c.leg.Play(ctx, pcm)
 }
 
-func (c *call) page(audio output.Audio, replay bool) gateway.Page {
+func (c *call) page(audio output.Audio, replay bool) paging.Page {
 	who := c.caller.Display
 	if who == "" {
 		who = c.caller.User
 	}
-	return gateway.Page{
+	return paging.Page{
 		ID: c.id, Priority: c.prio, Zones: slices.Clone(c.pc.Zones), Audio: audio,
 		Text:     fmt.Sprintf("live page from %s on %s", who, c.ext),
 		CallerID: who, Replay: replay,
@@ -353,7 +353,7 @@ func (c *call) expected() int {
 
 func (c *call) live(ctx context.Context) {
 	s := c.s
-	buf := gateway.NewLiveBuffer()
+	buf := paging.NewLiveBuffer()
 	defer buf.Close()
 	c.leg.OnAudio(func(pcm []int16) { buf.Write(pcm) })
 	defer c.leg.OnAudio(nil)
@@ -429,7 +429,7 @@ const (
 
 // waitReady waits until every output of the page is reading, or ReadyWait
 // after the first; readyQueued if none started within QueueWait.
-func (c *call) waitReady(ctx context.Context, buf *gateway.LiveBuffer, h *gateway.Handle) readiness {
+func (c *call) waitReady(ctx context.Context, buf *paging.LiveBuffer, h *paging.Handle) readiness {
 	want := c.expected()
 	if want == 0 {
 		return readyGo // relays only: nothing to wait for

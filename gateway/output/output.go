@@ -146,7 +146,7 @@ type LiveAudio interface {
 }
 
 // LiveReader is one output's view of a LiveAudio. Until the page's source
-// says "go" (gateway.LiveBuffer.Go) it yields silence; then the prelude
+// says "go" (paging.LiveBuffer.Go) it yields silence; then the prelude
 // (the chime) from its start, then the talker from the live edge on.
 type LiveReader interface {
 	// Read fills dst (codec.FrameSamples samples) with the next 20 ms, for

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/gateway"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
 
 type nullPager struct{}
 
-func (nullPager) Submit(context.Context, gateway.Page) (*gateway.Handle, error) {
+func (nullPager) Submit(context.Context, paging.Page) (*paging.Handle, error) {
 	return nil, gateway.ErrClosed
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/multicast"
@@ -93,12 +94,12 @@ phone_pages:
 	wg.Go(func() { _ = recv.Run(ctx) })
 
 	pcm := chirp(time.Second)
-	h, err := g.Submit(ctx, gateway.Page{ID: "floor-page", Priority: output.PriorityPark, Zones: []string{"floor"},
+	h, err := g.Submit(ctx, paging.Page{ID: "floor-page", Priority: output.PriorityPark, Zones: []string{"floor"},
 		Audio: &encodedAudio{t: t, pcm: pcm}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := h.Wait(ctx); err != nil || r != gateway.ReasonDone {
+	if r, err := h.Wait(ctx); err != nil || r != paging.ReasonDone {
 		t.Fatalf("floor page: %v %v", r, err)
 	}
 	// The relayed page ends 500 ms after the last packet (no End is lost on

@@ -5,7 +5,7 @@
 // paging key reaches the ceiling speakers too.
 //
 // Loops are impossible by construction: a relayed page plays only on
-// non-multicast outputs (gateway.Page.OutputTypes), and datagrams that
+// non-multicast outputs (paging.Page.OutputTypes), and datagrams that
 // parkpage itself sent (Options.Own: its multicast sockets looping back) are
 // ignored, so a park announcement on the group is not relayed as a phone
 // page either.
@@ -15,7 +15,7 @@
 // silence ends it, the lowest host serial wins a collision). RTP pages
 // start with the first packet of a stream and end after RTPTimeout of
 // silence (Yealink sends no end packet). The audio streams through a
-// gateway.LiveBuffer, so the amplifiers follow the phone as it talks.
+// paging.LiveBuffer, so the amplifiers follow the phone as it talks.
 package phonepage
 
 import (
@@ -32,8 +32,8 @@ import (
 	pionrtp "github.com/pion/rtp"
 	"golang.org/x/net/ipv4"
 
-	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/multicast/netif"
@@ -42,7 +42,7 @@ import (
 
 // Pager plays pages; *gateway.Gateway is one.
 type Pager interface {
-	Submit(ctx context.Context, pg gateway.Page) (*gateway.Handle, error)
+	Submit(ctx context.Context, pg paging.Page) (*paging.Handle, error)
 }
 
 // DefaultRTPTimeout is the silence that ends a received RTP page.
@@ -277,7 +277,7 @@ func (l *listener) tick(ctx context.Context, now time.Time, events *[]polycom.Ev
 
 // relay is one page being relayed.
 type relay struct {
-	buf *gateway.LiveBuffer
+	buf *paging.LiveBuffer
 	dec codec.Decoder
 	dn  codec.Name
 }
@@ -287,9 +287,9 @@ func startRelay(ctx context.Context, r *Receiver, e *config.PhonePage, id, who, 
 	if err != nil {
 		prio = output.PriorityLive
 	}
-	buf := gateway.NewLiveBuffer()
+	buf := paging.NewLiveBuffer()
 	buf.Go(nil)
-	_, err = r.opts.Pager.Submit(ctx, gateway.Page{ID: id, Priority: prio, Zones: e.Zones, Audio: buf,
+	_, err = r.opts.Pager.Submit(ctx, paging.Page{ID: id, Priority: prio, Zones: e.Zones, Audio: buf,
 		Text: text, CallerID: who, OutputTypes: relayTypes})
 	if err != nil {
 		r.log.Warn("phone page not relayed", "page", id, "err", err)

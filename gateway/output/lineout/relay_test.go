@@ -14,6 +14,7 @@ import (
 
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/relays"
 )
@@ -117,12 +118,12 @@ zones:
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := g.Submit(context.Background(), gateway.Page{ID: "p", Priority: output.PriorityLive, Zones: []string{"shop"},
+		h, err := g.Submit(context.Background(), paging.Page{ID: "p", Priority: output.PriorityLive, Zones: []string{"shop"},
 			Audio: staticAudio(make([]int16, 8000))}) // 0.5 s
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r, err := h.Wait(context.Background()); err != nil || r != gateway.ReasonDone {
+		if r, err := h.Wait(context.Background()); err != nil || r != paging.ReasonDone {
 			t.Fatalf("page ended %q, %v", r, err)
 		}
 		time.Sleep(2 * time.Second) // past every hold

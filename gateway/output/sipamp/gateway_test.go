@@ -15,6 +15,7 @@ import (
 
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
@@ -76,7 +77,7 @@ zones:
 			audio := pageAudio{announcement()[:8000]} // 0.5 s
 			want, _ := audio.Frames(codec.PCMU)
 			stream := rx.collect(t, len(want))
-			h, err := g.Submit(context.Background(), gateway.Page{ID: "p", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: audio})
+			h, err := g.Submit(context.Background(), paging.Page{ID: "p", Priority: output.PriorityPark, Zones: []string{"lobby"}, Audio: audio})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +108,7 @@ zones:
 
 			wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer wcancel()
-			if reason, err := h.Wait(wctx); err != nil || reason != gateway.ReasonDone {
+			if reason, err := h.Wait(wctx); err != nil || reason != paging.ReasonDone {
 				t.Errorf("page ended %q (%v), want done: the multicast output played", reason, err)
 			}
 			amp.mustPass()

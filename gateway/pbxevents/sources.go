@@ -117,7 +117,12 @@ func (s *Sources) Reload(cfg config.External) error {
 	ctx, cancel := context.WithCancel(s.ctx)
 	var wg sync.WaitGroup
 	var errs []error
-	start := func(name string, src Source, err error) {
+	start := func(name string, mk func() (Source, error)) {
+		if mk == nil {
+			errs = append(errs, fmt.Errorf("%s: not available in this build", name))
+			return
+		}
+		src, err := mk()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			return
@@ -125,20 +130,18 @@ func (s *Sources) Reload(cfg config.External) error {
 		wg.Go(func() { src.Run(ctx) })
 	}
 	if cfg.AMI != nil {
-		if s.opts.AMI == nil {
-			start("ami", nil, errors.New("not available in this build"))
-		} else {
-			src, err := s.opts.AMI(*cfg.AMI, sink, mapper, s.log)
-			start("ami", src, err)
+		var mk func() (Source, error)
+		if s.opts.AMI != nil {
+			mk = func() (Source, error) { return s.opts.AMI(*cfg.AMI, sink, mapper, s.log) }
 		}
+		start("ami", mk)
 	}
 	if cfg.BLF != nil {
-		if s.opts.BLF == nil {
-			start("blf", nil, errors.New("not available in this build"))
-		} else {
-			src, err := s.opts.BLF(*cfg.BLF, sink, mapper, s.log)
-			start("blf", src, err)
+		var mk func() (Source, error)
+		if s.opts.BLF != nil {
+			mk = func() (Source, error) { return s.opts.BLF(*cfg.BLF, sink, mapper, s.log) }
 		}
+		start("blf", mk)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

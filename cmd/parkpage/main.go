@@ -41,6 +41,7 @@ func commands() []command {
 		{"page", "--zone NAME --text TEXT [--api URL] [--token T]", "ask the running appliance to page a zone", cmdPage},
 		{"relays-off", "[-config FILE]", "drive every configured relay to its safe (off) state", cmdRelaysOff},
 		{"hash-password", "", "read a password on stdin and print its bcrypt hash for http.password_hash", cmdHashPassword},
+		{"demo", "[-dir DIR] [-pickup-after DURATION] [-sound auto|off|hw:CARD,DEV]", "park a simulated call, announce it and pick it up, all on loopback (no phones needed)", cmdDemo},
 		{"version", "", "print the version", cmdVersion},
 	}
 }

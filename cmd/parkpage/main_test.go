@@ -289,3 +289,26 @@ func TestStartupErrorsAreOneClearLine(t *testing.T) {
 		t.Errorf("SIP port in use: %d %q", code, errOut)
 	}
 }
+
+// Every command's usage line names every flag its FlagSet has: the line is
+// what users read first, so a flag missing there is a flag nobody finds.
+func TestUsageLinesListEveryFlag(t *testing.T) {
+	flagRe := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	for _, c := range commands() {
+		var out, errOut bytes.Buffer
+		if code := dispatch([]string{c.name, "-h"}, &out, &errOut); code != 0 {
+			t.Errorf("%s -h: exit %d", c.name, code)
+			continue
+		}
+		help := out.String() + errOut.String()
+		if !strings.Contains(help, "Usage: parkpage "+c.name+" "+c.args) {
+			t.Errorf("%s -h does not show its usage line %q:\n%s", c.name, c.args, help)
+		}
+		for _, m := range flagRe.FindAllStringSubmatch(help, -1) {
+			name := m[1]
+			if !regexp.MustCompile(`(^|[\s\[(|])--?` + regexp.QuoteMeta(name) + `($|[\s\]|)])`).MatchString(c.args) {
+				t.Errorf("parkpage %s: flag -%s is missing from the usage line %q", c.name, name, c.args)
+			}
+		}
+	}
+}

@@ -312,3 +312,17 @@ func TestUsageLinesListEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// README's command list shows each command's usage line as -h prints it.
+func TestREADMECommandsMatchUsage(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commands() {
+		line := strings.TrimSpace("parkpage " + c.name + " " + c.args)
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(line) + `\s*$`).Match(readme) {
+			t.Errorf("README.md has no line %q", line)
+		}
+	}
+}

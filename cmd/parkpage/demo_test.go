@@ -117,7 +117,7 @@ read:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lvl := rmsDB(got); lvl < -40 {
+	if lvl := demo.DBFS(got); lvl < -40 {
 		t.Errorf("zone WAV level %.1f dBFS: silence, not an announcement", lvl)
 	}
 	if r := float64(len(got)) / float64(len(want)); r < 0.9 || r > 1.3 {
@@ -128,8 +128,8 @@ read:
 	}
 	for _, f := range []string{demo.ParkedWAV, demo.PickupWAV} {
 		pcm, err := wav.LoadFile16kMono(filepath.Join(dir, f))
-		if err != nil || rmsDB(pcm) < -45 {
-			t.Errorf("%s: %v, level %.1f dBFS", f, err, rmsDB(pcm))
+		if err != nil || demo.DBFS(pcm) < -45 {
+			t.Errorf("%s: %v, level %.1f dBFS", f, err, demo.DBFS(pcm))
 		}
 	}
 
@@ -212,17 +212,6 @@ func leakTx(t *testing.T, path string) int {
 	}
 	t.Fatalf("no leak0 in %s", path)
 	return 0
-}
-
-func rmsDB(pcm []int16) float64 {
-	if len(pcm) == 0 {
-		return math.Inf(-1)
-	}
-	var s float64
-	for _, v := range pcm {
-		s += float64(v) * float64(v)
-	}
-	return 20 * math.Log10(math.Sqrt(s/float64(len(pcm)))/32768)
 }
 
 // envelopeCorrelation is the best Pearson correlation of the two signals'

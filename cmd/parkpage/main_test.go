@@ -151,13 +151,19 @@ func startAppliance(t *testing.T, cfg string, args ...string) *appliance {
 	}
 	port := freePort(t, "tcp")
 	all := append([]string{"run", "-config", f, "-state-dir", filepath.Join(dir, "state"), "-http", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
-	cmd := exec.Command(binary, all...)
+	return startLogged(t, exec.Command(binary, all...), fmt.Sprintf("http://127.0.0.1:%d", port))
+}
+
+// startLogged starts cmd (parkpage run, perhaps wrapped), collects its log
+// lines and waits until it is running; base is its admin API URL.
+func startLogged(t *testing.T, cmd *exec.Cmd, base string) *appliance {
+	t.Helper()
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	a := &appliance{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{ch: make(chan string, 1000)}}
+	a := &appliance{cmd: cmd, base: base, logs: &syncBuffer{ch: make(chan string, 1000)}}
 	go func() {
 		s := bufio.NewScanner(pr)
 		for s.Scan() {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,27 +62,7 @@ func startInNetns(t *testing.T, ns, cfg string) *appliance {
 		}
 		args = append(args, "-config", f)
 	}
-	cmd := exec.Command("ip", args...)
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a := &appliance{cmd: cmd, logs: &syncBuffer{ch: make(chan string, 1000)}}
-	go func() {
-		s := bufio.NewScanner(pr)
-		for s.Scan() {
-			a.logs.ch <- s.Text()
-		}
-		close(a.logs.ch)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		pw.Close()
-	})
-	a.waitLog(t, "parkpage running")
-	return a
+	return startLogged(t, exec.Command("ip", args...), "")
 }
 
 // sippFrom runs a sipp scenario from the LAN device's namespace against

@@ -233,7 +233,7 @@ func Run(ctx context.Context, o Options) error {
 	time.Sleep(200 * time.Millisecond) // the last packets in flight on lo
 	pcm, pkts := zone.stop()
 	zoneStopped = true
-	level := dBFS(pcm)
+	level := DBFS(pcm)
 	zoneWAV := filepath.Join(o.Dir, ZoneWAV)
 	if err := wav.WriteFile(zoneWAV, codec.SampleRate, 1, pcm); err != nil {
 		return err
@@ -428,8 +428,8 @@ func speech(text string) ([]int16, error) {
 	return pcm, nil
 }
 
-// dBFS is the RMS level of pcm (-inf for silence).
-func dBFS(pcm []int16) float64 {
+// DBFS is the RMS level of pcm in dB full scale (-inf for silence).
+func DBFS(pcm []int16) float64 {
 	if len(pcm) == 0 {
 		return math.Inf(-1)
 	}

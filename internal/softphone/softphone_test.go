@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,13 +37,18 @@ func TestDialAndHangUpAgainstSipp(t *testing.T) {
 	scen, _ := filepath.Abs("../../park/testdata/sipp/uas_answer.xml")
 	sipp := exec.Command("sipp", "-sf", scen, "-i", "127.0.0.1", "-p", port.String(), "-m", "1", "-nostdin",
 		"-key", "from", "1002", "-key", "mport", mport.String(), "-timeout", "60s", "-timeout_error")
-	out := &syncBuf{}
-	sipp.Stdout, sipp.Stderr = out, out
+	var out bytes.Buffer // read only once sipp has exited
+	sipp.Stdout, sipp.Stderr = &out, &out
 	if err := sipp.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- sipp.Wait() }()
+	stopSipp := func() string {
+		sipp.Process.Kill()
+		<-done
+		return out.String()
+	}
 	t.Cleanup(func() { sipp.Process.Kill() })
 
 	p, err := New(Options{User: "701", Display: "701 Sales", IP: lo, Media: eng})
@@ -56,7 +60,7 @@ func TestDialAndHangUpAgainstSipp(t *testing.T) {
 	defer dcancel()
 	call, err := p.Dial(dctx, sip.Uri{Scheme: "sip", User: "1002", Host: "127.0.0.1", Port: int(port)})
 	if err != nil {
-		t.Fatalf("dial: %v\nsipp:\n%s", err, out.String())
+		t.Fatalf("dial: %v\nsipp:\n%s", err, stopSipp())
 	}
 	if err := call.Hangup(ctx); err != nil {
 		t.Fatalf("hang up: %v", err)
@@ -72,7 +76,7 @@ func TestDialAndHangUpAgainstSipp(t *testing.T) {
 			t.Fatalf("sipp: %v\n%s", err, out.String())
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("sipp did not finish\n%s", out.String())
+		t.Fatalf("sipp did not finish\n%s", stopSipp())
 	}
 }
 
@@ -87,22 +91,4 @@ func freeUDP(t *testing.T) portNum {
 	}
 	defer c.Close()
 	return portNum(c.LocalAddr().(*net.UDPAddr).Port)
-}
-
-// syncBuf collects sipp's output from its two pipes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

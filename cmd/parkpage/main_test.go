@@ -184,7 +184,9 @@ func startLogged(t *testing.T, cmd *exec.Cmd, base string) *appliance {
 func (a *appliance) waitLog(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.After(15 * time.Second)
+	// Generous: a -race binary on a busy 2-core machine may take this long to
+	// render its announcements and open its sockets; a healthy one takes 1 s.
+	deadline := time.After(90 * time.Second)
 	for {
 		select {
 		case l, ok := <-a.logs.ch:

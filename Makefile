@@ -17,7 +17,7 @@ endif
 APT_BUILD := pkg-config gcc libopus-dev libopusfile-dev flite1-dev
 APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium
 
-.PHONY: all build build-arm64 arm64-smoke run test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
+.PHONY: all build build-arm64 arm64-smoke run demo test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
 
 all: build
 
@@ -56,6 +56,12 @@ arm64-smoke: build-arm64
 
 run: build
 	$(BIN) run -state-dir $(STATE_DIR) $(if $(CONFIG),-config $(CONFIG))
+
+# The whole workflow with simulated phones, on loopback only: a caller is
+# parked, the park is announced (sound card if usable, WAVs always), the
+# slot board shows it, a second phone picks it up. DEMO_DIR keeps the files.
+demo: build
+	$(BIN) demo $(if $(DEMO_DIR),-dir $(DEMO_DIR))
 
 vet: deps-build
 	$(GO) vet ./...

@@ -37,10 +37,11 @@ func commands() []command {
 		{"run", "[-config FILE] [-state-dir DIR] [-log-format text|json] [-http ADDR]", "run the appliance (the default command)", cmdRun},
 		{"check-config", "FILE", "check a config file; print every problem and exit 1 if it is invalid", cmdCheckConfig},
 		{"print-default-config", "", "print the embedded default config", cmdPrintDefault},
-		{"render", "--text TEXT | --slot N [--zone NAME] [--codec pcmu|pcma|g722|opus] [-config FILE] -o OUT.wav", "render an announcement exactly as a zone hears it", cmdRender},
-		{"page", "--zone NAME --text TEXT [--api URL] [--token T]", "ask the running appliance to page a zone", cmdPage},
+		{"render", "--text TEXT | --slot N [--zone NAME] [--codec pcmu|pcma|g722|opus] [--voice V] [--chime C] [--caller NAME] [-config FILE] -o OUT.wav", "render an announcement exactly as a zone hears it", cmdRender},
+		{"page", "--zone NAME (--text TEXT | --slot N) [--priority test|park|live|emergency] [--wait] [--api URL] [--token T]", "ask the running appliance to page a zone", cmdPage},
 		{"relays-off", "[-config FILE]", "drive every configured relay to its safe (off) state", cmdRelaysOff},
 		{"hash-password", "", "read a password on stdin and print its bcrypt hash for http.password_hash", cmdHashPassword},
+		{"demo", "[-dir DIR] [-pickup-after DURATION] [-sound auto|off|hw:CARD,DEV]", "park a simulated call, announce it and pick it up, all on loopback (no phones needed)", cmdDemo},
 		{"version", "", "print the version", cmdVersion},
 	}
 }

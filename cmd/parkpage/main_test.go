@@ -151,13 +151,19 @@ func startAppliance(t *testing.T, cfg string, args ...string) *appliance {
 	}
 	port := freePort(t, "tcp")
 	all := append([]string{"run", "-config", f, "-state-dir", filepath.Join(dir, "state"), "-http", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
-	cmd := exec.Command(binary, all...)
+	return startLogged(t, exec.Command(binary, all...), fmt.Sprintf("http://127.0.0.1:%d", port))
+}
+
+// startLogged starts cmd (parkpage run, perhaps wrapped), collects its log
+// lines and waits until it is running; base is its admin API URL.
+func startLogged(t *testing.T, cmd *exec.Cmd, base string) *appliance {
+	t.Helper()
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	a := &appliance{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{ch: make(chan string, 1000)}}
+	a := &appliance{cmd: cmd, base: base, logs: &syncBuffer{ch: make(chan string, 1000)}}
 	go func() {
 		s := bufio.NewScanner(pr)
 		for s.Scan() {
@@ -178,7 +184,9 @@ func startAppliance(t *testing.T, cfg string, args ...string) *appliance {
 func (a *appliance) waitLog(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.After(15 * time.Second)
+	// Generous: a -race binary on a busy 2-core machine may take this long to
+	// render its announcements and open its sockets; a healthy one takes 1 s.
+	deadline := time.After(90 * time.Second)
 	for {
 		select {
 		case l, ok := <-a.logs.ch:
@@ -287,5 +295,42 @@ func TestStartupErrorsAreOneClearLine(t *testing.T) {
 	code, _, errOut = run(t, "", "run", "-config", sipCfg, "-state-dir", t.TempDir(), "-http", "127.0.0.1:0")
 	if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "address already in use: stop the other SIP service or set sip.listen") {
 		t.Errorf("SIP port in use: %d %q", code, errOut)
+	}
+}
+
+// Every command's usage line names every flag its FlagSet has: the line is
+// what users read first, so a flag missing there is a flag nobody finds.
+func TestUsageLinesListEveryFlag(t *testing.T) {
+	flagRe := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	for _, c := range commands() {
+		var out, errOut bytes.Buffer
+		if code := dispatch([]string{c.name, "-h"}, &out, &errOut); code != 0 {
+			t.Errorf("%s -h: exit %d", c.name, code)
+			continue
+		}
+		help := out.String() + errOut.String()
+		if !strings.Contains(help, "Usage: parkpage "+c.name+" "+c.args) {
+			t.Errorf("%s -h does not show its usage line %q:\n%s", c.name, c.args, help)
+		}
+		for _, m := range flagRe.FindAllStringSubmatch(help, -1) {
+			name := m[1]
+			if !regexp.MustCompile(`(^|[\s\[(|])--?` + regexp.QuoteMeta(name) + `($|[\s\]|)])`).MatchString(c.args) {
+				t.Errorf("parkpage %s: flag -%s is missing from the usage line %q", c.name, name, c.args)
+			}
+		}
+	}
+}
+
+// README's command list shows each command's usage line as -h prints it.
+func TestREADMECommandsMatchUsage(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commands() {
+		line := strings.TrimSpace("parkpage " + c.name + " " + c.args)
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(line) + `\s*$`).Match(readme) {
+			t.Errorf("README.md has no line %q", line)
+		}
 	}
 }

@@ -45,7 +45,8 @@ type Status struct {
 	Uptime       float64   `json:"uptime_seconds"`
 	ConfigSource string    `json:"config_source"`
 	ConfigLoaded time.Time `json:"config_loaded"`
-	Warnings     []string  `json:"config_warnings,omitempty"`
+	// Warnings is always present, [] when there are none.
+	Warnings []string `json:"config_warnings"`
 }
 
 // Slot is one park slot on the board (GET /api/v1/slots).
@@ -234,7 +235,11 @@ func (s *Server) routes() {
 	})
 	s.mux.HandleFunc("GET /{$}", s.page)
 	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.backend.Status())
+		st := s.backend.Status()
+		if st.Warnings == nil {
+			st.Warnings = []string{} // an empty list, not a missing field
+		}
+		writeJSON(w, http.StatusOK, st)
 	})
 	s.mux.HandleFunc("GET /api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"slots": s.backend.Slots()})

@@ -279,3 +279,22 @@ func FuzzDecodeAnnounce(f *testing.F) {
 		r.Validate()
 	})
 }
+
+// The status keeps config_warnings when there are none: clients read an
+// empty list, not a missing field.
+func TestStatusWarningsAlwaysPresent(t *testing.T) {
+	base := start(t, Config{}, &fakeBackend{}, events.New())
+	res, err := http.Get(base + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if got := string(m["config_warnings"]); got != "[]" {
+		t.Errorf("config_warnings = %q, want [] in %s", got, body)
+	}
+}

@@ -20,6 +20,7 @@ func (b backend) Status() api.Status {
 		Uptime:       time.Since(b.a.started).Seconds(),
 		ConfigSource: b.a.cfg.Source,
 		ConfigLoaded: b.a.loadedAt,
+		Warnings:     []string{},
 	}
 	for _, w := range b.a.warnings {
 		st.Warnings = append(st.Warnings, w.String())

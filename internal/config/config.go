@@ -93,7 +93,7 @@ type SIP struct {
 	// address the request arrived on).
 	Domain string `yaml:"domain"`
 	// Trusted lists source networks allowed to send requests without
-	// registering. Default loopback and the private ranges.
+	// registering. Default loopback only; the sip.pbx host is trusted too.
 	Trusted []CIDR `yaml:"trusted"`
 	// PBX is the route for calls parkpage places to numbers that are not
 	// registered to it (ring-back, fallback): a SIP URI host[:port], e.g.

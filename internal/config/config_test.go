@@ -171,3 +171,64 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The default trusts loopback only: a LAN device must register or be named
+// (sip.pbx, sip.trusted) before it can park or pick up.
+func TestDefaultTrustsLoopbackOnly(t *testing.T) {
+	for name, load := range map[string]func() (*Config, error){
+		"embedded": LoadDefault,
+		"empty file": func() (*Config, error) {
+			c, _, err := Parse("empty.yaml", nil)
+			return c, err
+		},
+	} {
+		c, err := load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range c.SIP.Trusted {
+			got = append(got, p.Prefix.String())
+		}
+		if strings.Join(got, " ") != "127.0.0.0/8 ::1/128" {
+			t.Errorf("%s: sip.trusted = %v, want loopback only", name, got)
+		}
+	}
+	_, warns, err := Parse("default.yaml", Default)
+	if err != nil || len(warns) != 0 {
+		t.Errorf("embedded default: warnings %v, err %v", warns, err)
+	}
+}
+
+func TestWideTrustWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		warn       string // substring of the one warning; "" for none
+	}{
+		{"lan listener, 10/8", "sip:\n  trusted: [10.0.0.0/8]\n", "default.yaml:2:13: warning: sip.trusted[0]: 10.0.0.0/8 trusts the whole private range 10.0.0.0/8 on sip.listen[0] 0.0.0.0:5060"},
+		{"lan listener, everything", "sip:\n  trusted: [127.0.0.0/8, 0.0.0.0/0]\n", "sip.trusted[1]: 0.0.0.0/0 trusts the whole private range 10.0.0.0/8"},
+		{"specific address listener, 192.168/16", "sip:\n  listen: [{transport: udp, address: \"192.0.2.1:5060\"}]\n  trusted: [192.168.0.0/16]\n", "sip.trusted[0]: 192.168.0.0/16 trusts the whole private range"},
+		{"ula", "sip:\n  trusted: [\"fd00::/8\", \"fc00::/7\"]\n", "sip.trusted[1]: fc00::/7"},
+		{"lan listener, one PBX", "sip:\n  trusted: [127.0.0.0/8, 10.1.2.3/32, 192.168.1.0/24]\n", ""},
+		{"loopback listener, 10/8", "sip:\n  listen: [{transport: udp, address: \"127.0.0.1:5060\"}]\n  trusted: [10.0.0.0/8]\n", ""},
+		{"tls on lan", "sip:\n  listen: [{transport: udp, address: \"127.0.0.1:5060\"}]\n  tls: {address: \"0.0.0.0:5061\", cert: /dev/null, key: /dev/null}\n  trusted: [172.16.0.0/12]\n", "on sip.tls 0.0.0.0:5061"},
+	} {
+		_, warns, err := Parse("default.yaml", []byte(tc.yaml))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		var ws []string
+		for _, w := range warns {
+			if strings.Contains(w.String(), "trusts the whole") {
+				ws = append(ws, w.String())
+			}
+		}
+		switch {
+		case tc.warn == "" && len(ws) != 0:
+			t.Errorf("%s: unexpected warnings %q", tc.name, ws)
+		case tc.warn != "" && (len(ws) != 1 || !strings.Contains(ws[0], tc.warn)):
+			t.Errorf("%s: warnings %q, want one containing %q", tc.name, ws, tc.warn)
+		}
+	}
+}

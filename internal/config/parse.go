@@ -66,7 +66,9 @@ func (c *Config) applyDefaults(ps *problems) {
 		c.SIP.Listen = []Listener{{"udp", "0.0.0.0:5060"}, {"tcp", "0.0.0.0:5060"}}
 	})
 	def("sip.trusted", func() {
-		for _, s := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} {
+		// Loopback only: a PBX is let in by naming it (sip.pbx or
+		// sip.trusted), phones register (sip.users).
+		for _, s := range []string{"127.0.0.0/8", "::1/128"} {
 			c.SIP.Trusted = append(c.SIP.Trusted, CIDR{netip.MustParsePrefix(s)})
 		}
 	})
@@ -376,6 +378,57 @@ func (c *Config) validateSIP(ps *problems) {
 	if s.RTPPorts.First < 1024 || s.RTPPorts.Last > 65535 || s.RTPPorts.Len() < 2 {
 		ps.add("sip.rtp_ports", "%s: want a range of at least 2 ports within 1024-65535", s.RTPPorts)
 	}
+	s.warnWideTrust(ps)
+}
+
+// privateRanges are networks shared by every device on a site's LAN (and
+// often its guest Wi-Fi): trusting one whole lets any of them park and
+// pick up calls without registering.
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("fc00::/7"),
+}
+
+// warnWideTrust warns when a listener reachable from the network trusts a
+// whole private range (or more).
+func (s *SIP) warnWideTrust(ps *problems) {
+	var exposed string
+	for i, l := range s.Listen {
+		if !loopbackHost(l.Address) {
+			exposed = fmt.Sprintf("sip.listen[%d] %s", i, l.Address)
+			break
+		}
+	}
+	if exposed == "" && s.TLS != nil && !loopbackHost(s.TLS.Address) {
+		exposed = "sip.tls " + s.TLS.Address
+	}
+	if exposed == "" {
+		return
+	}
+	for i, t := range s.Trusted {
+		for _, r := range privateRanges {
+			if t.Prefix.Bits() <= r.Bits() && t.Prefix.Overlaps(r) {
+				ps.warn(fmt.Sprintf("sip.trusted[%d]", i), "%s trusts the whole private range %s on %s: any device there may park and pick up calls without registering; trust the PBX by name (sip.pbx, or its address in sip.trusted) and let phones register (sip.users)", t.Prefix, r, exposed)
+				break
+			}
+		}
+	}
+}
+
+// loopbackHost reports whether a listener's host:port is on loopback only.
+func loopbackHost(hostport string) bool {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
 }
 
 // groups returns every group named by a SIP user.

@@ -163,6 +163,7 @@ func (s *Stack) Reload(cfg *config.Config) error {
 	for _, c := range cfg.SIP.Trusted {
 		trusted = append(trusted, c.Prefix)
 	}
+	trusted = append(trusted, pbxTrust(pbx, s.log)...)
 	maxExp := int(cfg.Park.BLF.MaxExpires.D().Seconds())
 	if maxExp <= 0 {
 		maxExp = 3600

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/parkpage/parkpage/internal/lineout"
+	"github.com/parkpage/parkpage/gateway/output/lineout"
 )
 
 // findSoundCard returns the first ALSA playback device (hw:CARD,DEV) that

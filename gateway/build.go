@@ -50,6 +50,7 @@ type socketKey struct {
 	iface    string
 	ttl      int
 	loopback bool
+	srcPort  int // polycom source_port; 0: random
 }
 
 // Output makes the output for output i of zone. Outputs are named
@@ -100,7 +101,11 @@ func (b *Builder) sender(o *config.Output) (*multicast.Sender, string, error) {
 	if o.TTL != nil {
 		ttl = *o.TTL
 	}
-	key := socketKey{iface, ttl, o.Loopback}
+	srcPort := 0
+	if o.Type == config.OutputPolycom && o.SourcePort != nil {
+		srcPort = *o.SourcePort
+	}
+	key := socketKey{iface, ttl, o.Loopback, srcPort}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if base := b.sockets[key]; base != nil {
@@ -112,7 +117,7 @@ func (b *Builder) sender(o *config.Output) (*multicast.Sender, string, error) {
 		// Every user of that socket has closed it: open a new one.
 	}
 	s, err := multicast.NewSender(multicast.SenderConfig{
-		Group: o.Group, Port: o.Port, Interface: iface, TTL: ttl, Loopback: o.Loopback,
+		Group: o.Group, Port: o.Port, Interface: iface, TTL: ttl, Loopback: o.Loopback, SourcePort: srcPort,
 	})
 	if err != nil {
 		return nil, "", err
@@ -161,6 +166,9 @@ func (b *Builder) polycom(name string, o *config.Output) (Output, error) {
 			PriorityTest: o.Channel, PriorityPark: o.Channel,
 			PriorityLive: o.PriorityCh, PriorityEmergency: o.EmergencyCh,
 		},
+	}
+	if o.Frame > 0 {
+		p.opts.Timing.FrameInterval = o.Frame.D()
 	}
 	// Check every channel now, so a bad config fails at load, not mid-page.
 	for _, ch := range p.channels {

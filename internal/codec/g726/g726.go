@@ -34,7 +34,7 @@ const BytesPerMs = 3
 // Tables of G.726 at 24 kbit/s (G.726 tables 9, 10 and 11; the same in the
 // Sun reference and spandsp).
 var (
-	dqlnTab = [8]int{-2048, 135, 273, 373, 373, 273, 135, -2048} // log magnitude of the quantized difference
+	dqlnTab = [8]int{-2048, 135, 273, 373, 373, 273, 135, -2048}     // log magnitude of the quantized difference
 	wiTab   = [8]int{-128, 960, 4384, 18624, 18624, 4384, 960, -128} // scale factor multiplier
 	fiTab   = [8]int{0, 0x200, 0x400, 0xE00, 0xE00, 0x400, 0x200, 0} // speed control input
 )

@@ -418,6 +418,13 @@ func (l *Leg) WritePCM(frame []int16) error {
 	return nil
 }
 
+// Drain waits until everything queued so far has been sent, sending nothing
+// itself: the end of a live stream, whose last packet must be the last
+// frame (a closing packet queued after a pause would jump the timestamp).
+func (l *Leg) Drain(ctx context.Context) error {
+	return l.enqueueWait(ctx, []outFrame{{skip: true}})
+}
+
 // maxLive bounds live-audio latency to 200 ms.
 const maxLive = 10
 

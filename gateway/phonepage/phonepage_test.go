@@ -37,6 +37,7 @@ type fakeAmp struct {
 	mu      sync.Mutex
 	pcm     []int16
 	pages   int
+	callers []string // each relayed page's caller ID
 	relay   *gpiotest.Pin
 	relayOn bool
 }
@@ -50,6 +51,7 @@ func (a *fakeAmp) Play(ctx context.Context, pb *gateway.Playback) error {
 	}
 	a.mu.Lock()
 	a.pages++
+	a.callers = append(a.callers, pb.CallerID)
 	a.pin()
 	a.mu.Unlock()
 	r := la.NewReader()

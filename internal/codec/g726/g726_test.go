@@ -2,14 +2,12 @@ package g726
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math"
 	"math/bits"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/parkpage/parkpage/internal/codec/g726/spandsptest"
 )
 
 // testSignal is 2 s of speech-like 8 kHz audio: a chirp with a syllable
@@ -39,37 +37,8 @@ func testSignal() []int16 {
 	return out
 }
 
-// spandsp encodes pcm with spandsp's G.726-24 in packing ("left" or
-// "right") and returns the bytes and spandsp's own decoding of them. The
-// reference is a small C program built here against Debian's
-// libspandsp-dev (Makefile APT_TEST).
-func spandsp(t *testing.T, pcm []int16, packing string) (enc []byte, dec []int16) {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "spandsp_g726")
-	cmd := exec.Command("gcc", "-O1", "-o", bin, filepath.Join("testdata", "spandsp_g726.c"), "-lspandsp")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the spandsp reference (needs gcc and libspandsp-dev): %v\n%s", err, out)
-	}
-	var in bytes.Buffer
-	_ = binary.Write(&in, binary.NativeEndian, pcm)
-	encPath, decPath := filepath.Join(dir, "enc"), filepath.Join(dir, "dec")
-	run := exec.Command(bin, packing, encPath, decPath)
-	run.Stdin = &in
-	if out, err := run.CombinedOutput(); err != nil {
-		t.Fatalf("spandsp reference: %v\n%s", err, out)
-	}
-	enc, err := os.ReadFile(encPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(decPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec = make([]int16, len(raw)/2)
-	_ = binary.Read(bytes.NewReader(raw), binary.NativeEndian, dec)
-	return enc, dec
+func spandsp(t *testing.T, pcm []int16, packing string) ([]byte, []int16) {
+	return spandsptest.G726(t, pcm, packing)
 }
 
 func snr(ref, got []int16) float64 {

@@ -50,12 +50,12 @@ type Event struct {
 	SampleCount uint32
 	// Frame aliases the packet passed to Push; copy it to keep it.
 	Frame     []byte
-	Recovered bool      // Frame came from the redundant copy in the next packet
-	Lost      int       // EventLost: number of frames missing
+	Recovered bool // Frame came from the redundant copy in the next packet
+	Lost      int  // EventLost: number of frames missing
 	// FrameTicks is the length of one frame in 8 kHz sample-count ticks
 	// (EventFrame, EventLost): 160 for 20 ms, 240 for 30 ms.
 	FrameTicks uint32
-	Reason    EndReason // EventEnd
+	Reason     EndReason // EventEnd
 }
 
 // ReassemblerStats counts what a Reassembler has seen.

@@ -8,8 +8,9 @@ import (
 // FrameSource supplies the audio of a live page one frame at a time, as
 // the frames fall due (package multicast's LiveFeed has the same methods).
 type FrameSource interface {
-	// Frame appends the next frame (FrameInterval of the session's codec)
-	// to dst. It must not block.
+	// Frame appends the next frame to dst: 20 ms of the session's codec
+	// (160 bytes), or a whole FrameInterval frame. A 30 ms session reads
+	// three 20 ms frames per two Transmits. It must not block.
 	Frame(dst []byte) []byte
 	// Over reports whether the page has ended: no frame follows.
 	Over() bool

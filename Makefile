@@ -15,7 +15,7 @@ endif
 # C libraries for cgo (Opus, flite text-to-speech) and the tools the tests
 # use as real peers (sipp from sip-tester, baresip, ffmpeg for G.722).
 APT_BUILD := pkg-config gcc libopus-dev libopusfile-dev flite1-dev
-APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium
+APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium libspandsp-dev
 
 .PHONY: all build build-arm64 arm64-smoke run demo test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
 

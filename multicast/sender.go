@@ -1,12 +1,16 @@
 package multicast
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // SenderConfig describes one multicast output.
@@ -19,6 +23,11 @@ type SenderConfig struct {
 	Interface string
 	TTL       int  // 1–255, default 1 (same subnet)
 	Loopback  bool // also deliver to listeners on this host (IP_MULTICAST_LOOP)
+	// SourcePort is the local UDP port to send from; 0: a random port.
+	// Poly phones send group pages from the group's port and some
+	// receivers drop anything else. The port is bound with SO_REUSEADDR and
+	// SO_REUSEPORT so a receiver on this host (phone_pages) can bind it too.
+	SourcePort int
 }
 
 // DefaultTTL keeps pages on the local subnet.
@@ -37,6 +46,9 @@ func (c *SenderConfig) Validate() error {
 		errs = append(errs, errors.New("interface: required (name or IPv4 address)"))
 	} else if ip := net.ParseIP(c.Interface); ip != nil && ip.To4() == nil {
 		errs = append(errs, fmt.Errorf("interface %q: not an IPv4 address", c.Interface))
+	}
+	if c.SourcePort < 0 || c.SourcePort > 65535 {
+		errs = append(errs, fmt.Errorf("source port %d: must be 0-65535 (0 = random)", c.SourcePort))
 	}
 	if c.TTL < 0 || c.TTL > 255 {
 		errs = append(errs, fmt.Errorf("ttl %d: must be 1-255 (0 = default %d)", c.TTL, DefaultTTL))
@@ -112,9 +124,14 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("multicast sender: %w", err)
 	}
-	c, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	lc := net.ListenConfig{Control: sendSocketOptions(cfg.SourcePort != 0)}
+	c, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(cfg.SourcePort)))
 	if err != nil {
-		return nil, fmt.Errorf("multicast sender: open socket: %w", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			// Another program holds the port without SO_REUSEADDR.
+			return nil, fmt.Errorf("multicast sender: source port %d is taken by a socket that does not share it (set source_port: 0 to send from a random port): %w", cfg.SourcePort, err)
+		}
+		return nil, fmt.Errorf("multicast sender: open socket from port %d: %w", cfg.SourcePort, err)
 	}
 	pc := ipv4.NewPacketConn(c)
 	if err := configure(pc, ifi, cfg); err != nil {
@@ -127,6 +144,34 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		dst:  &net.UDPAddr{IP: net.ParseIP(cfg.Group).To4(), Port: cfg.Port},
 		sock: &socket{pc: pc, refs: 1},
 	}, nil
+}
+
+// sendSocketOptions prepares a sending socket before bind. A fixed source
+// port is shared (SO_REUSEADDR, SO_REUSEPORT) with receivers of the same
+// port on this host. The socket never reads: IP_MULTICAST_ALL off keeps
+// other sockets' group memberships from queueing datagrams on it, and a
+// small receive buffer bounds what unicast to the port can queue.
+func sendSocketOptions(shared bool) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			set := func(level, opt, v int, name string) {
+				if e := unix.SetsockoptInt(int(fd), level, opt, v); e != nil && serr == nil {
+					serr = fmt.Errorf("%s: %w", name, e)
+				}
+			}
+			if shared {
+				set(unix.SOL_SOCKET, unix.SO_REUSEADDR, 1, "SO_REUSEADDR")
+				set(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, "SO_REUSEPORT")
+			}
+			set(unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0, "IP_MULTICAST_ALL")
+			set(unix.SOL_SOCKET, unix.SO_RCVBUF, 4096, "SO_RCVBUF")
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
 }
 
 func configure(pc *ipv4.PacketConn, ifi *net.Interface, cfg SenderConfig) error {

@@ -63,6 +63,7 @@ type socketKey struct {
 	iface    string
 	ttl      int
 	loopback bool
+	srcPort  int // polycom source_port; 0: random
 }
 
 // sender opens (or shares) a socket for a multicast output.
@@ -82,7 +83,11 @@ func (b *Outputs) sender(o *config.Output) (*Sender, string, error) {
 	if o.TTL != nil {
 		ttl = *o.TTL
 	}
-	key := socketKey{iface, ttl, o.Loopback}
+	srcPort := 0
+	if o.Type == config.OutputPolycom && o.SourcePort != nil {
+		srcPort = *o.SourcePort
+	}
+	key := socketKey{iface, ttl, o.Loopback, srcPort}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if base := b.sockets[key]; base != nil {
@@ -92,7 +97,7 @@ func (b *Outputs) sender(o *config.Output) (*Sender, string, error) {
 		// Every user of that socket has closed it: open a new one.
 	}
 	s, err := NewSender(SenderConfig{
-		Group: o.Group, Port: o.Port, Interface: iface, TTL: ttl, Loopback: o.Loopback,
+		Group: o.Group, Port: o.Port, Interface: iface, TTL: ttl, Loopback: o.Loopback, SourcePort: srcPort,
 	})
 	if err != nil {
 		return nil, "", err
@@ -144,6 +149,9 @@ func (b *Outputs) Polycom(zone string, i int, o *config.Output) (output.Output, 
 			output.PriorityTest: o.Channel, output.PriorityPark: o.Channel,
 			output.PriorityLive: o.PriorityCh, output.PriorityEmergency: o.EmergencyCh,
 		},
+	}
+	if o.Frame > 0 {
+		p.opts.Timing.FrameInterval = o.Frame.D()
 	}
 	// Check every channel now, so a bad config fails at load, not mid-page.
 	for _, ch := range p.channels {

@@ -71,14 +71,15 @@ zones:
 	}
 }
 
-// Outputs on the same interface, TTL and loopback share one socket, so the
-// Pacer batches their packets; a different TTL gets its own.
+// Outputs on the same interface, TTL, loopback and source port share one
+// socket, so the Pacer batches their packets; a different TTL gets its own.
+// (A Polycom output sends from its group's port unless source_port: 0.)
 func TestOutputsShareSockets(t *testing.T) {
 	cfg := parseOutputs(t, `
 zones:
   a:
     outputs:
-      - { type: polycom, group: 239.255.42.9, port: 5001, interface: lo }
+      - { type: polycom, group: 239.255.42.9, port: 5001, interface: lo, source_port: 0 }
       - { type: rtp, group: 239.255.42.10, port: 10008, interface: lo }
   b:
     outputs:

@@ -23,6 +23,8 @@ func (nullPager) Submit(context.Context, paging.Page) (*paging.Handle, error) {
 // panicking.
 func FuzzPacket(f *testing.F) {
 	f.Add([]byte{0x0f, 0x1a, 0x12, 0x34, 0x56, 0x78, 0x0d, 'p', 'a', 'r', 'k', 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	// A G.726-QI Transmit (codec 0xFD) with one 20 ms frame of 60 bytes.
+	f.Add(append([]byte{0x10, 0x1a, 0x12, 0x34, 0x56, 0x78, 0x0d, 'p', 'a', 'r', 'k', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0xa0}, make([]byte, 60)...))
 	f.Add([]byte{0x80, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xfe, 0xed, 0xff, 0xff})
 	f.Add([]byte{0x80, 0x09, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0xfe, 0xed, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -12,7 +12,9 @@
 //
 // Polycom pages are followed with multicast/polycom's Reassembler (Alert
 // starts a page, the redundant copy fills a lost packet, End or 500 ms of
-// silence ends it, the lowest host serial wins a collision). RTP pages
+// silence ends it, the lowest host serial wins a collision). Frames of 20
+// or 30 ms are accepted (the size follows from the packet length), in
+// G.711µ, G.722 or G.726-QI (old SoundPoint IP 450/550 phones). RTP pages
 // start with the first packet of a stream and end after RTPTimeout of
 // silence (Yealink sends no end packet). The audio streams through a
 // paging.LiveBuffer, so the amplifiers follow the phone as it talks.
@@ -35,6 +37,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/codec/g726"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/multicast/netif"
 	"github.com/parkpage/parkpage/multicast/polycom"
@@ -280,6 +283,11 @@ type relay struct {
 	buf *paging.LiveBuffer
 	dec codec.Decoder
 	dn  codec.Name
+	// G.726-QI (old SoundPoints): 8 kHz ADPCM, brought to 16 kHz here.
+	qi   *g726.Decoder
+	up   codec.Upsampler
+	pcm8 []int16
+	pcm  []int16
 }
 
 func startRelay(ctx context.Context, r *Receiver, e *config.PhonePage, id, who, text string) *relay {
@@ -312,6 +320,17 @@ func (rl *relay) write(c codec.Name, payload []byte) {
 	if err == nil {
 		rl.buf.Write(pcm)
 	}
+}
+
+// writeG726QI decodes a Polycom G.726-QI frame (24 kbit/s, 60 bytes per
+// 20 ms) and writes it at the internal rate.
+func (rl *relay) writeG726QI(payload []byte) {
+	if rl.qi == nil {
+		rl.qi = g726.NewDecoder(g726.PackQI)
+	}
+	rl.pcm8 = rl.qi.Decode(rl.pcm8[:0], payload)
+	rl.pcm = rl.up.Process(rl.pcm[:0], rl.pcm8)
+	rl.buf.Write(rl.pcm)
 }
 
 type polycomPage struct {
@@ -349,6 +368,8 @@ func (p *polycomPage) handle(ctx context.Context, r *Receiver, evs []polycom.Eve
 				p.cur.write(codec.PCMA, ev.Frame)
 			case polycom.CodecG722:
 				p.cur.write(codec.G722, ev.Frame)
+			case polycom.CodecG726QI:
+				p.cur.writeG726QI(ev.Frame)
 			default:
 				if !p.warn {
 					p.warn = true
@@ -357,7 +378,9 @@ func (p *polycomPage) handle(ctx context.Context, r *Receiver, evs []polycom.Eve
 			}
 		case polycom.EventLost:
 			if p.cur != nil {
-				p.cur.buf.Write(make([]int16, ev.Lost*codec.FrameSamples))
+				// Silence for the lost frames keeps the timing: 20 or 30 ms
+				// each (two 16 kHz samples per 8 kHz tick).
+				p.cur.buf.Write(make([]int16, min(ev.Lost*int(ev.FrameTicks)*2, codec.SampleRate)))
 			}
 		case polycom.EventEnd:
 			p.end()

@@ -38,6 +38,7 @@ type fakeAmp struct {
 	mu      sync.Mutex
 	pcm     []int16
 	pages   int
+	callers []string // each relayed page's caller ID
 	relay   *gpiotest.Pin
 	relayOn bool
 }
@@ -51,6 +52,7 @@ func (a *fakeAmp) Play(ctx context.Context, pb *output.Playback) error {
 	}
 	a.mu.Lock()
 	a.pages++
+	a.callers = append(a.callers, pb.CallerID)
 	a.pin()
 	a.mu.Unlock()
 	r := la.NewReader()

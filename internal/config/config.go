@@ -281,6 +281,11 @@ type Output struct {
 	AllowG711A  bool   `yaml:"allow_g711a"`       // permit codec pcma (not in Polycom's document)
 	EmergencyCh int    `yaml:"emergency_channel"` // channel for emergency pages, default 50
 	PriorityCh  int    `yaml:"priority_channel"`  // default 49
+	// SourcePort is the UDP port pages are sent from. Absent: the group's
+	// port (as phones send, and as some receivers require); 0: a random port.
+	SourcePort *int `yaml:"source_port"`
+	// Frame is the audio per Transmit packet: 20ms (default) or 30ms.
+	Frame Duration `yaml:"frame"`
 	// RTP only.
 	PayloadType *int `yaml:"payload_type"` // override (Opus default 111)
 

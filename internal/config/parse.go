@@ -144,6 +144,11 @@ func (c *Config) applyDefaults(ps *problems) {
 				def(op+".caller_id", func() { o.CallerID = "Park" })
 				def(op+".emergency_channel", func() { o.EmergencyCh = 50 })
 				def(op+".priority_channel", func() { o.PriorityCh = 49 })
+				def(op+".frame", func() { o.Frame = Duration(20 * time.Millisecond) })
+				if o.SourcePort == nil {
+					port := o.Port
+					o.SourcePort = &port
+				}
 			case OutputRTP:
 				def(op+".codec", func() { o.Codec = "pcmu" })
 			case OutputSIP:
@@ -725,6 +730,12 @@ func (c *Config) validateOutput(ps *problems, p string, o *Output) {
 			}
 		default:
 			ps.add(p+".codec", "%q: Polycom paging sends pcmu or g722", o.Codec)
+		}
+		if f := o.Frame.D(); f != 20*time.Millisecond && f != 30*time.Millisecond {
+			ps.add(p+".frame", "%v: Polycom frames are 20ms or 30ms", f)
+		}
+		if o.SourcePort != nil && (*o.SourcePort < 0 || *o.SourcePort > 65535) {
+			ps.add(p+".source_port", "%d is not a UDP port (0: a random port)", *o.SourcePort)
 		}
 		if len(o.CallerID) > 13 {
 			ps.add(p+".caller_id", "%q is longer than the 13 characters phones show", o.CallerID)

@@ -152,6 +152,7 @@ type outFrame struct {
 	dtmf    bool   // telephone-event payload
 	cont    bool   // same timestamp as the previous packet (event update)
 	skip    bool   // no packet: let the timestamp advance (pause)
+	live    bool   // live audio: continues the previous packet's timestamp after a short wait (outStream.follow)
 	done    func() // called when this frame has been sent (or dropped)
 	batch   uint64 // the Play call that queued it
 }
@@ -409,13 +410,20 @@ func (l *Leg) WritePCM(frame []int16) error {
 		return ErrClosed
 	}
 	for _, f := range frames {
-		l.queue = append(l.queue, outFrame{payload: f})
+		l.queue = append(l.queue, outFrame{payload: f, live: true})
 	}
 	if over := len(l.queue) - maxLive; over > 0 {
 		dropFrames(l.queue[:over])
 		l.queue = append(l.queue[:0], l.queue[over:]...)
 	}
 	return nil
+}
+
+// Drain waits until everything queued so far has been sent, sending nothing
+// itself: the end of a live stream, whose last packet must be the last
+// frame (a closing packet queued after a pause would jump the timestamp).
+func (l *Leg) Drain(ctx context.Context) error {
+	return l.enqueueWait(ctx, []outFrame{{skip: true}})
 }
 
 // maxLive bounds live-audio latency to 200 ms.
@@ -534,9 +542,12 @@ func (l *Leg) tick(n uint64) {
 	if f.dtmf {
 		pt = l.neg.DTMFPT
 	}
-	if f.cont {
+	switch {
+	case f.cont:
 		seq, ts, marker = l.out.same(now)
-	} else {
+	case f.live:
+		seq, ts, marker = l.out.follow(now, n, l.neg.Codec.TimestampStep)
+	default:
 		seq, ts, marker = l.out.advance(now, n, l.neg.Codec.TimestampStep)
 	}
 	if f.dtmf && !f.cont {

@@ -51,6 +51,27 @@ func (o *outStream) advance(now time.Time, n uint64, step uint32) (seq uint16, t
 	return o.emit(now)
 }
 
+// follow returns the header fields for a paced packet of live audio that
+// continues the previous one: the talker's audio is contiguous, so a
+// frame that arrived a few ticks late (network jitter, a 30 ms sender's
+// frames coming 1.5 at a time, the last frame of a page known only when its
+// End comes) keeps the timestamp running (+step) instead of jumping by the
+// ticks it waited. After a longer pause (more than maxFollow ticks) it is a
+// new talkspurt, as advance makes it.
+func (o *outStream) follow(now time.Time, n uint64, step uint32) (seq uint16, ts uint32, marker bool) {
+	if !o.sent || o.lastTick == 0 || n <= o.lastTick || n-o.lastTick > maxFollow {
+		return o.advance(now, n, step)
+	}
+	o.relayValid = false
+	o.ts += step
+	o.lastTick = n
+	return o.emit(now)
+}
+
+// maxFollow is the longest wait, in ticks (100 ms), after which live audio
+// still continues the previous packet's timestamp.
+const maxFollow = 5
+
 // same returns header fields for another packet with the last timestamp
 // (RFC 4733 event updates). The tick anchor stays at the event start, so
 // the audio after the event lands where wall time says.

@@ -8,8 +8,9 @@ import (
 // FrameSource supplies the audio of a live page one frame at a time, as
 // the frames fall due (package multicast's LiveFeed has the same methods).
 type FrameSource interface {
-	// Frame appends the next frame (FrameInterval of the session's codec)
-	// to dst. It must not block.
+	// Frame appends the next frame to dst: 20 ms of the session's codec
+	// (160 bytes), or a whole FrameInterval frame. A 30 ms session reads
+	// three 20 ms frames per two Transmits. It must not block.
 	Frame(dst []byte) []byte
 	// Over reports whether the page has ended: no frame follows.
 	Over() bool
@@ -35,6 +36,8 @@ type LiveSession struct {
 	emitted bool
 	prev    []byte // previous frame, the next packet's redundant copy
 	cur     []byte
+	pend    []byte // source audio not yet sent (30 ms frames from 20 ms ones)
+	chunk   []byte
 	sent    int // Transmits sent
 }
 
@@ -52,7 +55,7 @@ func NewLiveSession(cfg Config, src FrameSource) (*LiveSession, error) {
 	}
 	t := cfg.Timing.withDefaults()
 	s := &LiveSession{codec: cfg.Codec, t: t, count: cfg.FirstSampleCount, src: src,
-		size: int(t.FrameInterval / time.Millisecond * 8)}
+		size: FrameBytes(cfg.Codec, t.FrameInterval)}
 	appendHeader(s.hdr[:0], OpAlert, uint8(cfg.Channel), cfg.HostSerial, id)
 	s.step = uint32(t.FrameInterval / time.Millisecond * SampleRate / 1000)
 	s.ph, s.due = phaseAlert, 0
@@ -62,7 +65,7 @@ func NewLiveSession(cfg Config, src FrameSource) (*LiveSession, error) {
 // Due reports when the next packet is due, as an offset from the start of
 // the page; ok is false once the session is over.
 func (s *LiveSession) Due() (time.Duration, bool) {
-	if s.ph == phaseTransmit && s.src.Over() {
+	if s.ph == phaseTransmit && len(s.pend) == 0 && s.src.Over() {
 		s.toEnd()
 	}
 	return s.due, s.ph != phaseDone
@@ -91,17 +94,7 @@ func (s *LiveSession) Append(dst []byte) []byte {
 			s.ph, s.i = phaseTransmit, 0
 		}
 	case phaseTransmit:
-		s.cur = s.src.Frame(s.cur[:0])
-		// A source that mis-sizes a frame must not break the packet's
-		// framing (receivers split the payload in halves).
-		if len(s.cur) != s.size {
-			s.cur = append(s.cur[:0], make([]byte, s.size)...)
-			if s.codec == CodecG711U {
-				for i := range s.cur {
-					s.cur[i] = 0xFF
-				}
-			}
-		}
+		s.cur = s.nextFrame(s.cur[:0])
 		dst = appendPrebuilt(dst, &s.hdr, OpTransmit)
 		c := s.count
 		dst = append(dst, byte(s.codec), 0, byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
@@ -121,6 +114,27 @@ func (s *LiveSession) Append(dst []byte) []byte {
 			s.ph = phaseDone
 		}
 	}
+	return dst
+}
+
+// nextFrame appends the next frame of s.size bytes to dst. It reads the
+// source's 20 ms frames (or frames of s.size) as needed: one per 20 ms
+// Transmit, three per two 30 ms Transmits. A source chunk of another size
+// counts as 20 ms of silence, so it cannot break the packet's framing
+// (receivers split the payload in halves).
+func (s *LiveSession) nextFrame(dst []byte) []byte {
+	for len(s.pend) < s.size {
+		s.chunk = s.src.Frame(s.chunk[:0])
+		if n := len(s.chunk); n != renderedFrame && n != s.size {
+			s.chunk = s.chunk[:0]
+			for range min(renderedFrame, s.size) {
+				s.chunk = append(s.chunk, idleByte(s.codec))
+			}
+		}
+		s.pend = append(s.pend, s.chunk...)
+	}
+	dst = append(dst, s.pend[:s.size]...)
+	s.pend = append(s.pend[:0], s.pend[s.size:]...)
 	return dst
 }
 

@@ -50,9 +50,12 @@ type Event struct {
 	SampleCount uint32
 	// Frame aliases the packet passed to Push; copy it to keep it.
 	Frame     []byte
-	Recovered bool      // Frame came from the redundant copy in the next packet
-	Lost      int       // EventLost: number of frames missing
-	Reason    EndReason // EventEnd
+	Recovered bool // Frame came from the redundant copy in the next packet
+	Lost      int  // EventLost: number of frames missing
+	// FrameTicks is the length of one frame in 8 kHz sample-count ticks
+	// (EventFrame, EventLost): 160 for 20 ms, 240 for 30 ms.
+	FrameTicks uint32
+	Reason     EndReason // EventEnd
 }
 
 // ReassemblerStats counts what a Reassembler has seen.
@@ -180,14 +183,14 @@ func (r *Reassembler) Push(dst []Event, now time.Time, p *Packet) []Event {
 const maxGapFrames = 250
 
 func (r *Reassembler) transmit(dst []Event, p *Packet) []Event {
+	step := p.Codec.frameTicks(len(p.Current))
 	frame := func(count uint32, b []byte, recovered bool) {
-		dst = append(dst, Event{Kind: EventFrame, HostSerial: p.HostSerial, Codec: p.Codec, SampleCount: count, Frame: b, Recovered: recovered})
+		dst = append(dst, Event{Kind: EventFrame, HostSerial: p.HostSerial, Codec: p.Codec, SampleCount: count, Frame: b, Recovered: recovered, FrameTicks: step})
 		r.Stats.Frames++
 		if recovered {
 			r.Stats.Recovered++
 		}
 	}
-	step := p.Codec.frameTicks(len(p.Current))
 	if !r.haveFrame || step == 0 {
 		r.haveFrame, r.lastCount = true, p.SampleCount
 		frame(p.SampleCount, p.Current, false)
@@ -208,7 +211,7 @@ func (r *Reassembler) transmit(dst []Event, p *Packet) []Event {
 			lost-- // the frame just before Current rides along as Redundant
 		}
 		if lost > 0 {
-			dst = append(dst, Event{Kind: EventLost, HostSerial: p.HostSerial, SampleCount: r.lastCount + step, Lost: lost})
+			dst = append(dst, Event{Kind: EventLost, HostSerial: p.HostSerial, SampleCount: r.lastCount + step, Lost: lost, FrameTicks: step})
 			r.Stats.Lost += lost
 		}
 		if recover {

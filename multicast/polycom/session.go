@@ -135,15 +135,73 @@ type Session struct {
 	emitted bool
 }
 
+// FrameBytes is the size of one frame of d of codec c: G.711 and G.722
+// (64 kbit/s) carry 8 bytes per ms (160 per 20 ms, 240 per 30 ms), G.726-QI
+// at 24 kbit/s 3 bytes per ms (60, 90).
+func FrameBytes(c Codec, d time.Duration) int {
+	ms := int(d / time.Millisecond)
+	if c == CodecG726QI {
+		return ms * 3
+	}
+	return ms * 8
+}
+
+// idleByte is a byte of silence in codec c, to pad a frame: µ-law and A-law
+// zero, and the byte G.722's encoder emits for silence from its reset state.
+func idleByte(c Codec) byte {
+	switch c {
+	case CodecG711U:
+		return 0xFF
+	case CodecG711A:
+		return 0xD5
+	case CodecG722:
+		return 0xFA
+	}
+	return 0
+}
+
+// renderedFrame is the frame size parkpage renders audio in: 20 ms of G.711
+// or G.722.
+const renderedFrame = 160
+
+// Reframe cuts the audio of frames (any sizes, in order) into frames of size
+// bytes, padding the last with silence of codec c. A page rendered in 20 ms
+// frames goes out in 30 ms frames this way: three become two.
+func Reframe(c Codec, frames [][]byte, size int) [][]byte {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	if n == 0 || size <= 0 {
+		return nil
+	}
+	all := make([]byte, 0, (n+size-1)/size*size)
+	for _, f := range frames {
+		all = append(all, f...)
+	}
+	for len(all)%size != 0 {
+		all = append(all, idleByte(c))
+	}
+	out := make([][]byte, 0, len(all)/size)
+	for i := 0; i < len(all); i += size {
+		out = append(out, all[i:i+size:i+size])
+	}
+	return out
+}
+
 // NewSession validates cfg and prepares the page for frames, each one frame
-// of FrameInterval of cfg.Codec audio: 160 bytes for 20 ms of G.711 or G.722.
+// of FrameInterval of cfg.Codec audio (160 bytes for 20 ms of G.711 or
+// G.722, 240 for 30 ms). With a 30 ms FrameInterval, 20 ms frames are also
+// accepted and regrouped (Reframe); then the frames are copied.
 func NewSession(cfg Config, frames [][]byte) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("polycom session: %w", err)
 	}
 	t := cfg.Timing.withDefaults()
-	// G.711 and G.722 (64 kbit/s) both carry 8 bytes per ms: 160 per 20 ms.
-	want := int(t.FrameInterval / time.Millisecond * 8)
+	want := FrameBytes(cfg.Codec, t.FrameInterval)
+	if want != renderedFrame && allSized(frames, renderedFrame) {
+		frames = Reframe(cfg.Codec, frames, want)
+	}
 	for i, f := range frames {
 		if len(f) != want {
 			return nil, fmt.Errorf("polycom session: frame %d: %d bytes, want %d for %v of %s", i, len(f), want, t.FrameInterval, cfg.Codec)
@@ -219,6 +277,15 @@ func (s *Session) Append(dst []byte) []byte {
 		}
 	}
 	return dst
+}
+
+func allSized(frames [][]byte, n int) bool {
+	for _, f := range frames {
+		if len(f) != n {
+			return false
+		}
+	}
+	return len(frames) > 0
 }
 
 // appendPrebuilt appends a prebuilt header with its op byte set.

@@ -31,10 +31,11 @@ func (o *Output) playLive(ctx context.Context, leg *media.Leg, la output.LiveAud
 			return err
 		}
 	}
-	// A frame of silence queued behind the live frames returns once they
-	// have all gone out.
-	clear(frame)
-	if err := leg.Play(ctx, frame); err != nil {
+	// Wait for the queued frames to go out, adding no packet: the talker's
+	// end is known only when its source ends (a Polycom sender's End burst
+	// comes 50 ms after its last frame), and a closing frame queued then
+	// would follow a pause and end the stream with a timestamp jump.
+	if err := leg.Drain(ctx); err != nil {
 		return err
 	}
 	_ = sleep(ctx, o.tail)

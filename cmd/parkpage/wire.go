@@ -143,7 +143,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	}
 	// Config validation has checked external.*; a source that still fails
 	// to start (a BLF listen address in use) is logged by Run.
-	c.ext = &external{log: log, bus: bus, pending: cfg}
+	c.ext = &external{log: log, bus: bus, sip: c.stack, pending: cfg}
 
 	c.registerMetrics(a.Metrics())
 	a.AddPart(c)
@@ -502,6 +502,7 @@ func (h *bankHolder) Close() error {
 type external struct {
 	log *slog.Logger
 	bus *events.Bus
+	sip *sipstack.Stack // the BLF watcher subscribes through it
 
 	mu      sync.Mutex
 	ctx     context.Context // Run's
@@ -582,18 +583,20 @@ func (e *external) startBLF(ctx context.Context, wg *sync.WaitGroup, cfg config.
 	if user == "" {
 		user = "parkpage"
 	}
-	ep, err := blfwatch.Listen(cfg.Listen, user, e.log)
+	if cfg.Listen != "" {
+		e.log.Warn("external.blf.listen is no longer used: the PBX's NOTIFYs arrive on the SIP port (sip.listen)", "listen", cfg.Listen)
+	}
+	contact, err := e.sip.Contact(user)
 	if err != nil {
 		return err
 	}
-	w, err := blfwatch.New(cfg, blfwatch.Options{Client: ep.Client, Contact: ep.Contact, Sink: sink, Mapper: mapper, Logger: e.log})
+	w, err := blfwatch.New(cfg, blfwatch.Options{SIP: e.sip, Contact: contact, Sink: sink, Mapper: mapper, Logger: e.log})
 	if err != nil {
-		ep.Close()
 		return err
 	}
-	ep.OnNotify(w.OnNotify)
+	remove := e.sip.HandleNotify(w.HandleNotify)
 	wg.Go(func() {
-		defer ep.Close()
+		defer remove()
 		w.Run(ctx)
 	})
 	return nil

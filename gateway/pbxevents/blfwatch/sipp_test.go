@@ -18,6 +18,7 @@ import (
 
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/sipstack"
 )
 
 // sipp plays the PBX: a UAS scenario from testdata on a UDP port of
@@ -180,9 +181,36 @@ func (h *logRecorder) count(level slog.Level, msg string, errIs error) int {
 	return n
 }
 
+// startStack runs parkpage's SIP stack on a UDP port of 127.0.0.1 until
+// the test ends: the watcher subscribes through it.
+func startStack(t *testing.T, logger *slog.Logger) *sipstack.Stack {
+	t.Helper()
+	cfg, _, err := config.Parse("test.yaml", fmt.Appendf(nil, `
+state_dir: %s
+sip:
+  listen:
+    - {transport: udp, address: "127.0.0.1:0"}
+`, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack, err := sipstack.New(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = stack.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return stack
+}
+
 type testWatcher struct {
 	w    *Watcher
-	ep   *Endpoint
+	sip  *sipstack.Stack
 	rec  *recorder
 	logs *logRecorder
 	stop func() // stops the watcher (it unsubscribes) and waits for it
@@ -194,14 +222,15 @@ func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 	t.Helper()
 	logs := &logRecorder{t: t}
 	logger := slog.New(logs)
-	ep, err := Listen("127.0.0.1:0", "parkpage", logger)
+	stack := startStack(t, logger)
+	contact, err := stack.Contact("parkpage")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
 	opts := Options{
-		Client:         ep.Client,
-		Contact:        ep.Contact,
+		SIP:            stack,
+		Contact:        contact,
 		Sink:           rec.sink,
 		Mapper:         pbxevents.NewSlotMapper(map[string]string{"703": "713"}),
 		Logger:         logger,
@@ -221,10 +250,9 @@ func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 		Expires:  config.Duration(2 * time.Second),
 	}, opts)
 	if err != nil {
-		ep.Close()
 		t.Fatal(err)
 	}
-	ep.OnNotify(w.OnNotify)
+	remove := stack.HandleNotify(w.HandleNotify)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -244,9 +272,9 @@ func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 	}
 	t.Cleanup(func() {
 		stop()
-		ep.Close()
+		remove()
 	})
-	return &testWatcher{w: w, ep: ep, rec: rec, logs: logs, stop: stop}
+	return &testWatcher{w: w, sip: stack, rec: rec, logs: logs, stop: stop}
 }
 
 // waitEvents waits for n park events.

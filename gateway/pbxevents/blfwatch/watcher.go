@@ -37,12 +37,20 @@ const (
 // dialogInfoType is the body type of the dialog event package.
 const dialogInfoType = "application/dialog-info+xml"
 
+// Requester sends the watcher's SUBSCRIBEs and returns their final
+// responses, answering a digest challenge with auth when auth.Username is
+// set (then req carries the CSeq it was resent with). It must send from the
+// transport on which the PBX's NOTIFYs arrive. *sipstack.Stack is one.
+type Requester interface {
+	Request(ctx context.Context, req *sip.Request, auth sipgo.DigestAuth) (*sip.Response, error)
+}
+
 // Options configures a Watcher beyond config.BLFWatch.
 type Options struct {
-	// Client sends the SUBSCRIBEs; required. It must send from the
-	// transport on which the PBX's NOTIFYs arrive.
-	Client *sipgo.Client
-	// Contact is where the PBX sends NOTIFYs (our Contact header); required.
+	// SIP sends the SUBSCRIBEs; required.
+	SIP Requester
+	// Contact is where the PBX sends NOTIFYs (our Contact header), an IP
+	// address the PBX can reach; required.
 	Contact sip.Uri
 	// Sink receives the park events; required. See pbxevents.Sink.
 	Sink pbxevents.Sink
@@ -120,11 +128,11 @@ type subscription struct {
 
 // New checks cfg and returns a Watcher; it sends nothing until Run.
 func New(cfg config.BLFWatch, opts Options) (*Watcher, error) {
-	if opts.Client == nil {
-		return nil, errors.New("blf: no sip client")
+	if opts.SIP == nil {
+		return nil, errors.New("blf: no sip stack")
 	}
-	if opts.Contact.Host == "" {
-		return nil, errors.New("blf: no contact address")
+	if ip := net.ParseIP(opts.Contact.Host); ip == nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("blf: contact %q: need the IP address the pbx can reach, not a name or a wildcard", opts.Contact.Host)
 	}
 	if opts.Sink == nil {
 		return nil, errors.New("blf: no sink")
@@ -379,22 +387,14 @@ func (w *Watcher) subscribe(ctx context.Context, sub *subscription, expires time
 	for tries := 0; ; tries++ {
 		req := w.request(sub, expires)
 		rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
-		res, err := w.opts.Client.Do(rctx, req)
-		if err == nil && (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) {
-			if w.cfg.Username == "" {
-				cancel()
-				return 0, ErrNoCredentials
-			}
-			res, err = w.opts.Client.DoDigestAuth(rctx, req, res, sipgo.DigestAuth{Username: w.cfg.Username, Password: w.cfg.Password})
-			w.mu.Lock()
-			sub.cseq = max(sub.cseq, req.CSeq().SeqNo) // DoDigestAuth sent it with the next CSeq
-			w.mu.Unlock()
-		}
+		res, err := w.send(rctx, sub, req)
 		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("subscribe %s: %w", sub.slot.uri.Addr(), err)
 		}
 		switch {
+		case (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && w.cfg.Username == "":
+			return 0, ErrNoCredentials
 		case res.IsSuccess():
 			return w.accepted(sub, res, expires), nil
 		case res.StatusCode == sip.StatusCallTransactionDoesNotExists:
@@ -409,6 +409,16 @@ func (w *Watcher) subscribe(ctx context.Context, sub *subscription, expires time
 		}
 		return 0, fmt.Errorf("subscribe %s: %d %s", sub.slot.uri.Addr(), res.StatusCode, res.Reason)
 	}
+}
+
+// send sends req, a SUBSCRIBE of sub, answering a digest challenge with
+// the configured user.
+func (w *Watcher) send(ctx context.Context, sub *subscription, req *sip.Request) (*sip.Response, error) {
+	res, err := w.opts.SIP.Request(ctx, req, sipgo.DigestAuth{Username: w.cfg.Username, Password: w.cfg.Password})
+	w.mu.Lock()
+	sub.cseq = max(sub.cseq, req.CSeq().SeqNo) // an answered challenge resent it with the next CSeq
+	w.mu.Unlock()
+	return res, err
 }
 
 // request builds the next SUBSCRIBE of sub: out of dialog until the PBX
@@ -493,11 +503,7 @@ func (w *Watcher) unsubscribe(ctx context.Context, sub *subscription) {
 	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(w.opts.RequestTimeout, time.Second))
 	defer cancel()
-	req := w.request(sub, 0)
-	res, err := w.opts.Client.Do(uctx, req)
-	if err == nil && (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && w.cfg.Username != "" {
-		res, err = w.opts.Client.DoDigestAuth(uctx, req, res, sipgo.DigestAuth{Username: w.cfg.Username, Password: w.cfg.Password})
-	}
+	res, err := w.send(uctx, sub, w.request(sub, 0))
 	if err != nil {
 		w.log.Debug("blf unsubscribe", "slot", sub.slot.ext, "err", err)
 		return

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/sipstack"
 )
 
 // Defaults for Options and config.BLFWatch.
@@ -33,9 +34,6 @@ const (
 	// MaxSlots bounds external.blf.slots: each slot is a subscription.
 	MaxSlots = 200
 )
-
-// dialogInfoType is the body type of the dialog event package.
-const dialogInfoType = "application/dialog-info+xml"
 
 // Requester sends the watcher's SUBSCRIBEs and returns their final
 // responses, answering a digest challenge with auth when auth.Username is
@@ -120,7 +118,7 @@ type subscription struct {
 	everNotify  bool
 	haveVersion bool
 	version     uint64
-	dialogs     map[string]Dialog // active dialogs, by id
+	dialogs     map[string]sipstack.DialogEntry // active dialogs, by id
 	needFull    bool              // a partial NOTIFY skipped a version: refresh for full state
 	expiresAt   time.Time         // from the last NOTIFY's Subscription-State
 	ended       error             // set by a terminating NOTIFY
@@ -452,7 +450,7 @@ func (w *Watcher) request(sub *subscription, expires time.Duration) *sip.Request
 	req.AppendHeader(&maxFwd)
 	req.AppendHeader(&sip.ContactHeader{Address: *w.opts.Contact.Clone()})
 	req.AppendHeader(sip.NewHeader("Event", "dialog"))
-	req.AppendHeader(sip.NewHeader("Accept", dialogInfoType))
+	req.AppendHeader(sip.NewHeader("Accept", sipstack.ContentTypeDialogInfo))
 	req.AppendHeader(&exp)
 	if len(sub.routes) == 0 {
 		// Like a phone with an outbound proxy: everything goes to the
@@ -558,7 +556,7 @@ func (w *Watcher) HandleNotify(req *sip.Request, tx sip.ServerTransaction) bool 
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !isDialogInfo(ct.Value()) {
 			w.log.Debug("blf notify body of another type ignored", "slot", sub.slot.ext)
-		} else if info, err := ParseDialogInfo(body); err != nil {
+		} else if info, err := sipstack.ParseDialogInfo(body); err != nil {
 			// Answered 200 all the same: refusing it would only make the PBX
 			// drop the subscription, and a later document may be fine.
 			w.log.Warn("blf notify body unreadable", "slot", sub.slot.ext, "err", err)
@@ -600,7 +598,7 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 // apply folds a dialog-info document into sub's dialogs (RFC 4235 §4.1
 // version rules) and returns the events the slot's new state causes.
 // Called with w.mu held.
-func (w *Watcher) apply(sub *subscription, info *DialogInfo) []pbxevents.ParkEvent {
+func (w *Watcher) apply(sub *subscription, info sipstack.DialogInfo) []pbxevents.ParkEvent {
 	if sub.haveVersion && info.Version <= sub.version {
 		w.log.Debug("blf stale dialog-info ignored", "slot", sub.slot.ext, "version", info.Version, "have", sub.version)
 		return nil
@@ -615,7 +613,7 @@ func (w *Watcher) apply(sub *subscription, info *DialogInfo) []pbxevents.ParkEve
 		sub.dialogs = nil
 	}
 	if sub.dialogs == nil {
-		sub.dialogs = map[string]Dialog{}
+		sub.dialogs = map[string]sipstack.DialogEntry{}
 	}
 	for _, d := range info.Dialogs {
 		if d.Active() {
@@ -630,7 +628,7 @@ func (w *Watcher) apply(sub *subscription, info *DialogInfo) []pbxevents.ParkEve
 
 // settle moves the slot to the state its active dialogs say: busy or idle.
 // Called with w.mu held.
-func (w *Watcher) settle(s *slot, dialogs map[string]Dialog) []pbxevents.ParkEvent {
+func (w *Watcher) settle(s *slot, dialogs map[string]sipstack.DialogEntry) []pbxevents.ParkEvent {
 	occupied := len(dialogs) > 0
 	caller := callerOf(dialogs)
 	if occupied == s.occupied {
@@ -656,7 +654,7 @@ func (w *Watcher) settle(s *slot, dialogs map[string]Dialog) []pbxevents.ParkEve
 
 // callerOf names the parked party: the remote identity of a confirmed
 // dialog, else of any, in dialog-id order so the choice is stable.
-func callerOf(dialogs map[string]Dialog) string {
+func callerOf(dialogs map[string]sipstack.DialogEntry) string {
 	ids := make([]string, 0, len(dialogs))
 	for id := range dialogs {
 		ids = append(ids, id)
@@ -665,7 +663,7 @@ func callerOf(dialogs map[string]Dialog) string {
 	caller := ""
 	for _, id := range ids {
 		d := dialogs[id]
-		p := pbxevents.Party(d.Remote.Display, d.Remote.URI)
+		p := pbxevents.Party(d.RemoteDisplay, d.RemoteURI)
 		if p == "" {
 			continue
 		}
@@ -686,7 +684,7 @@ func isDialogEvent(v string) bool {
 
 func isDialogInfo(v string) bool {
 	t, _, _ := strings.Cut(v, ";")
-	return strings.EqualFold(strings.TrimSpace(t), dialogInfoType)
+	return strings.EqualFold(strings.TrimSpace(t), sipstack.ContentTypeDialogInfo)
 }
 
 // subscriptionState is a parsed Subscription-State header (RFC 6665 §8.2.3).

@@ -11,15 +11,16 @@ import (
 
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/sipstack"
 )
 
-func doc(version, state string, dialogs ...string) *DialogInfo {
-	info, err := ParseDialogInfo([]byte(`<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="` + version +
+func doc(version, state string, dialogs ...string) *sipstack.DialogInfo {
+	info, err := sipstack.ParseDialogInfo([]byte(`<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="` + version +
 		`" state="` + state + `" entity="sip:704@pbx">` + concat(dialogs) + `</dialog-info>`))
 	if err != nil {
 		panic(err)
 	}
-	return info
+	return &info
 }
 
 func concat(ss []string) (s string) {
@@ -41,7 +42,7 @@ func dlg(id, state, caller string) string {
 // "resubscribe") and checks the events and the requests for full state.
 func TestApply(t *testing.T) {
 	type step struct {
-		info        *DialogInfo // nil: a new subscription (PBX restart)
+		info        *sipstack.DialogInfo // nil: a new subscription (PBX restart)
 		want        pbxevents.Kind
 		caller      string
 		wantFullReq bool
@@ -107,7 +108,7 @@ func TestApply(t *testing.T) {
 					sub = &subscription{slot: s}
 					continue
 				}
-				evs := w.apply(sub, st.info)
+				evs := w.apply(sub, *st.info)
 				if sub.needFull != st.wantFullReq {
 					t.Errorf("step %d: needFull %v", i, sub.needFull)
 				}
@@ -283,7 +284,7 @@ func TestStackRefusesUnknownNotify(t *testing.T) {
 		req := sip.NewRequest(sip.NOTIFY, contact)
 		req.AppendHeader(sip.NewHeader("Event", "dialog"))
 		req.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=60"))
-		req.AppendHeader(sip.NewHeader("Content-Type", dialogInfoType))
+		req.AppendHeader(sip.NewHeader("Content-Type", sipstack.ContentTypeDialogInfo))
 		req.SetBody([]byte(`<dialog-info version="1" state="full" entity="sip:701@pbx"><dialog id="1"><state>confirmed</state></dialog></dialog-info>`))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

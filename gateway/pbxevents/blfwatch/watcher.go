@@ -119,9 +119,9 @@ type subscription struct {
 	haveVersion bool
 	version     uint64
 	dialogs     map[string]sipstack.DialogEntry // active dialogs, by id
-	needFull    bool              // a partial NOTIFY skipped a version: refresh for full state
-	expiresAt   time.Time         // from the last NOTIFY's Subscription-State
-	ended       error             // set by a terminating NOTIFY
+	needFull    bool                            // a partial NOTIFY skipped a version: refresh for full state
+	expiresAt   time.Time                       // from the last NOTIFY's Subscription-State
+	ended       error                           // set by a terminating NOTIFY
 }
 
 // New checks cfg and returns a Watcher; it sends nothing until Run.

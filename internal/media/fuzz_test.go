@@ -67,4 +67,3 @@ func FuzzEvent(f *testing.F) {
 		}
 	})
 }
-

@@ -170,6 +170,9 @@ func (s *Sipp) kill() {
 	}
 }
 
+// Name is the scenario's file name.
+func (s *Sipp) Name() string { return s.name }
+
 // Port is sipp's SIP port on 127.0.0.1.
 func (s *Sipp) Port() int { return s.port }
 

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 )
 
 // listener is a real multicast receiver: a socket bound to group:0 and
@@ -29,22 +31,8 @@ type listener struct {
 
 func listen(t testing.TB, group string) *listener {
 	t.Helper()
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Fatalf("loopback interface: %v", err)
-	}
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", group, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	// Room for a whole page even if this goroutine is starved for a while.
-	_ = c.(*net.UDPConn).SetReadBuffer(4 << 20)
-	pc := ipv4.NewPacketConn(c)
-	if err := pc.JoinGroup(lo, &net.UDPAddr{IP: net.ParseIP(group)}); err != nil {
-		t.Fatalf("join %s on lo: %v", group, err)
-	}
-	return &listener{pc: pc, port: c.LocalAddr().(*net.UDPAddr).Port, buf: make([]byte, 2048)}
+	c := mcasttest.Listen(t, group, 0)
+	return &listener{pc: c.PC, port: c.Port(), buf: make([]byte, 2048)}
 }
 
 // next returns the next datagram, failing the test if none arrives in time.

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 )
 
 var binary string
@@ -109,27 +111,9 @@ type syncBuffer struct {
 	all strings.Builder
 }
 
-func freePort(t testing.TB, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // testConfig is a config whose every socket is on loopback.
 func testConfig(t *testing.T, extra string) string {
-	sip := freePort(t, "udp")
+	sip := proctest.FreePort(t, "udp")
 	return fmt.Sprintf(`sip:
   listen:
     - {transport: udp, address: "127.0.0.1:%d"}
@@ -149,7 +133,7 @@ func startAppliance(t *testing.T, cfg string, args ...string) *appliance {
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t, "tcp")
+	port := proctest.FreePort(t, "tcp")
 	all := append([]string{"run", "-config", f, "-state-dir", filepath.Join(dir, "state"), "-http", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
 	cmd := exec.Command(binary, all...)
 	pr, pw := io.Pipe()

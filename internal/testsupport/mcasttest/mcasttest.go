@@ -51,6 +51,9 @@ func Listen(t testing.TB, group string, port int) *Conn {
 // Port is the bound UDP port.
 func (c *Conn) Port() int { return c.port }
 
+// UDPConn is the socket.
+func (c *Conn) UDPConn() *net.UDPConn { return c.conn.(*net.UDPConn) }
+
 // Close closes the socket (the test's end does too).
 func (c *Conn) Close() error { return c.conn.Close() }
 

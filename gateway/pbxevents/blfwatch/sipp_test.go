@@ -2,11 +2,9 @@ package blfwatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/sipstack"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 	"github.com/parkpage/parkpage/internal/testsupport/sipptest"
 )
@@ -56,47 +55,6 @@ func (r *recorder) events() []pbxevents.ParkEvent {
 	return append([]pbxevents.ParkEvent(nil), r.evs...)
 }
 
-// logRecorder keeps log records, and shows them in verbose test output.
-type logRecorder struct {
-	t    *testing.T
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.recs = append(h.recs, r.Clone())
-	h.mu.Unlock()
-	return nil
-}
-func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
-
-// count returns how many records at level or above start with msg and,
-// when errIs is set, carry an "err" attribute matching it.
-func (h *logRecorder) count(level slog.Level, msg string, errIs error) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, r := range h.recs {
-		if r.Level < level || !strings.HasPrefix(r.Message, msg) {
-			continue
-		}
-		ok := errIs == nil
-		r.Attrs(func(a slog.Attr) bool {
-			if e, isErr := a.Value.Any().(error); isErr && a.Key == "err" && errors.Is(e, errIs) {
-				ok = true
-			}
-			return true
-		})
-		if ok {
-			n++
-		}
-	}
-	return n
-}
-
 // startStack runs parkpage's SIP stack on a UDP port of 127.0.0.1 until
 // the test ends: the watcher subscribes through it.
 func startStack(t *testing.T, logger *slog.Logger) *sipstack.Stack {
@@ -128,7 +86,7 @@ type testWatcher struct {
 	w    *Watcher
 	sip  *sipstack.Stack
 	rec  *recorder
-	logs *logRecorder
+	logs *logtest.Recorder
 	stop func() // stops the watcher (it unsubscribes) and waits for it
 }
 
@@ -136,7 +94,7 @@ type testWatcher struct {
 // port, with timers scaled down: 2 s subscriptions refreshed at 1 s.
 func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 	t.Helper()
-	logs := &logRecorder{t: t}
+	logs := &logtest.Recorder{}
 	logger := slog.New(logs)
 	stack := startStack(t, logger)
 	contact, err := stack.Contact("parkpage")
@@ -267,7 +225,7 @@ func TestSippSlotLifecycle(t *testing.T) {
 		{Kind: pbxevents.Parked, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 		{Kind: pbxevents.Retrieved, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 	})
-	if n := tw.logs.count(slog.LevelWarn, "blf subscription lost", ErrTerminated); n != 1 {
+	if n := tw.logs.Count(slog.LevelWarn, "blf subscription lost", ErrTerminated); n != 1 {
 		t.Errorf("%d warnings of the terminated subscription, want 1", n)
 	}
 }
@@ -295,7 +253,7 @@ func TestSippPBXRestart(t *testing.T) {
 		{Kind: pbxevents.Parked, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 		{Kind: pbxevents.Retrieved, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 	})
-	if n := tw.logs.count(slog.LevelWarn, "blf subscription lost", ErrGone); n != 1 {
+	if n := tw.logs.Count(slog.LevelWarn, "blf subscription lost", ErrGone); n != 1 {
 		t.Errorf("%d warnings of the forgotten subscription (481), want 1", n)
 	}
 }
@@ -310,7 +268,7 @@ func TestSippNoNotify(t *testing.T) {
 		o.RequestTimeout = 300 * time.Millisecond // bounds the unsubscribe to the gone sipp at cleanup
 	})
 	pbx.MustPass(10 * time.Second)
-	if n := tw.logs.count(slog.LevelWarn, "blf subscription lost", ErrNoNotify); n != 1 {
+	if n := tw.logs.Count(slog.LevelWarn, "blf subscription lost", ErrNoNotify); n != 1 {
 		t.Errorf("%d warnings of the silent subscription, want 1", n)
 	}
 	if evs := tw.rec.events(); len(evs) != 0 {

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,14 +98,9 @@ func TestHashPassword(t *testing.T) {
 
 // appliance is a running parkpage process.
 type appliance struct {
+	*proctest.Proc
 	cmd  *exec.Cmd
 	base string
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	ch  chan string
-	all strings.Builder
 }
 
 // testConfig is a config whose every socket is on loopback.
@@ -135,48 +127,17 @@ func startAppliance(t *testing.T, cfg string, args ...string) *appliance {
 	}
 	port := proctest.FreePort(t, "tcp")
 	all := append([]string{"run", "-config", f, "-state-dir", filepath.Join(dir, "state"), "-http", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
-	cmd := exec.Command(binary, all...)
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a := &appliance{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{ch: make(chan string, 1000)}}
-	go func() {
-		s := bufio.NewScanner(pr)
-		for s.Scan() {
-			a.logs.ch <- s.Text()
-		}
-		close(a.logs.ch)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		pw.Close()
-	})
+	p := proctest.Start(t, binary, all...)
+	a := &appliance{Proc: p, cmd: p.Cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	a.waitLog(t, "parkpage running")
 	return a
 }
 
-// waitLog waits for a log line matching re and returns it.
+// waitLog waits for a log line matching re (after the previous one) and
+// returns it.
 func (a *appliance) waitLog(t *testing.T, re string) string {
 	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.After(15 * time.Second)
-	for {
-		select {
-		case l, ok := <-a.logs.ch:
-			if !ok {
-				t.Fatalf("process ended before log %q; logs:\n%s", re, a.logs.all.String())
-			}
-			a.logs.all.WriteString(l + "\n")
-			if rx.MatchString(l) {
-				return l
-			}
-		case <-deadline:
-			t.Fatalf("no log %q; logs:\n%s", re, a.logs.all.String())
-		}
-	}
+	return a.WaitLine(t, ".*(?:"+re+").*", 15*time.Second)[0]
 }
 
 func getJSON(t *testing.T, url string, v any) {
@@ -206,7 +167,7 @@ func TestRunServesAPIAndStopsCleanly(t *testing.T) {
 	}
 	start := time.Now()
 	a.cmd.Process.Signal(syscall.SIGTERM)
-	err := a.cmd.Wait()
+	err := a.Wait(5 * time.Second)
 	if err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}

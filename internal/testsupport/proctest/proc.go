@@ -17,28 +17,30 @@ import (
 type Proc struct {
 	Cmd *exec.Cmd
 
-	mu    sync.Mutex
-	lines []string
-	more  chan struct{} // closed and replaced when a line arrives
-	ended bool
-	done  chan struct{} // closed when the output has ended
+	mu     sync.Mutex
+	lines  []string
+	next   int           // first line the next WaitLine looks at
+	more   chan struct{} // closed and replaced when a line arrives
+	ended  bool
+	done   chan struct{} // closed when the output has ended
+	exited chan struct{} // closed when the process has exited
+	err    error         // its exit status, once exited
 }
 
 // Start runs name with args; its stdout and stderr are kept. The process
 // is killed when the test ends, and its output printed if the test failed.
 func Start(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Cmd: exec.Command(name, args...), more: make(chan struct{}), done: make(chan struct{})}
+	p := &Proc{Cmd: exec.Command(name, args...), more: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
 	pr, pw := io.Pipe()
 	p.Cmd.Stdout, p.Cmd.Stderr = pw, pw
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	exited := make(chan struct{})
 	go func() {
-		_ = p.Cmd.Wait()
+		p.err = p.Cmd.Wait()
 		pw.Close()
-		close(exited)
+		close(p.exited)
 	}()
 	go func() {
 		defer close(p.done)
@@ -59,7 +61,7 @@ func Start(t testing.TB, name string, args ...string) *Proc {
 	}()
 	t.Cleanup(func() {
 		_ = p.Cmd.Process.Kill()
-		<-exited
+		<-p.exited
 		<-p.done
 		if t.Failed() {
 			t.Logf("%s output (tail):\n%s", name, Tail(p.Output(), 60))
@@ -68,24 +70,25 @@ func Start(t testing.TB, name string, args ...string) *Proc {
 	return p
 }
 
-// WaitLine waits up to timeout for an output line matching re and returns
-// its submatches; the test fails if none comes or the process ends first.
+// WaitLine waits up to timeout for an output line matching re, after the
+// line the previous WaitLine matched, and returns its submatches; the test
+// fails if none comes or the process ends first.
 func (p *Proc) WaitLine(t testing.TB, re string, timeout time.Duration) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	seen := 0
 	for {
 		p.mu.Lock()
-		lines, more, ended := p.lines[seen:], p.more, p.ended
-		seen = len(p.lines)
-		p.mu.Unlock()
-		for _, l := range lines {
-			if m := rx.FindStringSubmatch(l); m != nil {
+		more, ended := p.more, p.ended
+		for ; p.next < len(p.lines); p.next++ {
+			if m := rx.FindStringSubmatch(p.lines[p.next]); m != nil {
+				p.next++
+				p.mu.Unlock()
 				return m
 			}
 		}
+		p.mu.Unlock()
 		if ended {
 			t.Fatalf("%s ended before a line matching %q:\n%s", p.Cmd.Path, re, Tail(p.Output(), 60))
 		}
@@ -95,6 +98,18 @@ func (p *Proc) WaitLine(t testing.TB, re string, timeout time.Duration) []string
 			t.Fatalf("%s: no line matching %q within %v:\n%s", p.Cmd.Path, re, timeout, Tail(p.Output(), 60))
 		}
 	}
+}
+
+// Wait waits up to timeout for the process to exit (killing it then) and
+// returns its exit status.
+func (p *Proc) Wait(timeout time.Duration) error {
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		_ = p.Cmd.Process.Kill()
+		<-p.exited
+	}
+	return p.err
 }
 
 // Output is what the process wrote so far.

@@ -24,6 +24,7 @@ import (
 // listener is a real multicast receiver: a socket bound to group:0 and
 // joined to the group on lo.
 type listener struct {
+	*mcasttest.Conn
 	pc   *ipv4.PacketConn
 	port int
 	buf  []byte
@@ -32,29 +33,16 @@ type listener struct {
 func listen(t testing.TB, group string) *listener {
 	t.Helper()
 	c := mcasttest.Listen(t, group, 0)
-	return &listener{pc: c.PC, port: c.Port(), buf: make([]byte, 2048)}
+	return &listener{Conn: c, pc: c.PC, port: c.Port(), buf: make([]byte, 2048)}
 }
 
 // next returns the next datagram, failing the test if none arrives in time.
 func (l *listener) next(t testing.TB, timeout time.Duration) []byte {
 	t.Helper()
-	b, err := l.read(timeout)
-	if err != nil {
-		t.Fatalf("multicast receiver on port %d: %v", l.port, err)
-	}
-	return b
+	return l.Next(t, timeout)
 }
 
-func (l *listener) read(timeout time.Duration) ([]byte, error) {
-	if err := l.pc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, err
-	}
-	n, _, _, err := l.pc.ReadFrom(l.buf)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(nil), l.buf[:n]...), nil
-}
+func (l *listener) read(timeout time.Duration) ([]byte, error) { return l.Read(timeout) }
 
 // expectSilence fails if a datagram arrives within d.
 func (l *listener) expectSilence(t testing.TB, d time.Duration) {

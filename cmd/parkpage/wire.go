@@ -142,7 +142,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("phone_pages: %w", err)
 	}
 	// Config validation has checked external.*; a source that still fails
-	// to start (a BLF listen address in use) is logged by Run.
+	// to start is logged by Run.
 	c.ext = &external{log: log, bus: bus, sip: c.stack, pending: cfg}
 
 	c.registerMetrics(a.Metrics())

@@ -70,8 +70,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Unit and integration tests: everything runs on loopback with real peers.
+# The browser test is a module of its own (BROWSER_TEST), so that chromedp
+# stays out of the main module's requirements.
+BROWSER_TEST := cmd/parkpage/browsertest
 test: deps-test fmt-check vet
 	$(GO) test -race -count=1 -timeout 8m ./...
+	cd $(BROWSER_TEST) && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 # Benchmarks one package at a time (-p 1), so one load test never skews
 # another's figures. Each reports medians/p99s with b.ReportMetric.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
 	"github.com/parkpage/parkpage/relays"
@@ -84,21 +84,8 @@ type mcastListener struct {
 
 func listenLo(t *testing.T, group string) *mcastListener {
 	t.Helper()
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Fatalf("loopback interface: %v", err)
-	}
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", group, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.(*net.UDPConn).SetReadBuffer(4 << 20)
-	pc := ipv4.NewPacketConn(c)
-	if err := pc.JoinGroup(lo, &net.UDPAddr{IP: net.ParseIP(group)}); err != nil {
-		t.Fatalf("join %s on lo: %v", group, err)
-	}
-	return &mcastListener{pc: pc, port: c.LocalAddr().(*net.UDPAddr).Port}
+	c := mcasttest.Listen(t, group, 0)
+	return &mcastListener{pc: c.PC, port: c.Port()}
 }
 
 // collect reads datagrams in the background until stop returns true for the

@@ -17,11 +17,14 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 )
 
 // listener is a real multicast receiver: a socket bound to group:0 and
 // joined to the group on lo.
 type listener struct {
+	*mcasttest.Conn
 	pc   *ipv4.PacketConn
 	port int
 	buf  []byte
@@ -29,44 +32,17 @@ type listener struct {
 
 func listen(t testing.TB, group string) *listener {
 	t.Helper()
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Fatalf("loopback interface: %v", err)
-	}
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", group, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	// Room for a whole page even if this goroutine is starved for a while.
-	_ = c.(*net.UDPConn).SetReadBuffer(4 << 20)
-	pc := ipv4.NewPacketConn(c)
-	if err := pc.JoinGroup(lo, &net.UDPAddr{IP: net.ParseIP(group)}); err != nil {
-		t.Fatalf("join %s on lo: %v", group, err)
-	}
-	return &listener{pc: pc, port: c.LocalAddr().(*net.UDPAddr).Port, buf: make([]byte, 2048)}
+	c := mcasttest.Listen(t, group, 0)
+	return &listener{Conn: c, pc: c.PC, port: c.Port(), buf: make([]byte, 2048)}
 }
 
 // next returns the next datagram, failing the test if none arrives in time.
 func (l *listener) next(t testing.TB, timeout time.Duration) []byte {
 	t.Helper()
-	b, err := l.read(timeout)
-	if err != nil {
-		t.Fatalf("multicast receiver on port %d: %v", l.port, err)
-	}
-	return b
+	return l.Next(t, timeout)
 }
 
-func (l *listener) read(timeout time.Duration) ([]byte, error) {
-	if err := l.pc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, err
-	}
-	n, _, _, err := l.pc.ReadFrom(l.buf)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(nil), l.buf[:n]...), nil
-}
+func (l *listener) read(timeout time.Duration) ([]byte, error) { return l.Read(timeout) }
 
 // expectSilence fails if a datagram arrives within d.
 func (l *listener) expectSilence(t testing.TB, d time.Duration) {

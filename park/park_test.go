@@ -11,6 +11,7 @@ import (
 
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/clocktest"
 )
 
 func parseCfg(t *testing.T, yaml string) *config.Config {
@@ -77,7 +78,7 @@ func (r *recorder) ringCount() int { r.mu.Lock(); defer r.mu.Unlock(); return le
 
 type harness struct {
 	s     *Server
-	clock *FakeClock
+	clock *clocktest.Clock
 	rec   *recorder
 	sub   *events.Subscription
 }
@@ -87,7 +88,7 @@ func newHarness(t *testing.T, yaml string) *harness {
 	bus := events.New()
 	sub := bus.Subscribe(1000)
 	rec := &recorder{}
-	clock := NewFakeClock(time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC))
 	s, err := New(parseCfg(t, yaml), Options{Clock: clock, Bus: bus, Actions: rec, Observer: rec.observe})
 	if err != nil {
 		t.Fatal(err)

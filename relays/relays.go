@@ -11,6 +11,7 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 
+	"github.com/parkpage/parkpage/internal/clock"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 )
@@ -21,30 +22,14 @@ var ErrClosed = errors.New("relay bank closed")
 // Resolver finds the pin a relay's config names ("GPIO17").
 type Resolver func(name string) (gpio.PinOut, error)
 
-// Clock is the time source of a Bank; tests inject a fake one.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f once d has passed (in its own goroutine or not:
-	// callers must not hold locks f needs).
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// Clock is the time source of a Bank; tests inject clocktest.Clock.
+type Clock = clock.Clock
 
 // Timer is a pending AfterFunc call.
-type Timer interface {
-	// Stop cancels the call; it reports false if f has already been called
-	// or is being called.
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // SystemClock is the real clock.
-func SystemClock() Clock { return systemClock{} }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-func (systemClock) AfterFunc(d time.Duration, f func()) Timer {
-	return time.AfterFunc(d, f)
-}
+func SystemClock() Clock { return clock.Real() }
 
 // Config is what a Bank reads of the appliance's config: the relays
 // section and the zones' relays lists.

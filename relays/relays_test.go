@@ -16,109 +16,16 @@ import (
 
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/clocktest"
 )
 
-// fakeClock runs timers when the test advances it, in deadline order, on
-// the test's goroutine.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	seq    int
-	timers []*fakeTimer
-	added  chan struct{} // one token per AfterFunc call
-}
-
-type fakeTimer struct {
-	c       *fakeClock
-	at      time.Time
-	seq     int
-	f       func()
-	stopped bool
-	fired   bool
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), added: make(chan struct{}, 1000)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	c.seq++
-	t := &fakeTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f}
-	c.timers = append(c.timers, t)
-	c.mu.Unlock()
-	c.added <- struct{}{}
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	if t.stopped || t.fired {
-		return false
-	}
-	t.stopped = true
-	return true
-}
-
-// Advance moves time forward by d, firing due timers in order.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(d)
-	for {
-		var next *fakeTimer
-		for _, t := range c.timers {
-			if t.stopped || t.fired || t.at.After(end) {
-				continue
-			}
-			if next == nil || t.at.Before(next.at) || (t.at.Equal(next.at) && t.seq < next.seq) {
-				next = t
-			}
-		}
-		if next == nil {
-			break
-		}
-		next.fired = true
-		c.now = next.at
-		c.mu.Unlock()
-		next.f()
-		c.mu.Lock()
-	}
-	c.now = end
-	c.mu.Unlock()
-}
-
-// waitTimer blocks until AfterFunc has been called once more.
-func (c *fakeClock) waitTimer(t *testing.T) {
-	t.Helper()
-	select {
-	case <-c.added:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no timer was started")
-	}
-}
-
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.stopped && !t.fired {
-			n++
-		}
-	}
-	return n
+func newFakeClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 type rig struct {
 	t     *testing.T
-	clock *fakeClock
+	clock *clocktest.Clock
 	pins  map[string]*gpiotest.Pin
 	bank  *Bank
 	sub   *events.Subscription
@@ -261,7 +168,7 @@ func TestSafeStateAtStart(t *testing.T) {
 func TestLeadAndHold(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ch := r.acquire(context.Background(), "office")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.expect("GPIO5", "GPIO17") // switched on at once: amp, then zone
 	if got, want := r.events(), []string{"relay.on amp", "relay.on z1"}; !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
@@ -290,7 +197,7 @@ func TestLeadAndHold(t *testing.T) {
 	if got, want := r.events(), []string{"relay.off z1", "relay.off amp"}; !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
-	if n := r.clock.pending(); n != 0 {
+	if n := r.clock.Pending(); n != 0 {
 		t.Errorf("%d timers left", n)
 	}
 }
@@ -298,7 +205,7 @@ func TestLeadAndHold(t *testing.T) {
 func TestActiveLowAndZeroHold(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ch := r.acquire(context.Background(), "yard")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	if r.level("GPIO22") != gpio.Low {
 		t.Error("active-low relay not driven low when on")
 	}
@@ -321,14 +228,14 @@ func TestActiveLowAndZeroHold(t *testing.T) {
 func TestOverlappingPages(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	chA := r.acquire(context.Background(), "office")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.clock.Advance(500 * time.Millisecond)
 	a := done(t, chA)
 
 	// Page B to yard while A plays: z1 and amp are already on (for longer
 	// than their leads), z2 is new and needs its 300ms.
 	chB := r.acquire(context.Background(), "yard")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.expect("GPIO5", "GPIO17", "GPIO27", "GPIO22")
 	r.clock.Advance(299 * time.Millisecond)
 	notYet(t, chB)
@@ -377,10 +284,10 @@ func TestOverlappingPages(t *testing.T) {
 func TestNewPageDuringLead(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	chA := r.acquire(context.Background(), "office")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.clock.Advance(200 * time.Millisecond)
 	chB := r.acquire(context.Background(), "office")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.clock.Advance(299 * time.Millisecond)
 	notYet(t, chA)
 	notYet(t, chB)
@@ -395,13 +302,13 @@ func TestCancelDuringLead(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := r.acquire(ctx, "office")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	cancel()
 	a := done(t, ch)
 	if !errors.Is(a.err, context.Canceled) || a.l != nil {
 		t.Fatalf("got %+v, want context.Canceled", a)
 	}
-	r.clock.waitTimer(t) // hold timers
+	r.clock.WaitTimer(t, 5*time.Second) // hold timers
 	r.clock.Advance(time.Second)
 	r.expect()
 }
@@ -416,7 +323,7 @@ func TestNoRelays(t *testing.T) {
 	}
 	r.expect()
 	l.Release()
-	if n := r.clock.pending(); n != 0 {
+	if n := r.clock.Pending(); n != 0 {
 		t.Errorf("%d timers for a page without relays", n)
 	}
 }
@@ -426,7 +333,7 @@ func TestNoRelays(t *testing.T) {
 func TestSafeStateOnClose(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ch := r.acquire(context.Background(), "yard")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.clock.Advance(500 * time.Millisecond)
 	a := done(t, ch)
 	// office's relays have been on longer than their leads: no wait.
@@ -463,7 +370,7 @@ func TestSafeStateOnClose(t *testing.T) {
 func TestCloseDuringLead(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ch := r.acquire(context.Background(), "office")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	if err := r.bank.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +385,7 @@ func TestCloseDuringLead(t *testing.T) {
 func TestReload(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ch := r.acquire(context.Background(), "yard")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.clock.Advance(time.Second)
 	a := done(t, ch)
 	if err := r.bank.Close(); err != nil {
@@ -565,7 +472,7 @@ func TestNewErrors(t *testing.T) {
 func TestStatesReport(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ch := r.acquire(context.Background(), "office")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.clock.Advance(500 * time.Millisecond)
 	a := done(t, ch)
 	a.l.Release()
@@ -623,7 +530,7 @@ func TestConcurrentPages(t *testing.T) {
 func TestReloadInPlace(t *testing.T) {
 	r := newRig(t, testConfig(), gpio.Low)
 	ch := r.acquire(context.Background(), "yard")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	r.clock.Advance(500 * time.Millisecond)
 	a := done(t, ch)
 	if a.err != nil {
@@ -678,11 +585,9 @@ func TestReloadInPlace(t *testing.T) {
 		t.Errorf("after the holds: %s, want %s", got, want)
 	}
 
-	for len(r.clock.added) > 0 { // the hold timers' tokens
-		<-r.clock.added
-	}
+	r.clock.Drain() // the hold timers
 	ch = r.acquire(context.Background(), "yard")
-	r.clock.waitTimer(t)
+	r.clock.WaitTimer(t, 5*time.Second)
 	if got, want := lv(), "amp High z1 High z2 Low bell High strobe High"; got != want {
 		t.Errorf("new page on yard: %s, want %s", got, want)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 )
 
 // amiBlock returns the first event block of type name holding with in the
@@ -88,7 +90,7 @@ func TestAMIParkEventsAnnounced(t *testing.T) {
 			fmt.Fprint(c, blk)
 		}
 	}()
-	port := freePort(t, "udp")
+	port := proctest.FreePort(t, "udp")
 	y := fmt.Sprintf(`
 external:
   ami: {address: %q, username: parkpage, secret: s3cret}
@@ -106,14 +108,14 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.90.5, port: %d, codec: pcmu, interface: lo, loopback: true}
 `, ln.Addr().String(), port)
-	l := listen(t, "239.255.90.5", port)
+	l := mcasttest.Record(t, "239.255.90.5", port)
 	ap := startInproc(t, y)
 	send <- parked
 	e, _ := ap.waitEvent(events.CallParked, 0, 10*time.Second)
 	if e.e.Slot != "702" || e.e.Source != "ami" || !strings.Contains(e.e.Caller, "201") {
 		t.Errorf("parked event %+v", e.e)
 	}
-	l.waitPackets(20, 10*time.Second)
+	l.Wait(t, 20, 10*time.Second)
 	send <- unparked
 	r, _ := ap.waitEvent(events.CallRetrieved, 0, 10*time.Second)
 	if r.e.Slot != "702" || !strings.Contains(r.e.Retriever, "202") {

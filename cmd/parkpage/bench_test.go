@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 )
 
 // Benchmarks of the whole appliance, in process on loopback. Each runs a
@@ -20,7 +22,7 @@ import (
 // listener on lo. Target p99 < 5 ms.
 func BenchmarkAPIToFirstPacket(b *testing.B) {
 	const samples = 40
-	port := freePort(b, "udp")
+	port := proctest.FreePort(b, "udp")
 	y := fmt.Sprintf(`
 announce:
   chime: none
@@ -46,11 +48,11 @@ zones:
 	ap.waitEvent(events.PageEnded, 0, 10*time.Second)
 	var lat []time.Duration
 	for range samples {
-		before := len(l.snapshot())
+		before := len(l.Packets())
 		from := len(ap.snapshotEvents())
 		start := post()
-		pk := l.waitPackets(before+1, 5*time.Second)
-		lat = append(lat, pk[before].at.Sub(start))
+		pk := l.Wait(b, before+1, 5*time.Second)
+		lat = append(lat, pk[before].At.Sub(start))
 		ap.waitEvent(events.PageEnded, from, 10*time.Second)
 	}
 	reportLatency(b, lat)
@@ -61,7 +63,7 @@ zones:
 // slot's announcement, the phrase rendered ahead at start-up.
 func BenchmarkParkToFirstPacket(b *testing.B) {
 	const samples = 30
-	port := freePort(b, "udp")
+	port := proctest.FreePort(b, "udp")
 	y := fmt.Sprintf(`
 park:
   lots:
@@ -82,7 +84,7 @@ zones:
 	var lat []time.Duration
 	for i := range samples {
 		slot := fmt.Sprint(701 + i%10)
-		before := len(l.snapshot())
+		before := len(l.Packets())
 		from := len(ap.snapshotEvents())
 		start := time.Now()
 		res, err := http.Post(ap.api+"/api/v1/park-events", "application/json", strings.NewReader(`{"event":"parked","slot":"`+slot+`"}`))
@@ -90,8 +92,8 @@ zones:
 			b.Fatalf("park event: %v", err)
 		}
 		res.Body.Close()
-		pk := l.waitPackets(before+1, 5*time.Second)
-		lat = append(lat, pk[before].at.Sub(start))
+		pk := l.Wait(b, before+1, 5*time.Second)
+		lat = append(lat, pk[before].At.Sub(start))
 		// Pick up: the announcement stops.
 		res, _ = http.Post(ap.api+"/api/v1/park-events", "application/json", strings.NewReader(`{"event":"retrieved","slot":"`+slot+`"}`))
 		res.Body.Close()
@@ -108,7 +110,7 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
 
-func benchAppliance(b *testing.B, y, group string, port int) (*inproc, *listener) {
-	l := listen(b, group, port)
+func benchAppliance(b *testing.B, y, group string, port int) (*inproc, *mcasttest.Recorder) {
+	l := mcasttest.Record(b, group, port)
 	return startInproc(b, y), l
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,12 +13,14 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-	"golang.org/x/net/ipv4"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/parkpage/parkpage/internal/app"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
+	"github.com/parkpage/parkpage/internal/testsupport/sipptest"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
 
@@ -69,7 +68,7 @@ func startInprocStoppable(t testing.TB, y string, pinNames ...string) (*inproc, 
 func startInprocFull(t testing.TB, y, pbx string, pinNames ...string) (*inproc, func() time.Duration) {
 	t.Helper()
 	dir := t.TempDir()
-	sipPort := freePort(t, "udp")
+	sipPort := proctest.FreePort(t, "udp")
 	rtpBase := 10000 + (sipPort % 200 * 100) // below the ephemeral ports freePort hands out
 	httpBlock := "http:\n  listen: 127.0.0.1:0\n"
 	if strings.Contains(y, "\nhttp:") {
@@ -209,79 +208,12 @@ func (l testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// listener is a multicast receiver joined on lo.
-type listener struct {
-	t    testing.TB
-	conn *ipv4.PacketConn
-	mu   sync.Mutex
-	pkts []heard
-	done chan struct{}
-}
-
-type heard struct {
-	at   time.Time
-	data []byte
-}
-
-func listen(t testing.TB, group string, port int) *listener {
-	t.Helper()
-	// Bound to the group itself: only that group's datagrams, joined on lo.
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, fmt.Sprint(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := ipv4.NewPacketConn(c)
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.JoinGroup(lo, &net.UDPAddr{IP: net.ParseIP(group)}); err != nil {
-		t.Fatalf("join %s on lo: %v", group, err)
-	}
-	l := &listener{t: t, conn: p, done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		buf := make([]byte, 2048)
-		for {
-			n, _, _, err := p.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.pkts = append(l.pkts, heard{time.Now(), bytes.Clone(buf[:n])})
-			l.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-l.done })
-	return l
-}
-
-func (l *listener) snapshot() []heard {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]heard(nil), l.pkts...)
-}
-
-// waitPackets waits until at least n packets arrived.
-func (l *listener) waitPackets(n int, timeout time.Duration) []heard {
-	l.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if p := l.snapshot(); len(p) >= n {
-			return p
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	l.t.Fatalf("multicast listener got %d packets within %v, want %d", len(l.snapshot()), timeout, n)
-	return nil
-}
-
 // rtpStreams splits RTP packets by SSRC, in arrival order.
-func rtpStreams(t testing.TB, hs []heard) (order []uint32, by map[uint32][]rtp.Packet) {
+func rtpStreams(t testing.TB, hs []mcasttest.Packet) (order []uint32, by map[uint32][]rtp.Packet) {
 	by = map[uint32][]rtp.Packet{}
 	for _, h := range hs {
 		var p rtp.Packet
-		if err := p.Unmarshal(h.data); err != nil {
+		if err := p.Unmarshal(h.Data); err != nil {
 			t.Fatalf("bad RTP packet: %v", err)
 		}
 		if _, ok := by[p.SSRC]; !ok {
@@ -292,110 +224,37 @@ func rtpStreams(t testing.TB, hs []heard) (order []uint32, by map[uint32][]rtp.P
 	return order, by
 }
 
-// sipp runs one sipp scenario against the inproc.
-type sippRun struct {
-	t    testing.TB
-	name string
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan error
-	msgs string
-	// waited is set (on the test's goroutine) once done has been read.
-	waited bool
-}
-
-func (ap *inproc) sipp(scenario, service string, keys map[string]string, extra ...string) *sippRun {
+func (ap *inproc) sipp(scenario, service string, keys map[string]string, extra ...string) *sipptest.Sipp {
 	ap.t.Helper()
 	return runSipp(ap.t, ap.sip, scenario, service, keys, extra...)
 }
 
 // parkCall is a caller blind-transferred by 201 to ext (sipp, park.xml),
 // staying parked for hold before hanging up.
-func (ap *inproc) parkCall(ext string, hold time.Duration) *sippRun {
+func (ap *inproc) parkCall(ext string, hold time.Duration) *sipptest.Sipp {
 	ap.t.Helper()
 	return ap.sipp(sippDir+"park.xml", ext, map[string]string{"from": "2065550100", "parker": "201@127.0.0.1",
-		"hold": fmt.Sprint(hold.Milliseconds()), "mport": fmt.Sprint(freePort(ap.t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+		"hold": fmt.Sprint(hold.Milliseconds()), "mport": fmt.Sprint(proctest.FreePort(ap.t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
 }
 
-func runSipp(t testing.TB, target, scenario, service string, keys map[string]string, extra ...string) *sippRun {
+// runSipp runs scenario against target ("" for a UAS); the keys sip_port
+// (sipp's own port) and calls are options, not scenario keys.
+func runSipp(t testing.TB, target, scenario, service string, keys map[string]string, extra ...string) *sipptest.Sipp {
 	t.Helper()
-	if _, err := exec.LookPath("sipp"); err != nil {
-		t.Fatalf("sipp is not installed (apt-get install sip-tester): %v", err)
-	}
-	if abs, err := filepath.Abs(scenario); err == nil {
-		scenario = abs
-	}
-	dir := t.TempDir()
-	s := &sippRun{t: t, name: filepath.Base(scenario), done: make(chan error, 1), msgs: filepath.Join(dir, "msg.log")}
-	port := freePort(t, "udp")
+	port, calls := 0, 1
 	if keys["sip_port"] != "" {
 		port, _ = strconv.Atoi(keys["sip_port"])
 		delete(keys, "sip_port")
 	}
-	calls := "1"
 	if keys["calls"] != "" {
-		calls = keys["calls"]
+		calls, _ = strconv.Atoi(keys["calls"])
 		delete(keys, "calls")
 	}
-	args := []string{"-sf", scenario, "-m", calls, "-i", "127.0.0.1", "-p", fmt.Sprint(port),
-		"-mp", fmt.Sprint(freePort(t, "udp")), "-nostdin", "-timeout", "60s", "-timeout_error",
-		"-trace_msg", "-message_file", s.msgs, "-max_recv_loops", "1000"}
-	if target != "" {
-		args = append([]string{target}, args...)
-	}
-	if service != "" {
-		args = append(args, "-s", service)
-	}
-	scen, err := os.ReadFile(scenario)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range keys {
-		if strings.Contains(string(scen), `variable="`+k+`"`) {
-			args = append(args, "-set", k, v)
-		} else {
-			args = append(args, "-key", k, v)
-		}
-	}
-	args = append(args, extra...)
-	s.cmd = exec.Command("sipp", args...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if !s.waited {
-			s.cmd.Process.Kill()
-			<-s.done
-		}
+	return sipptest.Start(t, sipptest.Options{
+		Scenario: scenario, Target: target, Service: service, Port: port, Calls: calls, Keys: keys,
+		Timeout: 60 * time.Second,
+		Args:    append([]string{"-mp", fmt.Sprint(proctest.FreePort(t, "udp"))}, extra...),
 	})
-	return s
-}
-
-func (s *sippRun) wait(timeout time.Duration) {
-	s.t.Helper()
-	select {
-	case err := <-s.done:
-		s.waited = true
-		if err != nil {
-			msgs, _ := os.ReadFile(s.msgs)
-			s.t.Fatalf("sipp %s: %v\n%s\n%s", s.name, err, s.out.String(), tailLines(string(msgs), 60))
-		}
-	case <-time.After(timeout):
-		s.cmd.Process.Kill()
-		msgs, _ := os.ReadFile(s.msgs)
-		s.t.Fatalf("sipp %s did not finish in %v\n%s", s.name, timeout, tailLines(string(msgs), 60))
-	}
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 var _ io.Writer = testLog{}

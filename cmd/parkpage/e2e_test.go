@@ -19,6 +19,8 @@ import (
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
 
@@ -31,7 +33,7 @@ const sippDir = "../../park/testdata/sipp/"
 // 704 during a repeat and the page stops at once; no repeats follow.
 func TestParkAndPageEndToEnd(t *testing.T) {
 	t.Parallel()
-	rtpPort, pcPort, otherPort := freePort(t, "udp"), freePort(t, "udp"), freePort(t, "udp")
+	rtpPort, pcPort, otherPort := proctest.FreePort(t, "udp"), proctest.FreePort(t, "udp"), proctest.FreePort(t, "udp")
 	// A paging amplifier: sipp auto-answers, its RTP goes to ampRTP.
 	ampRTP, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +51,7 @@ func TestParkAndPageEndToEnd(t *testing.T) {
 			ampHeard <- bytes.Clone(buf[:n])
 		}
 	}()
-	ampSIP := freePort(t, "udp")
+	ampSIP := proctest.FreePort(t, "udp")
 	amp := runSipp(t, "", "../../gateway/output/sipamp/testdata/amp.xml", "", map[string]string{"sip_port": fmt.Sprint(ampSIP), "calls": "2",
 		"rtp_port": fmt.Sprint(ampRTP.LocalAddr().(*net.UDPAddr).Port), "codec_pt": "0", "codec_name": "PCMU"})
 	y := fmt.Sprintf(`
@@ -82,9 +84,9 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.70.6, port: %d, codec: pcmu, interface: lo, loopback: true}
 `, rtpPort, pcPort, ampSIP, otherPort)
-	rtpL := listen(t, "239.255.70.4", rtpPort)
-	pcL := listen(t, "239.255.70.5", pcPort)
-	otherL := listen(t, "239.255.70.6", otherPort)
+	rtpL := mcasttest.Record(t, "239.255.70.4", rtpPort)
+	pcL := mcasttest.Record(t, "239.255.70.5", pcPort)
+	otherL := mcasttest.Record(t, "239.255.70.6", otherPort)
 	ap := startInproc(t, y, "AMP")
 
 	// What the zone must hear: the slot's phrase, rendered as the
@@ -103,10 +105,8 @@ zones:
 
 	caller := ap.parkCall("700", 12500*time.Millisecond)
 	select {
-	case err := <-caller.done:
-		caller.waited = true
-		msgs, _ := os.ReadFile(caller.msgs)
-		t.Fatalf("park call ended early: %v\n%s\n%s", err, caller.out.String(), tailLines(string(msgs), 60))
+	case <-caller.Done():
+		t.Fatalf("park call ended early: %v", caller.Wait(0))
 	case <-time.After(2 * time.Second):
 	}
 	pe, _ := ap.waitEvent(events.CallParked, 0, 10*time.Second)
@@ -115,8 +115,8 @@ zones:
 	}
 
 	// The first announcement, whole, on the RTP listener.
-	pkts := rtpL.waitPackets(len(wantFrames), 20*time.Second)
-	firstPacket := pkts[0].at.Sub(pe.e.Time)
+	pkts := rtpL.Wait(t, len(wantFrames), 20*time.Second)
+	firstPacket := pkts[0].At.Sub(pe.e.Time)
 	order, by := rtpStreams(t, pkts)
 	first := by[order[0]]
 	if len(first) < len(wantFrames) {
@@ -134,10 +134,10 @@ zones:
 		}
 	}
 	// The Polycom listener heard the same page (Alert, Transmits, End).
-	pc := pcL.waitPackets(3+len(wantFrames)+3, 10*time.Second)
+	pc := pcL.Wait(t, 3+len(wantFrames)+3, 10*time.Second)
 	ops := map[polycom.Op]int{}
 	for _, h := range pc {
-		p, err := polycom.Parse(h.data)
+		p, err := polycom.Parse(h.Data)
 		if err != nil {
 			t.Fatalf("polycom packet: %v", err)
 		}
@@ -165,7 +165,7 @@ zones:
 		}
 	}
 	// Only the slot's zone: nothing on the other zone's group.
-	if n := len(otherL.snapshot()); n != 0 {
+	if n := len(otherL.Packets()); n != 0 {
 		t.Errorf("zone other heard %d packets of 704's announcement", n)
 	}
 	// The relay was switched on for the page and off after it.
@@ -178,20 +178,20 @@ zones:
 
 	// The repeat starts; pick up during it.
 	ap.waitEvent(events.PageStarted, endIdx, 10*time.Second)
-	rtpL.waitPackets(len(pkts)+25, 5*time.Second) // 0.5 s into the repeat
-	retriever := ap.sipp(sippDir+"retrieve.xml", "704", map[string]string{"from": "202", "mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1"})
+	rtpL.Wait(t, len(pkts)+25, 5*time.Second) // 0.5 s into the repeat
+	retriever := ap.sipp(sippDir+"retrieve.xml", "704", map[string]string{"from": "202", "mport": fmt.Sprint(proctest.FreePort(t, "udp")), "hdr": "X-Test: 1"})
 	re, _ := ap.waitEvent(events.CallRetrieved, 0, 10*time.Second)
 	pend, _ := ap.waitEvent(events.PageEnded, endIdx+1, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	all := rtpL.snapshot()
-	last := all[len(all)-1].at
+	all := rtpL.Packets()
+	last := all[len(all)-1].At
 	stopAfter := last.Sub(re.e.Time)
 	t.Logf("pickup to last announcement packet: %v (a negative figure: the stream stopped before its next 20 ms packet was due); pickup to page ended (Polycom End burst sent, relays released): %v",
 		stopAfter, pend.e.Time.Sub(re.e.Time))
 	// The Polycom stream was ended cleanly: End packets after the pickup.
 	ends := 0
-	for _, h := range pcL.snapshot() {
-		if p, err := polycom.Parse(h.data); err == nil && p.Op == polycom.OpEnd && h.at.After(re.e.Time) {
+	for _, h := range pcL.Packets() {
+		if p, err := polycom.Parse(h.Data); err == nil && p.Op == polycom.OpEnd && h.At.After(re.e.Time) {
 			ends++
 		}
 	}
@@ -206,15 +206,15 @@ zones:
 		t.Errorf("announcements still running for %v after the pickup", a)
 	}
 	time.Sleep(time.Second)
-	if n := len(rtpL.snapshot()); n != len(all) {
+	if n := len(rtpL.Packets()); n != len(all) {
 		t.Errorf("%d packets after the pickup: the announcement repeated", n-len(all))
 	}
 	if l := ap.pins["AMP"].Read(); l != gpio.Low {
 		t.Errorf("relay pin %v after pickup, want Low", l)
 	}
-	caller.wait(20 * time.Second)
-	retriever.wait(10 * time.Second)
-	amp.wait(10 * time.Second) // both calls (announcement, cut repeat) ended with a BYE
+	caller.MustPass(20 * time.Second)
+	retriever.MustPass(10 * time.Second)
+	amp.MustPass(10 * time.Second) // both calls (announcement, cut repeat) ended with a BYE
 }
 
 // A park reported by the webhook (another PBX held the call) is announced
@@ -222,7 +222,7 @@ zones:
 // when a credential is configured.
 func TestWebhookParkEvents(t *testing.T) {
 	t.Parallel()
-	rtpPort := freePort(t, "udp")
+	rtpPort := proctest.FreePort(t, "udp")
 	y := fmt.Sprintf(`
 http:
   listen: 127.0.0.1:0
@@ -244,7 +244,7 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.70.7, port: %d, codec: pcmu, interface: lo, loopback: true}
 `, rtpPort)
-	l := listen(t, "239.255.70.7", rtpPort)
+	l := mcasttest.Record(t, "239.255.70.7", rtpPort)
 	ap := startInproc(t, y)
 	post := func(token, body string) int {
 		req, _ := http.NewRequest("POST", ap.api+"/api/v1/park-events", strings.NewReader(body))
@@ -278,15 +278,15 @@ zones:
 	if e.e.Slot != "704" || e.e.Source != "webhook" {
 		t.Errorf("event %+v, want slot 704 from webhook", e.e)
 	}
-	l.waitPackets(20, 10*time.Second)
+	l.Wait(t, 20, 10*time.Second)
 	if code := post("hook-secret-0123456789", `{"event":"retrieved","slot":"71"}`); code != http.StatusAccepted {
 		t.Fatalf("webhook retrieved: %d", code)
 	}
 	ap.waitEvent(events.PageEnded, 0, 5*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	n := len(l.snapshot())
+	n := len(l.Packets())
 	time.Sleep(time.Second)
-	if m := len(l.snapshot()); m != n {
+	if m := len(l.Packets()); m != n {
 		t.Errorf("%d packets after the webhook's retrieved event", m-n)
 	}
 	if code := post("admin-token-0123456789abcdef", `{"event":"lost","slot":"71"}`); code != http.StatusBadRequest {
@@ -298,7 +298,7 @@ zones:
 // zone.
 func TestAnnouncementsAPI(t *testing.T) {
 	t.Parallel()
-	rtpPort := freePort(t, "udp")
+	rtpPort := proctest.FreePort(t, "udp")
 	y := fmt.Sprintf(`
 announce:
   chime: none
@@ -308,7 +308,7 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.70.8, port: %d, codec: g722, interface: lo, loopback: true}
 `, rtpPort)
-	l := listen(t, "239.255.70.8", rtpPort)
+	l := mcasttest.Record(t, "239.255.70.8", rtpPort)
 	ap := startInproc(t, y)
 	post := func(body string) (int, string) {
 		res, err := http.Post(ap.api+"/api/v1/announcements", "application/json", strings.NewReader(body))
@@ -324,7 +324,7 @@ zones:
 	if code != http.StatusOK {
 		t.Fatalf("announce: %d %s", code, body)
 	}
-	got := l.snapshot()
+	got := l.Packets()
 	_, by := rtpStreams(t, got)
 	if len(by) != 1 || len(got) < 50 {
 		t.Fatalf("heard %d packets in %d streams", len(got), len(by))
@@ -373,8 +373,8 @@ zones:
 // the PBX route; the announcement does not come back while it rings.
 func TestRingbackStopsAnnouncements(t *testing.T) {
 	t.Parallel()
-	rtpPort, pbxPort := freePort(t, "udp"), freePort(t, "udp")
-	pbx := runSipp(t, "", sippDir+"uas_answer.xml", "", map[string]string{"sip_port": fmt.Sprint(pbxPort), "from": "201", "mport": fmt.Sprint(freePort(t, "udp"))})
+	rtpPort, pbxPort := proctest.FreePort(t, "udp"), proctest.FreePort(t, "udp")
+	pbx := runSipp(t, "", sippDir+"uas_answer.xml", "", map[string]string{"sip_port": fmt.Sprint(pbxPort), "from": "201", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))})
 	y := fmt.Sprintf(`
 park:
   lots:
@@ -397,11 +397,11 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.70.9, port: %d, codec: pcmu, interface: lo, loopback: true}
 `, rtpPort)
-	l := listen(t, "239.255.70.9", rtpPort)
+	l := mcasttest.Record(t, "239.255.70.9", rtpPort)
 	ap := startInprocPBX(t, y, fmt.Sprintf("sip:127.0.0.1:%d", pbxPort))
 	caller := ap.parkCall("700", 6000*time.Millisecond)
 	ap.waitEvent(events.CallParked, 0, 10*time.Second)
-	l.waitPackets(10, 5*time.Second)
+	l.Wait(t, 10, 5*time.Second)
 	to, _ := ap.waitEvent(events.CallTimedOut, 0, 10*time.Second)
 	pend, _ := ap.waitEvent(events.PageEnded, 0, 5*time.Second)
 	if pend.e.Reason != "cancelled" {
@@ -409,10 +409,10 @@ zones:
 	}
 	t.Logf("timeout to page ended: %v", pend.e.Time.Sub(to.e.Time))
 	time.Sleep(200 * time.Millisecond)
-	n := len(l.snapshot())
-	caller.wait(20 * time.Second)
-	pbx.wait(10 * time.Second)
-	if m := len(l.snapshot()); m != n {
+	n := len(l.Packets())
+	caller.MustPass(20 * time.Second)
+	pbx.MustPass(10 * time.Second)
+	if m := len(l.Packets()); m != n {
 		t.Errorf("%d announcement packets after the ring-back began", m-n)
 	}
 	if a := ap.core.ann.Active(); len(a) != 0 {
@@ -425,7 +425,7 @@ zones:
 // plays to its end.
 func TestReloadKeepsCallsAndPages(t *testing.T) {
 	t.Parallel()
-	port := freePort(t, "udp")
+	port := proctest.FreePort(t, "udp")
 	y := fmt.Sprintf(`
 park:
   lots:
@@ -438,7 +438,7 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.90.2, port: %d, codec: pcmu, interface: lo, loopback: true}
 `, port)
-	l := listen(t, "239.255.90.2", port)
+	l := mcasttest.Record(t, "239.255.90.2", port)
 	ap := startInproc(t, y)
 	caller := ap.parkCall("700", 7000*time.Millisecond)
 	ap.waitEvent(events.CallParked, 0, 10*time.Second)
@@ -450,7 +450,7 @@ zones:
 	}
 	res.Body.Close()
 	ap.waitEvent(events.PageStarted, 0, 10*time.Second)
-	l.waitPackets(25, 5*time.Second)
+	l.Wait(t, 25, 5*time.Second)
 
 	path := ap.app.Config().Source
 	b, _ := os.ReadFile(path)
@@ -474,7 +474,7 @@ zones:
 	if n := len(ap.core.zones()); n != 2 {
 		t.Errorf("%d zones after reload, want 2", n)
 	}
-	caller.wait(20 * time.Second) // the caller's own BYE is answered: the call lived on
+	caller.MustPass(20 * time.Second) // the caller's own BYE is answered: the call lived on
 	if ap.count(events.CallAbandoned) != 1 {
 		t.Errorf("events %v", ap.eventTypes())
 	}
@@ -485,7 +485,7 @@ zones:
 // and the whole appliance has stopped within 2 s.
 func TestShutdownWithCallAndPage(t *testing.T) {
 	t.Parallel()
-	port := freePort(t, "udp")
+	port := proctest.FreePort(t, "udp")
 	y := fmt.Sprintf(`
 park:
   lots:
@@ -500,10 +500,10 @@ zones:
     outputs:
       - {type: polycom, group: 239.255.90.4, port: %d, codec: g722, interface: lo, loopback: true}
 `, port)
-	l := listen(t, "239.255.90.4", port)
+	l := mcasttest.Record(t, "239.255.90.4", port)
 	ap, stop := startInprocStoppable(t, y, "AMP")
 	caller := ap.sipp(sippDir+"park_wait_bye.xml", "700", map[string]string{"from": "2065550100", "parker": "201@127.0.0.1",
-		"mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+		"mport": fmt.Sprint(proctest.FreePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
 	ap.waitEvent(events.CallParked, 0, 10*time.Second)
 	res, err := http.Post(ap.api+"/api/v1/announcements", "application/json",
 		strings.NewReader(`{"zones":["front"],"text":"A long page that the shutdown must end cleanly, with the end burst"}`))
@@ -511,17 +511,17 @@ zones:
 		t.Fatalf("announce: %v", err)
 	}
 	res.Body.Close()
-	l.waitPackets(40, 5*time.Second)
+	l.Wait(t, 40, 5*time.Second)
 
 	took := stop()
 	t.Logf("stopped in %v", took)
 	if took > 2*time.Second {
 		t.Errorf("stopping took %v, want at most 2 s", took)
 	}
-	caller.wait(5 * time.Second) // got its BYE and answered it
+	caller.MustPass(5 * time.Second) // got its BYE and answered it
 	ends := 0
-	for _, h := range l.snapshot() {
-		if p, err := polycom.Parse(h.data); err == nil && p.Op == polycom.OpEnd {
+	for _, h := range l.Packets() {
+		if p, err := polycom.Parse(h.Data); err == nil && p.Op == polycom.OpEnd {
 			ends++
 		}
 	}

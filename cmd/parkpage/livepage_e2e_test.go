@@ -12,6 +12,8 @@ import (
 
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 )
 
 // A phone's page key, played by sipp streaming a 440 Hz WAV with
@@ -34,7 +36,7 @@ func TestPhonePagesZone(t *testing.T) {
 	scenario := filepath.Join(dir, "page_stream.xml")
 	os.WriteFile(scenario, []byte(strings.ReplaceAll(string(scen), "WAVFILE", wav)), 0o644)
 
-	livePort, storePort := freePort(t, "udp"), freePort(t, "udp")
+	livePort, storePort := proctest.FreePort(t, "udp"), proctest.FreePort(t, "udp")
 	y := fmt.Sprintf(`
 pages:
   "801": {zones: [warehouse], mode: live, chime: none}
@@ -47,22 +49,22 @@ zones:
     outputs:
       - {type: rtp, group: 239.255.80.2, port: %d, codec: pcmu, interface: lo, loopback: true}
 `, livePort, storePort)
-	liveL := listen(t, "239.255.80.1", livePort)
-	storeL := listen(t, "239.255.80.2", storePort)
+	liveL := mcasttest.Record(t, "239.255.80.1", livePort)
+	storeL := mcasttest.Record(t, "239.255.80.2", storePort)
 	ap := startInproc(t, y)
 
 	for _, tc := range []struct {
 		ext  string
-		l    *listener
+		l    *mcasttest.Recorder
 		mode string
 	}{{"801", liveL, "live"}, {"802", storeL, "store"}} {
 		s := ap.sipp(scenario, tc.ext, map[string]string{"hold": "3500"})
 		start := time.Now()
-		s.wait(20 * time.Second)
+		s.MustPass(20 * time.Second)
 		hungUp := time.Now()
 		ap.waitEvent(events.PageEnded, 0, 15*time.Second)
 		time.Sleep(300 * time.Millisecond)
-		pkts := tc.l.snapshot()
+		pkts := tc.l.Packets()
 		if len(pkts) == 0 {
 			t.Fatalf("%s: the zone heard nothing", tc.mode)
 		}
@@ -70,7 +72,7 @@ zones:
 		if tone < 120 { // 3 s of tone is 150 frames
 			t.Errorf("%s: %d frames of 440 Hz heard, want about 150", tc.mode, tone)
 		}
-		first := pkts[0].at
+		first := pkts[0].At
 		switch tc.mode {
 		case "live":
 			if first.After(hungUp) {
@@ -89,7 +91,7 @@ zones:
 }
 
 // toneFrames counts the PCMU frames whose zero crossings say freq.
-func toneFrames(t *testing.T, hs []heard, freq float64) int {
+func toneFrames(t *testing.T, hs []mcasttest.Packet, freq float64) int {
 	_, by := rtpStreams(t, hs)
 	n := 0
 	for _, ps := range by {

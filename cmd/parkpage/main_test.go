@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 )
 
 var binary string
@@ -98,38 +98,21 @@ func TestHashPassword(t *testing.T) {
 }
 
 // appliance is a running parkpage process.
+// startupTimeout bounds the wait for a started process's readiness line:
+// generous, since a -race build on a busy 2-core machine has taken over
+// a minute; a healthy start takes about a second, and a process that ends
+// fails the wait at once.
+const startupTimeout = 3 * time.Minute
+
 type appliance struct {
+	*proctest.Proc
 	cmd  *exec.Cmd
 	base string
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	ch  chan string
-	all strings.Builder
-}
-
-func freePort(t testing.TB, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // testConfig is a config whose every socket is on loopback.
 func testConfig(t *testing.T, extra string) string {
-	sip := freePort(t, "udp")
+	sip := proctest.FreePort(t, "udp")
 	return fmt.Sprintf(`sip:
   listen:
     - {transport: udp, address: "127.0.0.1:%d"}
@@ -149,7 +132,7 @@ func startAppliance(t *testing.T, cfg string, args ...string) *appliance {
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t, "tcp")
+	port := proctest.FreePort(t, "tcp")
 	all := append([]string{"run", "-config", f, "-state-dir", filepath.Join(dir, "state"), "-http", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
 	return startLogged(t, exec.Command(binary, all...), fmt.Sprintf("http://127.0.0.1:%d", port))
 }
@@ -158,49 +141,20 @@ func startAppliance(t *testing.T, cfg string, args ...string) *appliance {
 // lines and waits until it is running; base is its admin API URL.
 func startLogged(t *testing.T, cmd *exec.Cmd, base string) *appliance {
 	t.Helper()
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a := &appliance{cmd: cmd, base: base, logs: &syncBuffer{ch: make(chan string, 1000)}}
-	go func() {
-		s := bufio.NewScanner(pr)
-		for s.Scan() {
-			a.logs.ch <- s.Text()
-		}
-		close(a.logs.ch)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		pw.Close()
-	})
+	p := proctest.StartCmd(t, cmd)
+	a := &appliance{Proc: p, cmd: p.Cmd, base: base}
 	a.waitLog(t, "parkpage running")
 	return a
 }
 
-// waitLog waits for a log line matching re and returns it.
+// waitLog waits for a log line matching re (after the previous one) and
+// returns it.
 func (a *appliance) waitLog(t *testing.T, re string) string {
 	t.Helper()
-	rx := regexp.MustCompile(re)
 	// Generous: a -race binary on a busy 2-core machine may take this long to
 	// render its announcements and open its sockets; a healthy one takes 1 s.
-	deadline := time.After(90 * time.Second)
-	for {
-		select {
-		case l, ok := <-a.logs.ch:
-			if !ok {
-				t.Fatalf("process ended before log %q; logs:\n%s", re, a.logs.all.String())
-			}
-			a.logs.all.WriteString(l + "\n")
-			if rx.MatchString(l) {
-				return l
-			}
-		case <-deadline:
-			t.Fatalf("no log %q; logs:\n%s", re, a.logs.all.String())
-		}
-	}
+	// WaitLine fails at once, with the output, if the process ends.
+	return a.WaitLine(t, ".*(?:"+re+").*", startupTimeout)[0]
 }
 
 func getJSON(t *testing.T, url string, v any) {
@@ -230,7 +184,7 @@ func TestRunServesAPIAndStopsCleanly(t *testing.T) {
 	}
 	start := time.Now()
 	a.cmd.Process.Signal(syscall.SIGTERM)
-	err := a.cmd.Wait()
+	err := a.Wait(5 * time.Second)
 	if err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}

@@ -98,7 +98,7 @@ func TestDefaultConfigRefusesUnconfiguredLANSource(t *testing.T) {
 
 	a := startInNetns(t, p.srv, "")
 	if err, out := sippFrom(t, p.cli, sippDir+"refuse_403.xml", "700", nil, keys...); err != nil {
-		t.Fatalf("INVITE from %s to the default config was not refused with 403: %v\n%s\nappliance:\n%s", lanClient, err, out, a.logs.all.String())
+		t.Fatalf("INVITE from %s to the default config was not refused with 403: %v\n%s\nappliance:\n%s", lanClient, err, out, a.Output())
 	}
 	a.cmd.Process.Kill()
 	a.cmd.Wait()
@@ -110,7 +110,7 @@ func TestDefaultConfigRefusesUnconfiguredLANSource(t *testing.T) {
 	}
 	b := startInNetns(t, p.srv, named)
 	if err, out := sippFrom(t, p.cli, sippDir+"park.xml", "700", []string{"hold", "200"}, keys...); err != nil {
-		t.Fatalf("INVITE from the named PBX %s was not parked: %v\n%s\nappliance:\n%s", lanClient, err, out, b.logs.all.String())
+		t.Fatalf("INVITE from the named PBX %s was not parked: %v\n%s\nappliance:\n%s", lanClient, err, out, b.Output())
 	}
 }
 

@@ -128,8 +128,8 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("phone_pages: %w", err)
 	}
 	// Config validation has checked external.*; a source that still fails
-	// to start (a BLF listen address in use) is logged by Run.
-	if c.ext, err = pbxevents.NewSources(cfg.External, pbxevents.SourcesOptions{Bus: bus, AMI: ami.Source, BLF: blfwatch.Source, Logger: log}); err != nil {
+	// to start is logged by Run.
+	if c.ext, err = pbxevents.NewSources(cfg.External, pbxevents.SourcesOptions{Bus: bus, AMI: ami.Source, BLF: blfwatch.Source(c.stack), Logger: log}); err != nil {
 		return nil, err
 	}
 

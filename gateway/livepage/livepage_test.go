@@ -25,6 +25,7 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
@@ -42,21 +43,8 @@ type listener struct {
 
 func listenLo(t testing.TB, group string) *listener {
 	t.Helper()
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.(*net.UDPConn).SetReadBuffer(4 << 20)
-	pc := ipv4.NewPacketConn(c)
-	if err := pc.JoinGroup(lo, &net.UDPAddr{IP: net.ParseIP(group)}); err != nil {
-		t.Fatalf("join %s on lo: %v", group, err)
-	}
-	return &listener{pc: pc, port: c.LocalAddr().(*net.UDPAddr).Port}
+	c := mcasttest.Listen(t, group, 0)
+	return &listener{pc: c.PC, port: c.Port()}
 }
 
 type datagram struct {

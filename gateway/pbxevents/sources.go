@@ -73,7 +73,7 @@ func NewSources(cfg config.External, opts SourcesOptions) (*Sources, error) {
 }
 
 // Run starts the configured sources and runs them until ctx ends. A source
-// that fails to start (a BLF listen address in use) is logged; Run goes on
+// that fails to start is logged; Run goes on
 // with the others.
 func (s *Sources) Run(ctx context.Context) error {
 	s.mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
 	"github.com/parkpage/parkpage/relays"
@@ -163,16 +164,8 @@ phone_pages:
 }
 
 func joinLo(t *testing.T, group string, port int) *net.UDPConn {
-	lo, _ := net.InterfaceByName("lo")
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, fmt.Sprint(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := ipv4.NewPacketConn(c).JoinGroup(lo, &net.UDPAddr{IP: net.ParseIP(group)}); err != nil {
-		t.Fatalf("join %s on lo: %v", group, err)
-	}
-	return c.(*net.UDPConn)
+	t.Helper()
+	return mcasttest.Listen(t, group, port).UDPConn()
 }
 
 // phoneSocket sends multicast on lo, as a phone on the LAN would.

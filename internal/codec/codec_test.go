@@ -1,10 +1,13 @@
 package codec
 
 import (
+	"math"
 	"testing"
 
 	"github.com/parkpage/parkpage/internal/codec/internal/testsig"
 )
+
+func db(ratio float64) float64 { return 20 * math.Log10(ratio) }
 
 // roundTrip encodes pcm frame by frame through a fresh encoder and decoder
 // of the named codec and returns the decoded audio and payload sizes.

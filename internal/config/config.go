@@ -359,8 +359,9 @@ type AMI struct {
 type BLFWatch struct {
 	// Server is where SUBSCRIBEs go, e.g. sip:pbx.lan:5060.
 	Server string `yaml:"server"`
-	// Listen is the local ip:port the PBX sends NOTIFYs to (a real address
-	// the PBX can reach, e.g. 192.168.1.20:5070).
+	// Listen is no longer used (kept so old configs load): the PBX's
+	// NOTIFYs arrive on the SIP port of sip.listen. When set it must still
+	// be an ip:port.
 	Listen string `yaml:"listen"`
 	// Slots are the PBX's slot numbers to watch, e.g. 701-710.
 	Slots Range `yaml:"slots"`

@@ -305,9 +305,9 @@ func (c *Config) validateExternal(ps *problems) {
 		if !strings.HasPrefix(b.Server, "sip:") {
 			ps.add("external.blf.server", "%q is not a SIP URI (write e.g. sip:pbx.lan:5060)", b.Server)
 		}
-		if b.Listen == "" {
-			ps.add("external.blf.listen", "missing: the local ip:port the PBX sends NOTIFYs to, e.g. 192.168.1.20:5070")
-		} else if h, _, err := net.SplitHostPort(b.Listen); err != nil || net.ParseIP(h) == nil || net.ParseIP(h).IsUnspecified() {
+		// listen is no longer used (NOTIFYs arrive on the SIP port); a
+		// value must still be well formed.
+		if h, _, err := net.SplitHostPort(b.Listen); b.Listen != "" && (err != nil || net.ParseIP(h) == nil || net.ParseIP(h).IsUnspecified()) {
 			ps.add("external.blf.listen", "%q is not ip:port with an address the PBX can reach", b.Listen)
 		}
 		if b.Slots.Len() <= 0 || b.Slots.First == 0 {

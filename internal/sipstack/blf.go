@@ -325,7 +325,7 @@ func (sub *subscription) notify(s *Stack, ending string) bool {
 	version, cseq := sub.version, sub.cseq
 	remaining := int(time.Until(sub.expires).Seconds())
 	sub.mu.Unlock()
-	info := DialogInfo{Version: version, State: "full", Entity: sub.local.String(), Dialogs: sub.p.current()}
+	info := DialogInfo{Version: uint64(version), State: "full", Entity: sub.local.String(), Dialogs: sub.p.current()}
 	if len(info.Dialogs) == 0 {
 		// Idle: a terminated dialog, which every phone turns off.
 		info.Dialogs = []DialogEntry{{ID: sub.p.ext, State: DialogTerminated, Direction: "recipient", LocalURI: sub.local.String()}}

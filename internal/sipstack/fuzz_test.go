@@ -89,20 +89,21 @@ func FuzzDialogInfoRoundTrip(f *testing.F) {
 	f.Add(uint32(1), "sip:700@x", "7\"0<1>", "early", "</identity><dialog id='x'>&amp;", "sip:a@b")
 	f.Add(uint32(0), "", "", "", "\x00\x01\ufffe\xff", "")
 	f.Fuzz(func(t *testing.T, version uint32, entity, id, state, display, uri string) {
-		in := DialogInfo{Version: version, State: "full", Entity: entity, Dialogs: []DialogEntry{{
+		in := DialogInfo{Version: uint64(version), State: "full", Entity: entity, Dialogs: []DialogEntry{{
 			ID: id, State: state, Direction: "recipient", RemoteDisplay: display, RemoteURI: uri, LocalURI: entity}}}
 		body := in.Marshal()
 		out, err := ParseDialogInfo(body)
 		if err != nil {
 			t.Fatalf("our own document does not parse: %v\n%s", err, body)
 		}
-		if out.Version != version || len(out.Dialogs) != 1 {
+		if out.Version != uint64(version) || len(out.Dialogs) != 1 {
 			t.Fatalf("read back %+v", out)
 		}
 		d := out.Dialogs[0]
 		// Values are cleaned (invalid XML characters dropped, whitespace
-		// folded) but never altered otherwise.
-		if want := strings.TrimSpace(cleanXML(state)); d.State != want {
+		// folded; the state token read in lower case) but never altered
+		// otherwise.
+		if want := strings.ToLower(strings.TrimSpace(cleanXML(state))); d.State != want {
 			t.Fatalf("state %q read back as %q", state, d.State)
 		}
 		if want := cleanXML(display); uri != "" && d.RemoteDisplay != want {
@@ -114,14 +115,36 @@ func FuzzDialogInfoRoundTrip(f *testing.F) {
 	})
 }
 
-// Documents from other servers (the PBX BLF watcher reads them too).
+// Documents from other servers (the PBX BLF watcher reads them): what is
+// accepted is bounded, has a known document state and normalised dialog
+// states, and reads back the same after Marshal.
 func FuzzParseDialogInfo(f *testing.F) {
 	f.Add([]byte(`<?xml version="1.0"?><dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="3" state="full" entity="sip:701@x"><dialog id="1"><state>confirmed</state></dialog></dialog-info>`))
 	f.Add([]byte(`<dialog-info version="x"/>`))
+	for _, b := range fixtureBodies(f) {
+		f.Add(b)
+	}
+	f.Add([]byte(`<dialog-info version="2" state="partial" entity="e"><dialog id="1"><state>early</state><remote><identity display="A">sip:a@b</identity><target uri="sip:c@d"/></remote></dialog></dialog-info>`))
+	f.Add([]byte(`<dialog-info version="18446744073709551615" state="full"/>`))
+	f.Add([]byte(`<!DOCTYPE x [<!ENTITY a "aaaa">]><dialog-info version="1" state="full">&a;</dialog-info>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := ParseDialogInfo(b)
 		if err != nil {
 			return
+		}
+		if len(b) > MaxDialogInfoSize {
+			t.Fatal("oversized body accepted")
+		}
+		if d.State != "full" && d.State != "partial" {
+			t.Fatalf("state %q accepted", d.State)
+		}
+		for _, e := range d.Dialogs {
+			if e.State != strings.ToLower(strings.TrimSpace(e.State)) {
+				t.Fatalf("dialog state %q not normalised", e.State)
+			}
+			if e.Active() && e.State == DialogTerminated {
+				t.Fatal("terminated dialog active")
+			}
 		}
 		if _, err := ParseDialogInfo(d.Marshal()); err != nil {
 			t.Fatalf("re-marshalled document does not parse: %v", err)

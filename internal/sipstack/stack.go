@@ -58,6 +58,7 @@ type Stack struct {
 
 	dialogs sync.Map // key -> *Dialog
 	subs    sync.Map // key -> *subscription
+	notify  notifyOwners
 
 	listenCfg []config.Listener
 	tlsCfg    *config.TLS
@@ -730,6 +731,9 @@ func (s *Stack) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Stack) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	d := s.lookupDialog(req)
 	if d == nil {
+		if req.Method == sip.NOTIFY && s.routeNotify(req, tx) {
+			return // a subscription made through Request
+		}
 		if req.Method == sip.REFER {
 			s.respond(req, tx, 403, "Forbidden (REFER outside a dialog)")
 			return

@@ -348,7 +348,7 @@ func TestBLFVersionsNeverGoBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Version != uint32(i+1) {
+		if d.Version != uint64(i+1) {
 			t.Fatalf("NOTIFY %d has version %d", i+1, d.Version)
 		}
 		if cseq := n.CSeq(); cseq == nil || cseq.SeqNo != uint32(i+1) {

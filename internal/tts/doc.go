@@ -36,7 +36,7 @@
 // Voices lists the voices linked in, all of which flite 2.2 ships at 16 kHz:
 // slt (US female, the default), kal16 (US male diphone, the fastest), awb
 // (Scottish male) and rms (US male). A voice whose output is not 16 kHz is
-// resampled (windowed-sinc, resample.go), so the contract holds for any
+// resampled (internal/codec/resample, windowed sinc), so the contract holds for any
 // voice added later, such as the 8 kHz kal. Synthesis is deterministic: the
 // same text and voice give the same samples (see pp_reseed in flite.go).
 // Each voice adds 4-6 MB of static data to the binary.

@@ -47,6 +47,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/parkpage/parkpage/internal/codec/resample"
 )
 
 // voiceIDs maps voice names to pp_register ids; order is Voices' order.
@@ -154,7 +156,10 @@ func (e *Engine) synthLocked(text string) ([]int16, error) {
 	}
 	pcm := downmix(unsafe.Slice((*int16)(unsafe.Pointer(C.pp_wave_samples(w))), n*ch), ch)
 	if rate != SampleRate {
-		pcm = resample(pcm, rate, SampleRate)
+		var err error
+		if pcm, err = resample.Resample(pcm, rate, SampleRate); err != nil {
+			return nil, fmt.Errorf("flite voice at %d Hz: %w", rate, err)
+		}
 	}
 	return pcm, nil
 }

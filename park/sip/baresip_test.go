@@ -18,6 +18,7 @@ import (
 
 	"github.com/parkpage/parkpage/internal/codec/wav"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 	"github.com/parkpage/parkpage/park"
 )
 
@@ -46,8 +47,8 @@ func startBaresip(t *testing.T, name string, toneHz int) *baresip {
 		t.Fatalf("baresip is not installed (apt-get install baresip): %v", err)
 	}
 	dir := t.TempDir()
-	sipPort := freeUDPPort(t)
-	ctrlPort := freeTCPPort(t)
+	sipPort := proctest.FreeUDPPair(t)
+	ctrlPort := proctest.FreePort(t, "tcp")
 	rtp := freeUDPRange(t, 8)
 	modDir := "/usr/lib/baresip/modules"
 	if m, _ := filepath.Glob("/usr/lib/*/baresip/modules"); len(m) > 0 {
@@ -98,7 +99,7 @@ snd_path %s
 		_ = b.cmd.Wait()
 		if t.Failed() {
 			b.logMu.Lock()
-			t.Logf("baresip %s log:\n%s", name, tail(b.log.String(), 40))
+			t.Logf("baresip %s log:\n%s", name, proctest.Tail(b.log.String(), 40))
 			b.logMu.Unlock()
 		}
 	})
@@ -143,16 +144,6 @@ func freeUDPRange(t *testing.T, n int) int {
 	}
 	t.Fatal("no free UDP port range")
 	return 0
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // readEvents reads netstrings ("len:json,") from the control socket.

@@ -27,6 +27,7 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 	"github.com/parkpage/parkpage/internal/sipstack"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 )
 
 // benchServerEnv makes the test binary run a bare park server instead of
@@ -174,7 +175,7 @@ park:
 	hold := ramp + 3*time.Second + window + 3*time.Second
 	sipp := exec.Command("sipp", fmt.Sprintf("127.0.0.1:%d", sipPort), "-sf", scenarioPath("park_load.xml"),
 		"-inf", csv, "-m", fmt.Sprint(n), "-l", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-rp", "1000",
-		"-i", "127.0.0.1", "-p", fmt.Sprint(freeUDPPortB(b)), "-mp", fmt.Sprint(freeUDPPortB(b)),
+		"-i", "127.0.0.1", "-p", fmt.Sprint(proctest.FreePort(b, "udp")), "-mp", fmt.Sprint(proctest.FreePort(b, "udp")),
 		"-key", "mport", fmt.Sprint(rx.port), "-set", "hold", fmt.Sprint(hold.Milliseconds()),
 		"-nostdin", "-timeout", fmt.Sprintf("%ds", int((hold+ramp+30*time.Second).Seconds())), "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, "sipp-err.log"))
@@ -200,7 +201,7 @@ park:
 	for rx.streams() < n {
 		if time.Now().After(deadline) {
 			errLog, _ := os.ReadFile(filepath.Join(dir, "sipp-err.log"))
-			b.Fatalf("only %d of %d parked calls get music\nserver: %s\nsipp errors: %s", rx.streams(), n, tail(srvErr.String(), 20), tail(string(errLog), 20))
+			b.Fatalf("only %d of %d parked calls get music\nserver: %s\nsipp errors: %s", rx.streams(), n, proctest.Tail(srvErr.String(), 20), proctest.Tail(string(errLog), 20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -242,20 +243,11 @@ park:
 	case <-sippDone:
 		if err := sippErr; err != nil {
 			errLog, _ := os.ReadFile(filepath.Join(dir, "sipp-err.log"))
-			b.Errorf("sipp: %v\n%s\n%s", err, tail(sippOut.String(), 15), tail(string(errLog), 15))
+			b.Errorf("sipp: %v\n%s\n%s", err, proctest.Tail(sippOut.String(), 15), proctest.Tail(string(errLog), 15))
 		}
 	case <-time.After(hold + 30*time.Second):
 		b.Error("sipp did not finish")
 	}
-}
-
-func freeUDPPortB(b *testing.B) int {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 // procCPU is a process's user+system time from /proc/PID/stat.

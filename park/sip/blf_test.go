@@ -49,25 +49,25 @@ func TestBLFSubscriberNotifies(t *testing.T) {
 	slotSub := e.startSipp("subscribe.xml", sippOpts{service: "702", keys: map[string]string{"from": "1001"}})
 	lotSub := e.startSipp("subscribe.xml", sippOpts{service: "700", keys: map[string]string{"from": "1002"}})
 	for _, s := range []*sipp{slotSub, lotSub} {
-		waitFor(t, "first NOTIFY", 5*time.Second, func() bool { return len(receivedAt(t, s.messages(), "NOTIFY")) >= 1 })
+		waitFor(t, "first NOTIFY", 5*time.Second, func() bool { return len(receivedAt(t, s.Messages(), "NOTIFY")) >= 1 })
 	}
 	caller := e.startSipp("park.xml", sippOpts{service: "702", keys: map[string]string{"hold": "800"}})
 	parked := e.waitEvent(events.CallParked, "702", 5*time.Second)
 	// A new subscription while the slot is occupied sees it at once.
 	fetch := e.startSipp("subscribe_fetch.xml", sippOpts{service: "702", keys: map[string]string{"from": "1003"}})
-	fetch.wait(10 * time.Second)
-	caller.wait(10 * time.Second)
+	fetch.MustPass(10 * time.Second)
+	caller.MustPass(10 * time.Second)
 	left := e.waitEvent(events.CallAbandoned, "702", 3*time.Second)
-	slotSub.wait(10 * time.Second)
-	lotSub.wait(10 * time.Second)
+	slotSub.MustPass(10 * time.Second)
+	lotSub.MustPass(10 * time.Second)
 	for _, s := range []*sipp{slotSub, lotSub} {
-		ts := receivedAt(t, s.messages(), "NOTIFY")
+		ts := receivedAt(t, s.Messages(), "NOTIFY")
 		if len(ts) != 4 {
 			t.Fatalf("%d NOTIFYs, want 4", len(ts))
 		}
 		for i, change := range []time.Time{parked.Time, left.Time} {
 			d := ts[i+1].Sub(change)
-			t.Logf("%s NOTIFY %d arrived %v after the change", s.name, i+2, d)
+			t.Logf("%s NOTIFY %d arrived %v after the change", s.Name(), i+2, d)
 			// The target is 50 ms (sipstack.BenchmarkBLFNotify measures it); under -race on a
 			// shared machine allow more, but a timer-driven or polled notifier
 			// would still fail this.
@@ -76,7 +76,7 @@ func TestBLFSubscriberNotifies(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(lotSub.messages(), `entity="sip:700@`) || !strings.Contains(slotSub.messages(), `entity="sip:702@`) {
+	if !strings.Contains(lotSub.Messages(), `entity="sip:700@`) || !strings.Contains(slotSub.Messages(), `entity="sip:702@`) {
 		t.Error("NOTIFY entity is not the subscribed extension")
 	}
 }
@@ -101,7 +101,7 @@ func TestBLFEarlyOption(t *testing.T) {
 			t.Errorf("presence of %s while parked: %+v", ext, ds)
 		}
 	}
-	caller.wait(10 * time.Second)
+	caller.MustPass(10 * time.Second)
 	e.waitEvent(events.CallAbandoned, "702", 3*time.Second)
 	for _, ext := range []string{"702", "700"} {
 		if ds := e.stack.Presence(ext).Dialogs(); len(ds) != 0 {

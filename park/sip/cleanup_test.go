@@ -19,11 +19,11 @@ func TestRTPTimeoutCleanup(t *testing.T) {
 	if !strings.Contains(ev.Reason, "no RTP") {
 		t.Fatalf("abandoned %+v", ev)
 	}
-	silent.wait(5 * time.Second) // it got the BYE
+	silent.MustPass(5 * time.Second) // it got the BYE
 	if e.slot("702").State != "parked" {
 		t.Fatal("held leg was cleaned up")
 	}
-	held.wait(10 * time.Second)
+	held.MustPass(10 * time.Second)
 }
 
 // RFC 4028: a parked leg that asked for a session timer and stops
@@ -33,19 +33,19 @@ func TestSessionTimer(t *testing.T) {
 	e := newEnv(t, "", lot700)
 	c := e.startSipp("park_wait_bye.xml", sippOpts{service: "701", keys: map[string]string{"hdr": "Session-Expires: 2", "hdr2": "Supported: timer"}})
 	e.waitEvent(events.CallParked, "701", 5*time.Second)
-	if !strings.Contains(c.messages(), "Session-Expires: 2;refresher=uac") {
-		waitFor(t, "200 with Session-Expires", 2*time.Second, func() bool { return strings.Contains(c.messages(), "Session-Expires: 2;refresher=uac") })
+	if !strings.Contains(c.Messages(), "Session-Expires: 2;refresher=uac") {
+		waitFor(t, "200 with Session-Expires", 2*time.Second, func() bool { return strings.Contains(c.Messages(), "Session-Expires: 2;refresher=uac") })
 	}
 	ev := e.waitEvent(events.CallAbandoned, "701", 5*time.Second)
 	if ev.Reason != "session timer expired" {
 		t.Fatalf("abandoned %+v", ev)
 	}
-	c.wait(5 * time.Second)
+	c.MustPass(5 * time.Second)
 
 	strict := newEnv(t, "", lot700, func(o *Options) { o.Housekeep, o.MinSE = 100*time.Millisecond, 90*time.Second })
 	r := strict.startSipp("refuse_422.xml", sippOpts{service: "700", keys: map[string]string{"hdr": "Session-Expires: 30", "hdr2": "Supported: timer"}})
-	r.wait(10 * time.Second)
-	if !strings.Contains(r.messages(), "Min-SE: 90") {
+	r.MustPass(10 * time.Second)
+	if !strings.Contains(r.Messages(), "Min-SE: 90") {
 		t.Error("422 without Min-SE")
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -23,6 +22,8 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 	"github.com/parkpage/parkpage/internal/sipstack"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
+	"github.com/parkpage/parkpage/internal/testsupport/sipptest"
 	"github.com/parkpage/parkpage/park"
 )
 
@@ -66,31 +67,6 @@ type env struct {
 }
 
 var portMu sync.Mutex
-
-// freeUDPPort returns a port with port and port+2 free on 127.0.0.1 (sipp
-// binds its media port and the one two above).
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for i := 0; i < 100; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port
-		c2, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 2})
-		c.Close()
-		if err == nil {
-			c2.Close()
-			if p%2 == 0 {
-				return p
-			}
-		}
-	}
-	t.Fatal("no free UDP port pair")
-	return 0
-}
 
 var rtpBase = 40000 + (os.Getpid()%50)*200
 
@@ -163,7 +139,7 @@ func startEnv(t *testing.T, cfg *config.Config, tune ...func(*Options)) *env {
 		}
 		if t.Failed() {
 			logMu.Lock()
-			t.Logf("server log:\n%s", tail(logBuf.String(), 60))
+			t.Logf("server log:\n%s", proctest.Tail(logBuf.String(), 60))
 			logMu.Unlock()
 		}
 	})
@@ -187,14 +163,6 @@ func indent(s, pre string) string {
 		if l != "" {
 			lines[i] = pre + l
 		}
-	}
-	return strings.Join(lines, "\n")
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
 }
@@ -259,17 +227,10 @@ func scenarioPath(name string) string {
 	return filepath.Join(filepath.Dir(file), "..", "testdata", "sipp", name)
 }
 
-// sipp is one sipp process.
+// sipp is one sipp run and the RTP port written in its SDP (key mport).
 type sipp struct {
-	t       *testing.T
-	name    string
-	cmd     *exec.Cmd
-	out     bytes.Buffer
-	done    chan error
-	errFile string
-	msgFile string
-	Port    int // local SIP port
-	MPort   int // the RTP port written in its SDP (key mport)
+	*sipptest.Sipp
+	MPort int
 }
 
 type sippOpts struct {
@@ -281,93 +242,35 @@ type sippOpts struct {
 	extra   []string
 }
 
-// startSipp runs scenario against the server (or opts.target).
+// startSipp runs scenario against the server (or opts.target; "-" for a
+// phone answering on its own port).
 func (e *env) startSipp(scenario string, o sippOpts) *sipp {
 	e.t.Helper()
-	if _, err := exec.LookPath("sipp"); err != nil {
-		e.t.Fatalf("sipp is not installed (apt-get install sip-tester): %v", err)
-	}
-	dir := e.t.TempDir()
-	s := &sipp{t: e.t, name: scenario, done: make(chan error, 1), errFile: filepath.Join(dir, "err.log"), msgFile: filepath.Join(dir, "msg.log")}
-	s.Port = o.port
-	if s.Port == 0 {
-		s.Port = freeUDPPort(e.t)
-	}
-	s.MPort = o.mport
+	s := &sipp{MPort: o.mport}
 	if s.MPort == 0 {
-		s.MPort = freeUDPPort(e.t)
+		s.MPort = proctest.FreeUDPPair(e.t)
 	}
 	target := o.target
-	if target == "" {
+	switch target {
+	case "":
 		target = e.addr.String()
+	case "-":
+		target = ""
 	}
 	keys := map[string]string{"from": "+15551234567", "parker": "1001@pbx.lan", "hold": "500",
 		"hdr": "X-Test: 1", "hdr2": "X-Test2: 1", "mport": fmt.Sprint(s.MPort)}
 	for k, v := range o.keys {
 		keys[k] = v
 	}
-	args := []string{target, "-sf", scenarioPath(scenario), "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(s.Port),
-		"-mp", fmt.Sprint(freeUDPPort(e.t)), "-cp", fmt.Sprint(freeUDPPort(e.t)), "-nostdin", "-timeout", "30s", "-timeout_error",
-		"-trace_err", "-error_file", s.errFile, "-trace_msg", "-message_file", s.msgFile, "-max_recv_loops", "1000"}
-	if o.service != "" {
-		args = append(args, "-s", o.service)
-	}
-	scen, err := os.ReadFile(scenarioPath(scenario))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for k, v := range keys {
-		if k == "hold" {
-			if !strings.Contains(string(scen), `variable="hold"`) {
-				continue
-			}
-			args = append(args, "-set", k, v) // a variable: <pause variable="hold"/>
-			continue
-		}
-		args = append(args, "-key", k, v)
-	}
-	args = append(args, o.extra...)
-	if target == "-" { // a phone: server mode, no remote host
-		args = args[1:]
-	}
-	s.cmd = exec.Command("sipp", args...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout = &s.out
-	s.cmd.Stderr = &s.out
-	if err := s.cmd.Start(); err != nil {
-		e.t.Fatalf("sipp: %v", err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	e.t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
+	s.Sipp = sipptest.Start(e.t, sipptest.Options{
+		Scenario: scenarioPath(scenario),
+		Target:   target,
+		Service:  o.service,
+		Port:     o.port,
+		Keys:     keys,
+		Args:     append([]string{"-mp", fmt.Sprint(proctest.FreeUDPPair(e.t)), "-cp", fmt.Sprint(proctest.FreeUDPPair(e.t))}, o.extra...),
 	})
 	return s
-}
-
-// wait waits for sipp to finish and fails the test unless its call succeeded.
-func (s *sipp) wait(timeout time.Duration) {
-	s.t.Helper()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			errLog, _ := os.ReadFile(s.errFile)
-			msgs, _ := os.ReadFile(s.msgFile)
-			s.t.Fatalf("sipp %s failed: %v\n%s\nerrors:\n%s\nmessages:\n%s", s.name, err, tail(s.out.String(), 20), errLog, tail(string(msgs), 80))
-		}
-	case <-time.After(timeout):
-		_ = s.cmd.Process.Kill()
-		msgs, _ := os.ReadFile(s.msgFile)
-		s.t.Fatalf("sipp %s did not finish within %s\nmessages:\n%s", s.name, timeout, tail(string(msgs), 80))
-	}
-}
-
-// messages returns sipp's message log.
-func (s *sipp) messages() string {
-	b, _ := os.ReadFile(s.msgFile)
-	return string(b)
 }
 
 // rtpPeer is a Go RTP endpoint standing in for a phone's media.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 	"github.com/parkpage/parkpage/park"
 )
 
@@ -80,8 +81,8 @@ func TestBlindParkToLotMusicAndRetrieve(t *testing.T) {
 		t.Fatalf("payload not relayed unchanged")
 	}
 	// The caller's identity is shown to the retriever.
-	if m := retriever.messages(); !strings.Contains(m, `P-Asserted-Identity: "ACME Supply" <sip:+15551234567@pbx.lan>`) {
-		t.Errorf("200 to the retriever does not name the caller:\n%s", tail(m, 40))
+	if m := retriever.Messages(); !strings.Contains(m, `P-Asserted-Identity: "ACME Supply" <sip:+15551234567@pbx.lan>`) {
+		t.Errorf("200 to the retriever does not name the caller:\n%s", proctest.Tail(m, 40))
 	}
 	// A DTMF key pressed by the caller reaches the retriever as RFC 4733
 	// telephone-event on the retriever's payload type, in its stream.
@@ -127,8 +128,8 @@ func TestBlindParkToLotMusicAndRetrieve(t *testing.T) {
 			t.Fatalf("caller stream seq %d after %d", p.SequenceNumber, all[i-1].pkt.SequenceNumber)
 		}
 	}
-	retriever.wait(10 * time.Second) // hangs up after 1.5 s
-	caller.wait(10 * time.Second)    // the server hangs up the caller
+	retriever.MustPass(10 * time.Second) // hangs up after 1.5 s
+	caller.MustPass(10 * time.Second)    // the server hangs up the caller
 }
 
 // A blind transfer to a slot parks there; a second park to the occupied
@@ -143,12 +144,12 @@ func TestDirectedParkOccupiedAndHangup(t *testing.T) {
 		t.Errorf("label %q", ev.Label)
 	}
 	second := e.startSipp("refuse_486.xml", sippOpts{service: "703", keys: map[string]string{"from": "+15550000000"}})
-	second.wait(10 * time.Second)
+	second.MustPass(10 * time.Second)
 	ref := e.waitEvent(events.CallRefused, "703", 2*time.Second)
 	if !strings.Contains(ref.Reason, "taken") {
 		t.Errorf("refusal %+v", ref)
 	}
-	first.wait(10 * time.Second)
+	first.MustPass(10 * time.Second)
 	ab := e.waitEvent(events.CallAbandoned, "703", 3*time.Second)
 	if ab.Reason != "caller hung up" {
 		t.Errorf("abandoned %+v", ab)
@@ -175,8 +176,8 @@ lots:
 	if ev.Slot != "703" {
 		t.Fatalf("second park went to %s, want 703", ev.Slot)
 	}
-	b.wait(10 * time.Second)
-	a.wait(10 * time.Second)
+	b.MustPass(10 * time.Second)
+	a.MustPass(10 * time.Second)
 }
 
 // Two phones retrieving one slot at the same moment: exactly one gets the
@@ -188,9 +189,9 @@ func TestRetrieversRace(t *testing.T) {
 	e.waitEvent(events.CallParked, "704", 5*time.Second)
 	r1 := e.startSipp("retrieve_race.xml", sippOpts{service: "704", keys: map[string]string{"from": "1002", "hold": "500"}})
 	r2 := e.startSipp("retrieve_race.xml", sippOpts{service: "704", keys: map[string]string{"from": "1003", "hold": "500"}})
-	r1.wait(10 * time.Second)
-	r2.wait(10 * time.Second)
-	caller.wait(10 * time.Second)
+	r1.MustPass(10 * time.Second)
+	r2.MustPass(10 * time.Second)
+	caller.MustPass(10 * time.Second)
 	evs := e.collect(300 * time.Millisecond)
 	retrieved, refused := 0, 0
 	for _, ev := range evs {
@@ -209,7 +210,7 @@ func TestRetrieversRace(t *testing.T) {
 	}
 	won := 0
 	for _, r := range []*sipp{r1, r2} {
-		if strings.Contains(r.messages(), "SIP/2.0 200 OK") && strings.Contains(r.messages(), "BYE sip:704") {
+		if strings.Contains(r.Messages(), "SIP/2.0 200 OK") && strings.Contains(r.Messages(), "BYE sip:704") {
 			won++
 		}
 	}
@@ -236,6 +237,6 @@ func TestReplacesNamingParkedCallIsPickup(t *testing.T) {
 	if ev.Reason != "pickup" || !strings.Contains(ev.Retriever, "1002") || !strings.Contains(ev.Caller, "ACME Supply") {
 		t.Fatalf("retrieved %+v", ev)
 	}
-	r.wait(10 * time.Second)
-	caller.wait(10 * time.Second) // hung up by the server only after the retriever left
+	r.MustPass(10 * time.Second)
+	caller.MustPass(10 * time.Second) // hung up by the server only after the retriever left
 }

@@ -46,7 +46,7 @@ func TestPrivacyRefusal(t *testing.T) {
 		{"calling number pattern", map[string]string{"from": "+19115550100"}},
 	} {
 		r := e.startSipp("refuse_403.xml", sippOpts{service: "700", keys: c.keys})
-		r.wait(10 * time.Second)
+		r.MustPass(10 * time.Second)
 		ev := e.waitEvent(events.CallRefused, "", 2*time.Second)
 		if !strings.Contains(ev.Reason, "cannot be parked") {
 			t.Errorf("%s: refusal %+v", c.name, ev)
@@ -68,7 +68,7 @@ func TestPickupRefused(t *testing.T) {
 	caller := e.startSipp("park_wait_bye.xml", sippOpts{service: "703"})
 	e.waitEvent(events.CallParked, "703", 5*time.Second)
 	no := e.startSipp("pickup_refuse_403.xml", sippOpts{service: "703", keys: map[string]string{"from": "1002"}})
-	no.wait(10 * time.Second)
+	no.MustPass(10 * time.Second)
 	ref := e.waitEvent(events.CallRefused, "703", 2*time.Second)
 	if !strings.Contains(ref.Reason, "not allowed") || !strings.Contains(ref.Retriever, "1002") {
 		t.Errorf("refusal %+v", ref)
@@ -78,19 +78,19 @@ func TestPickupRefused(t *testing.T) {
 	}
 	yes := e.startSipp("retrieve_hangup.xml", sippOpts{service: "703", keys: map[string]string{"from": "1001", "hold": "300"}})
 	e.waitEvent(events.CallRetrieved, "703", 5*time.Second)
-	yes.wait(10 * time.Second)
-	caller.wait(10 * time.Second)
+	yes.MustPass(10 * time.Second)
+	caller.MustPass(10 * time.Second)
 
 	// Lot 800: only @reception may pick up; empty slots answer 404.
 	empty := e.startSipp("pickup_refuse_404.xml", sippOpts{service: "801", keys: map[string]string{"from": "1002"}})
-	empty.wait(10 * time.Second)
+	empty.MustPass(10 * time.Second)
 	c2 := e.startSipp("park_wait_bye.xml", sippOpts{service: "801"})
 	e.waitEvent(events.CallParked, "801", 5*time.Second)
-	e.startSipp("pickup_refuse_403.xml", sippOpts{service: "801", keys: map[string]string{"from": "1003"}}).wait(10 * time.Second)
+	e.startSipp("pickup_refuse_403.xml", sippOpts{service: "801", keys: map[string]string{"from": "1003"}}).MustPass(10 * time.Second)
 	grp := e.startSipp("retrieve_hangup.xml", sippOpts{service: "801", keys: map[string]string{"from": "1002", "hold": "300"}})
 	e.waitEvent(events.CallRetrieved, "801", 5*time.Second)
-	grp.wait(10 * time.Second)
-	c2.wait(10 * time.Second)
+	grp.MustPass(10 * time.Second)
+	c2.MustPass(10 * time.Second)
 }
 
 // No free slot: 486 for a blind transfer (the transfer fails back).
@@ -104,7 +104,7 @@ lots:
 `)
 	first := e.startSipp("park.xml", sippOpts{service: "700", keys: map[string]string{"hold": "1000"}})
 	e.waitEvent(events.CallParked, "701", 5*time.Second)
-	e.startSipp("refuse_486.xml", sippOpts{service: "700"}).wait(10 * time.Second)
+	e.startSipp("refuse_486.xml", sippOpts{service: "700"}).MustPass(10 * time.Second)
 	ev := e.waitEvent(events.CallRefused, "", 2*time.Second)
 	if !strings.Contains(ev.Reason, "no park slots are free") {
 		t.Errorf("refusal %+v", ev)
@@ -113,12 +113,12 @@ lots:
 	// why in early media before the 486.
 	consult := e.startSipp("consult_refused.xml", sippOpts{service: "700", keys: map[string]string{"from": "1001"}})
 	early := newRTPPeer(t, consult.MPort)
-	consult.wait(10 * time.Second)
+	consult.MustPass(10 * time.Second)
 	waitFor(t, "prompt", 3*time.Second, func() bool { return strings.Contains(strings.Join(e.speak.said(), "|"), "no park slots are free") })
 	if n := early.count(); n < 5 {
 		t.Errorf("the parker got %d packets of the prompt in early media", n)
 	}
-	first.wait(10 * time.Second)
+	first.MustPass(10 * time.Second)
 }
 
 // A PBX that consumes the REFER and drops Referred-By can name the parker
@@ -134,7 +134,7 @@ func TestParkerFromConfiguredHeader(t *testing.T) {
 	if said := e.speak.said(); len(said) != 0 {
 		t.Errorf("a blind park was spoken to: %q", said)
 	}
-	c.wait(10 * time.Second)
+	c.MustPass(10 * time.Second)
 	e.waitEvent(events.CallAbandoned, "702", 3*time.Second)
 }
 
@@ -161,8 +161,8 @@ func TestAttendedTransferToLot(t *testing.T) {
 	if !strings.Contains(ev.Caller, "ACME Supply") || !strings.Contains(ev.Parker, "sip:1001@") || ev.Reason != "attended transfer" {
 		t.Fatalf("after Replaces: %+v", ev)
 	}
-	consult.wait(10 * time.Second) // the server hung up the consultation
-	caller.wait(10 * time.Second)
+	consult.MustPass(10 * time.Second) // the server hung up the consultation
+	caller.MustPass(10 * time.Second)
 	e.waitEvent(events.CallAbandoned, "701", 3*time.Second)
 }
 
@@ -189,7 +189,7 @@ privacy:
 	}
 	replaces := fmt.Sprintf("Replaces: consult-1@test;to-tag=%s;from-tag=consult1", ds[0].LocalTag)
 	// A private caller first: refused, the parker is told.
-	e.startSipp("refuse_403.xml", sippOpts{service: "703", keys: map[string]string{"hdr": replaces, "hdr2": "X-Confidential: 1"}}).wait(10 * time.Second)
+	e.startSipp("refuse_403.xml", sippOpts{service: "703", keys: map[string]string{"hdr": replaces, "hdr2": "X-Confidential: 1"}}).MustPass(10 * time.Second)
 	waitFor(t, "refusal prompt", 3*time.Second, func() bool {
 		return strings.Contains(strings.Join(e.speak.said(), "|"), "this call cannot be parked")
 	})
@@ -199,8 +199,8 @@ privacy:
 	if !strings.Contains(ev.Parker, "sip:1001@") {
 		t.Fatalf("parked %+v", ev)
 	}
-	consult.wait(10 * time.Second)
-	caller.wait(10 * time.Second)
+	consult.MustPass(10 * time.Second)
+	caller.MustPass(10 * time.Second)
 	// A Replaces naming no dialog: 481.
-	e.startSipp("refuse_481.xml", sippOpts{service: "703", keys: map[string]string{"hdr": "Replaces: nope@x;to-tag=a;from-tag=b"}}).wait(10 * time.Second)
+	e.startSipp("refuse_481.xml", sippOpts{service: "703", keys: map[string]string{"hdr": "Replaces: nope@x;to-tag=a;from-tag=b"}}).MustPass(10 * time.Second)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 	"github.com/parkpage/parkpage/park"
 )
 
@@ -39,7 +40,7 @@ func uasOpts(port int, user string) sippOpts {
 // is then connected to the caller.
 func TestRingbackAnsweredViaPBX(t *testing.T) {
 	t.Parallel()
-	phonePort := freeUDPPort(t)
+	phonePort := proctest.FreeUDPPair(t)
 	e := newEnv(t, pbx(phonePort), ringLot(0))
 	phone := e.startSipp("uas_answer.xml", uasOpts(phonePort, "1001"))
 	phoneRTP := newRTPPeer(t, phone.MPort)
@@ -70,8 +71,8 @@ func TestRingbackAnsweredViaPBX(t *testing.T) {
 	before := phoneRTP.count()
 	callerRTP.send(10, 0x33333333, 0x44)
 	phoneRTP.waitPackets(before+8, 3*time.Second)
-	caller.wait(10 * time.Second)
-	phone.wait(10 * time.Second) // BYE from the server when the caller left
+	caller.MustPass(10 * time.Second)
+	phone.MustPass(10 * time.Second) // BYE from the server when the caller left
 }
 
 // A parker registered to parkpage is rung at its registered contact.
@@ -79,11 +80,11 @@ func TestRingbackToRegisteredParker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, `users:
   "1001": {password: s3cret}`, ringLot(0))
-	phonePort := freeUDPPort(t)
+	phonePort := proctest.FreeUDPPair(t)
 	phone := e.startSipp("uas_answer.xml", uasOpts(phonePort, "1001"))
 	reg := e.startSipp("register.xml", sippOpts{keys: map[string]string{"from": "1001", "contact_port": fmt.Sprint(phonePort)},
 		extra: []string{"-au", "1001", "-ap", "s3cret"}})
-	reg.wait(5 * time.Second)
+	reg.MustPass(5 * time.Second)
 	if b := e.stack.Contacts("1001"); len(b) != 1 || !strings.Contains(b[0].Contact, fmt.Sprint(phonePort)) {
 		t.Fatalf("bindings %+v", b)
 	}
@@ -92,15 +93,15 @@ func TestRingbackToRegisteredParker(t *testing.T) {
 	if ret.Reason != "ringback" {
 		t.Fatalf("retrieved %+v", ret)
 	}
-	caller.wait(10 * time.Second)
-	phone.wait(10 * time.Second)
+	caller.MustPass(10 * time.Second)
+	phone.MustPass(10 * time.Second)
 }
 
 // Unanswered ring-back is cancelled after ringback_time and the fallback
 // destination is called; it answers.
 func TestRingbackUnansweredIntoFallback(t *testing.T) {
 	t.Parallel()
-	phonePort, opPort := freeUDPPort(t), freeUDPPort(t)
+	phonePort, opPort := proctest.FreeUDPPair(t), proctest.FreeUDPPair(t)
 	e := newEnv(t, pbx(phonePort), ringLot(opPort))
 	phone := e.startSipp("uas_noanswer.xml", uasOpts(phonePort, "1001"))
 	operator := e.startSipp("uas_answer.xml", uasOpts(opPort, "operator"))
@@ -111,13 +112,13 @@ func TestRingbackUnansweredIntoFallback(t *testing.T) {
 	if first.Reason != "ringback" || second.Reason != "fallback" || !strings.HasPrefix(second.Target, "sip:operator@") {
 		t.Fatalf("rings %+v then %+v", first, second)
 	}
-	phone.wait(5 * time.Second) // it saw the CANCEL
+	phone.MustPass(5 * time.Second) // it saw the CANCEL
 	ret := e.waitEvent(events.CallRetrieved, "701", 5*time.Second)
 	if ret.Reason != "fallback" {
 		t.Fatalf("retrieved %+v", ret)
 	}
-	caller.wait(10 * time.Second)
-	operator.wait(10 * time.Second)
+	caller.MustPass(10 * time.Second)
+	operator.MustPass(10 * time.Second)
 }
 
 // Ring-back busy and fallback busy: the call goes back into its slot with
@@ -125,7 +126,7 @@ func TestRingbackUnansweredIntoFallback(t *testing.T) {
 // the slot.
 func TestFallbackFailsBackIntoSlot(t *testing.T) {
 	t.Parallel()
-	phonePort, opPort := freeUDPPort(t), freeUDPPort(t)
+	phonePort, opPort := proctest.FreeUDPPair(t), proctest.FreeUDPPair(t)
 	e := newEnv(t, pbx(phonePort), ringLot(opPort))
 	phone := e.startSipp("uas_busy.xml", uasOpts(phonePort, "1001"))
 	operator := e.startSipp("uas_busy.xml", uasOpts(opPort, "operator"))
@@ -139,10 +140,10 @@ func TestFallbackFailsBackIntoSlot(t *testing.T) {
 	if st := e.slot("701"); st.State != park.StateParked {
 		t.Fatalf("slot after return: %+v", st)
 	}
-	phone.wait(5 * time.Second)
-	operator.wait(5 * time.Second)
+	phone.MustPass(5 * time.Second)
+	operator.MustPass(5 * time.Second)
 	// Next cycle starts (ring-back again, now unreachable), caller leaves.
-	caller.wait(10 * time.Second)
+	caller.MustPass(10 * time.Second)
 	e.waitEvent(events.CallAbandoned, "701", 3*time.Second)
 	e.waitSlot("701", park.StateFree, time.Second)
 }
@@ -180,7 +181,7 @@ func TestForgedReferredByIsNotCalled(t *testing.T) {
 		t.Fatal("parkpage sent a packet to the host named in Referred-By")
 	case <-time.After(200 * time.Millisecond):
 	}
-	caller.wait(10 * time.Second)
+	caller.MustPass(10 * time.Second)
 }
 
 // A ring-back cancelled before its Ring action ran (a retriever won the
@@ -223,7 +224,7 @@ func TestCancelledRingNeverDials(t *testing.T) {
 // our CANCEL) is ACKed and hung up, and the call goes back to its slot.
 func TestRingbackAnswerCrossingCancel(t *testing.T) {
 	t.Parallel()
-	phonePort := freeUDPPort(t)
+	phonePort := proctest.FreeUDPPair(t)
 	e := newEnv(t, pbx(phonePort), ringLot(0))
 	phone := e.startSipp("uas_answer_after_cancel.xml", uasOpts(phonePort, "1001"))
 	caller := e.startSipp("park.xml", sippOpts{service: "700", keys: map[string]string{"hold": "2600"}})
@@ -232,6 +233,6 @@ func TestRingbackAnswerCrossingCancel(t *testing.T) {
 	if !strings.Contains(ret.Reason, "no answer") {
 		t.Errorf("returned %+v", ret)
 	}
-	phone.wait(10 * time.Second) // got its ACK and BYE
-	caller.wait(10 * time.Second)
+	phone.MustPass(10 * time.Second) // got its ACK and BYE
+	caller.MustPass(10 * time.Second)
 }

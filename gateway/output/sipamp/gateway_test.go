@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/multicast"
 )
 
@@ -133,20 +133,8 @@ type loListener struct {
 
 func joinLo(t *testing.T, group string) *loListener {
 	t.Helper()
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Fatalf("loopback interface: %v", err)
-	}
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(group, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", group, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	pc := ipv4.NewPacketConn(c)
-	if err := pc.JoinGroup(lo, &net.UDPAddr{IP: net.ParseIP(group)}); err != nil {
-		t.Fatalf("join %s on lo: %v", group, err)
-	}
-	return &loListener{pc: pc, port: c.LocalAddr().(*net.UDPAddr).Port}
+	c := mcasttest.Listen(t, group, 0)
+	return &loListener{pc: c.PC, port: c.Port()}
 }
 
 // collect reads n RTP packets' payloads (or fails the test after 10 s).

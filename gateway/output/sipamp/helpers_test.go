@@ -1,8 +1,6 @@
 package sipamp
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -29,6 +26,7 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
+	"github.com/parkpage/parkpage/internal/testsupport/sipptest"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -149,109 +147,42 @@ func (r *rig) options(t *testing.T) Options {
 
 // sipp runs one sipp UAS scenario from testdata on 127.0.0.1.
 type sipp struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	port  int
-	out   bytes.Buffer
-	dir   string
-	done  chan struct{}
-	err   error
-	calls int
+	*sipptest.Sipp
+	t    *testing.T
+	done <-chan struct{}
 }
 
 func startSipp(t *testing.T, scenario string, calls int, keys ...string) *sipp {
 	t.Helper()
-	s := &sipp{t: t, dir: t.TempDir(), done: make(chan struct{}), calls: calls}
-	for attempt := 0; ; attempt++ {
-		s.port = freeUDPPort(t)
-		args := []string{"-sf", filepath.Join("testdata", scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(s.port),
-			"-m", strconv.Itoa(calls), "-nostdin", "-timeout", "30s", "-timeout_error",
-			"-trace_msg", "-message_file", filepath.Join(s.dir, "messages.log"),
-			"-trace_err", "-error_file", filepath.Join(s.dir, "errors.log")}
-		for i := 0; i+1 < len(keys); i += 2 {
-			args = append(args, "-key", keys[i], keys[i+1])
-		}
-		s.out.Reset()
-		s.cmd = exec.Command("sipp", args...)
-		s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-		if err := s.cmd.Start(); err != nil {
-			t.Fatalf("sipp (Debian package sip-tester) does not start: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- s.cmd.Wait() }()
-		if s.waitBound(exited) {
-			go func() { s.err = <-exited; close(s.done) }()
-			break
-		}
-		if attempt == 2 {
-			t.Fatalf("sipp did not bind UDP port %d:\n%s", s.port, s.out.String())
-		}
+	km := map[string]string{}
+	for i := 0; i+1 < len(keys); i += 2 {
+		km[keys[i]] = keys[i+1]
 	}
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	return s
+	s := sipptest.Start(t, sipptest.Options{Scenario: filepath.Join("testdata", scenario), Calls: calls, Keys: km})
+	return &sipp{Sipp: s, t: t, done: s.Done()}
 }
 
-// waitBound waits until sipp's UDP socket shows in /proc/net/udp (no
-// probe socket, which could race sipp for the port), or sipp exits.
-func (s *sipp) waitBound(exited chan error) bool {
-	hexPort := fmt.Sprintf(":%04X ", s.port)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			s.t.Logf("sipp exited early (%v):\n%s", err, s.out.String())
-			return false
-		default:
-		}
-		data, _ := os.ReadFile("/proc/net/udp")
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) > 1 && strings.HasPrefix(f[1], "0100007F:") && strings.HasSuffix(f[1]+" ", hexPort) {
-				return true
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
-}
-
-func (s *sipp) uri(user string) string { return fmt.Sprintf("sip:%s@127.0.0.1:%d", user, s.port) }
+func (s *sipp) uri(user string) string { return s.URI(user) }
 
 // wait waits for sipp to finish and reports whether every call passed its
 // scenario (sipp exits 0 only then).
 func (s *sipp) wait() (ok bool, log string) {
-	s.t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(40 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if err := s.Wait(40 * time.Second); err != nil {
+		return false, err.Error()
 	}
-	errs, _ := os.ReadFile(filepath.Join(s.dir, "errors.log"))
-	return s.err == nil, fmt.Sprintf("sipp: %v\n%s\nerrors.log:\n%s", s.err, tail(s.out.String(), 3000), errs)
+	return true, ""
 }
 
 // mustPass fails the test unless sipp's scenario passed.
 func (s *sipp) mustPass() {
 	s.t.Helper()
 	if ok, log := s.wait(); !ok {
-		s.t.Errorf("sipp scenario failed: %s\nmessages:\n%s", log, tail(s.messages(), 4000))
+		s.t.Errorf("sipp scenario failed: %s", log)
 	}
 }
 
 // messages returns sipp's message trace.
-func (s *sipp) messages() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "messages.log"))
-	return string(b)
-}
+func (s *sipp) messages() string { return s.Messages() }
 
 // received returns the SIP requests sipp received, from its trace,
 // without retransmissions.
@@ -296,23 +227,6 @@ func (s *sipp) receivedAt(method string) []time.Time {
 		out = append(out, at)
 	}
 	return out
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 // receiver is the amplifier's RTP side: sipp's SDP answer points here.

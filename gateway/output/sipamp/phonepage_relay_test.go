@@ -17,6 +17,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/phonepage"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 	"github.com/parkpage/parkpage/multicast/polycom/polycomtest"
 )
 
@@ -39,7 +40,7 @@ func TestRelayedPolycomPageEndsIntact(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
 			group := fmt.Sprintf("239.255.46.%d", 20+i)
-			port := freeUDPPort(t)
+			port := proctest.FreePort(t, "udp")
 			rx := newReceiver(t)
 			amp := startSipp(t, "amp.xml", 1, "rtp_port", rx.port(), "codec_pt", "0", "codec_name", "PCMU")
 			yaml := fmt.Sprintf(`

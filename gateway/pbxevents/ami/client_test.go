@@ -15,6 +15,7 @@ import (
 
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 )
 
 const (
@@ -228,35 +229,6 @@ func (r *recorder) wait(t *testing.T, n int) []pbxevents.ParkEvent {
 	return got
 }
 
-// logRecorder keeps log records for counting.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.recs = append(h.recs, r.Clone())
-	h.mu.Unlock()
-	return nil
-}
-func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
-
-// count returns how many records at level or above start with msg.
-func (h *logRecorder) count(level slog.Level, msg string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, r := range h.recs {
-		if r.Level >= level && strings.HasPrefix(r.Message, msg) {
-			n++
-		}
-	}
-	return n
-}
-
 // runClient runs a client until the test ends.
 func runClient(t *testing.T, cfg config.AMI, opts Options) {
 	t.Helper()
@@ -423,7 +395,7 @@ func TestClientReconnects(t *testing.T) {
 	}}
 	addr := startServer(t, srv)
 	r := newRecorder()
-	logs := &logRecorder{}
+	logs := &logtest.Recorder{}
 	opts := fastOptions(r)
 	opts.Mapper = pbxevents.NewSlotMapper(testSlotMap)
 	opts.Logger = slog.New(logs)
@@ -433,10 +405,10 @@ func TestClientReconnects(t *testing.T) {
 	if n := srv.logins.Load(); n != 2 {
 		t.Errorf("%d logins, want 2", n)
 	}
-	if n := logs.count(slog.LevelWarn, "ami connection lost"); n != 1 {
+	if n := logs.Count(slog.LevelWarn, "ami connection lost", nil); n != 1 {
 		t.Errorf("%d 'connection lost' warnings, want 1", n)
 	}
-	if n := logs.count(slog.LevelInfo, "ami logged in"); n != 2 {
+	if n := logs.Count(slog.LevelInfo, "ami logged in", nil); n != 2 {
 		t.Errorf("%d 'logged in' records, want 2", n)
 	}
 }
@@ -449,7 +421,7 @@ func TestClientPingTimeout(t *testing.T) {
 		ignorePings: func(n int) bool { return n == 1 },
 	}
 	addr := startServer(t, srv)
-	logs := &logRecorder{}
+	logs := &logtest.Recorder{}
 	opts := fastOptions(newRecorder())
 	opts.PingTimeout = 100 * time.Millisecond
 	opts.Logger = slog.New(logs)
@@ -460,7 +432,7 @@ func TestClientPingTimeout(t *testing.T) {
 	if n := srv.logins.Load(); n != 2 {
 		t.Errorf("%d logins, want 2: the answered connection must stay up", n)
 	}
-	if n := logs.count(slog.LevelWarn, "ami connection lost"); n != 1 {
+	if n := logs.Count(slog.LevelWarn, "ami connection lost", nil); n != 1 {
 		t.Errorf("%d 'connection lost' warnings, want 1", n)
 	}
 }
@@ -470,17 +442,17 @@ func TestClientPingTimeout(t *testing.T) {
 func TestClientLoginRefused(t *testing.T) {
 	srv := &amiServer{}
 	addr := startServer(t, srv)
-	logs := &logRecorder{}
+	logs := &logtest.Recorder{}
 	r := newRecorder()
 	opts := fastOptions(r)
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, "wrong"), opts)
 
 	waitFor(t, "four refused logins", func() bool { return srv.refusals.Load() >= 4 })
-	if n := logs.count(slog.LevelError, "ami login refused"); n != 1 {
+	if n := logs.Count(slog.LevelError, "ami login refused", nil); n != 1 {
 		t.Errorf("%d 'login refused' errors after %d refusals, want exactly 1", n, srv.refusals.Load())
 	}
-	if n := logs.count(slog.LevelDebug, "ami login refused"); n < 4 {
+	if n := logs.Count(slog.LevelDebug, "ami login refused", nil); n < 4 {
 		t.Errorf("%d 'login refused' records in all, want one per attempt", n)
 	}
 	if srv.logins.Load() != 0 || len(r.c) != 0 {
@@ -498,13 +470,13 @@ func TestClientUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // connection refused from now on
 
-	logs := &logRecorder{}
+	logs := &logtest.Recorder{}
 	r := newRecorder()
 	opts := fastOptions(r)
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, testSecret), opts)
-	waitFor(t, "retries", func() bool { return logs.count(slog.LevelDebug, "ami manager unreachable") >= 4 })
-	if n := logs.count(slog.LevelWarn, "ami manager unreachable"); n != 1 {
+	waitFor(t, "retries", func() bool { return logs.Count(slog.LevelDebug, "ami manager unreachable", nil) >= 4 })
+	if n := logs.Count(slog.LevelWarn, "ami manager unreachable", nil); n != 1 {
 		t.Errorf("%d 'unreachable' warnings, want 1", n)
 	}
 

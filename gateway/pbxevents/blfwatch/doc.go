@@ -25,11 +25,15 @@
 // that was already there. While no subscription works the slot keeps its
 // last known state.
 //
-// The package needs a SIP user agent: a *sipgo.Client to send SUBSCRIBEs
-// and a server whose NOTIFY handler calls Watcher.OnNotify (or HandleNotify
-// when the server routes NOTIFYs to several owners), both on the same
-// transport so the PBX's NOTIFYs reach the address in our Contact. Endpoint
-// provides one of its own when parkpage's main SIP stack is not shared.
+// The watcher is a user agent client of parkpage's one SIP stack
+// (internal/sipstack): its SUBSCRIBEs leave from the SIP port through
+// Options.SIP (a Requester), and the stack hands it the NOTIFYs that arrive
+// there (Watcher.HandleNotify is a sipstack.NotifyHandler). So there is one
+// SIP port, one transport layer and one place for logging, and the PBX
+// reaches the watcher where it already reaches parkpage. Digest challenges
+// are answered by the stack with the configured user.
+// external.blf.listen, which once named a socket of the watcher's own, is
+// no longer used.
 //
 // It must not import the gateway or the park server.
 package blfwatch

@@ -4,8 +4,6 @@ import "errors"
 
 // Errors.
 var (
-	// ErrDialogInfoTooLarge: a dialog-info body exceeded MaxDialogInfoSize.
-	ErrDialogInfoTooLarge = errors.New("dialog-info too large")
 	// ErrGone: the PBX answered 481: it no longer knows the subscription
 	// (it restarted, or the subscription expired).
 	ErrGone = errors.New("subscription does not exist")

@@ -1,117 +1,33 @@
 package blfwatch
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/sipstack"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
+	"github.com/parkpage/parkpage/internal/testsupport/sipptest"
 )
 
-// sipp plays the PBX: a UAS scenario from testdata on a UDP port of
-// 127.0.0.1.
-type sipp struct {
-	name string
-	cmd  *exec.Cmd
-	dir  string
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-// freeUDPPort finds a port for sipp to listen on.
-func freeUDPPort(t *testing.T) int {
+// startSipp runs scenario from testdata, playing the PBX on port of
+// 127.0.0.1, until it has handled calls calls (SUBSCRIBE dialogs).
+func startSipp(t *testing.T, scenario string, port, calls int) *sipptest.Sipp {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// startSipp runs scenario until it has handled calls calls (SUBSCRIBE
-// dialogs). It fails the test if sipp is not installed.
-func startSipp(t *testing.T, scenario string, port, calls int) *sipp {
-	t.Helper()
-	bin, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Fatalf("sipp not found (Debian package sip-tester): %v", err)
-	}
-	scen, err := filepath.Abs(filepath.Join("testdata", scenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &sipp{name: scenario, dir: t.TempDir(), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "-sf", scen,
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", "u1",
-		"-m", strconv.Itoa(calls),
-		"-nostdin", "-default_behaviors", "all,-bye",
-		"-timeout", "20s", "-timeout_error",
-		"-trace_err", "-error_file", filepath.Join(p.dir, "errors.log"),
-		"-trace_msg", "-message_file", filepath.Join(p.dir, "messages.log"),
-	)
-	p.cmd.Dir = p.dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start sipp: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() || os.Getenv("SIPP_DUMP") != "" {
-			p.dump(t)
-		}
+	return sipptest.Start(t, sipptest.Options{
+		Scenario: filepath.Join("testdata", scenario),
+		Port:     port,
+		Calls:    calls,
+		Timeout:  20 * time.Second,
+		Args:     []string{"-t", "u1", "-default_behaviors", "all,-bye"},
 	})
-	return p
-}
-
-// wait waits for sipp to finish its calls and fails the test unless it
-// exits successfully (every expected message came, in order).
-func (p *sipp) wait(t *testing.T, timeout time.Duration) {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		t.Fatalf("sipp %s still running after %v", p.name, timeout)
-	}
-	if p.err != nil {
-		t.Fatalf("sipp %s: %v", p.name, p.err)
-	}
-}
-
-func (p *sipp) dump(t *testing.T) {
-	t.Helper()
-	for _, f := range []string{"errors.log", "messages.log"} {
-		if b, err := os.ReadFile(filepath.Join(p.dir, f)); err == nil {
-			t.Logf("sipp %s %s:\n%s", p.name, f, b)
-		}
-	}
-	out := p.out.String()
-	if len(out) > 4000 {
-		out = out[len(out)-4000:]
-	}
-	t.Logf("sipp %s output (tail):\n%s", p.name, out)
 }
 
 // recorder collects park events.
@@ -139,52 +55,38 @@ func (r *recorder) events() []pbxevents.ParkEvent {
 	return append([]pbxevents.ParkEvent(nil), r.evs...)
 }
 
-// logRecorder keeps log records, and shows them in verbose test output.
-type logRecorder struct {
-	t    *testing.T
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.recs = append(h.recs, r.Clone())
-	h.mu.Unlock()
-	return nil
-}
-func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
-
-// count returns how many records at level or above start with msg and,
-// when errIs is set, carry an "err" attribute matching it.
-func (h *logRecorder) count(level slog.Level, msg string, errIs error) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, r := range h.recs {
-		if r.Level < level || !strings.HasPrefix(r.Message, msg) {
-			continue
-		}
-		ok := errIs == nil
-		r.Attrs(func(a slog.Attr) bool {
-			if e, isErr := a.Value.Any().(error); isErr && a.Key == "err" && errors.Is(e, errIs) {
-				ok = true
-			}
-			return true
-		})
-		if ok {
-			n++
-		}
+// startStack runs parkpage's SIP stack on a UDP port of 127.0.0.1 until
+// the test ends: the watcher subscribes through it.
+func startStack(t *testing.T, logger *slog.Logger) *sipstack.Stack {
+	t.Helper()
+	cfg, _, err := config.Parse("test.yaml", fmt.Appendf(nil, `
+state_dir: %s
+sip:
+  listen:
+    - {transport: udp, address: "127.0.0.1:0"}
+`, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n
+	stack, err := sipstack.New(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = stack.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return stack
 }
 
 type testWatcher struct {
 	w    *Watcher
-	ep   *Endpoint
+	sip  *sipstack.Stack
 	rec  *recorder
-	logs *logRecorder
+	logs *logtest.Recorder
 	stop func() // stops the watcher (it unsubscribes) and waits for it
 }
 
@@ -192,16 +94,17 @@ type testWatcher struct {
 // port, with timers scaled down: 2 s subscriptions refreshed at 1 s.
 func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 	t.Helper()
-	logs := &logRecorder{t: t}
+	logs := &logtest.Recorder{}
 	logger := slog.New(logs)
-	ep, err := Listen("127.0.0.1:0", "parkpage", logger)
+	stack := startStack(t, logger)
+	contact, err := stack.Contact("parkpage")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
 	opts := Options{
-		Client:         ep.Client,
-		Contact:        ep.Contact,
+		SIP:            stack,
+		Contact:        contact,
 		Sink:           rec.sink,
 		Mapper:         pbxevents.NewSlotMapper(map[string]string{"703": "713"}),
 		Logger:         logger,
@@ -221,10 +124,9 @@ func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 		Expires:  config.Duration(2 * time.Second),
 	}, opts)
 	if err != nil {
-		ep.Close()
 		t.Fatal(err)
 	}
-	ep.OnNotify(w.OnNotify)
+	remove := stack.HandleNotify(w.HandleNotify)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -244,9 +146,9 @@ func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 	}
 	t.Cleanup(func() {
 		stop()
-		ep.Close()
+		remove()
 	})
-	return &testWatcher{w: w, ep: ep, rec: rec, logs: logs, stop: stop}
+	return &testWatcher{w: w, sip: stack, rec: rec, logs: logs, stop: stop}
 }
 
 // waitEvents waits for n park events.
@@ -309,7 +211,7 @@ const acme = "ACME Supply <sip:+15551234567@pbx.lan>"
 // version, a refresh, a partial document and the PBX ending the
 // subscription, after which the watcher subscribes anew.
 func TestSippSlotLifecycle(t *testing.T) {
-	port := freeUDPPort(t)
+	port := proctest.FreePort(t, "udp")
 	pbx := startSipp(t, "pbx_slot.xml", port, 2)
 	tw := startWatcher(t, port, nil)
 	first := tw.waitSub(t, "at all", func(*subscription) bool { return true })
@@ -317,13 +219,13 @@ func TestSippSlotLifecycle(t *testing.T) {
 	// The subscription after the terminated one: new Call-ID, notified.
 	tw.waitSub(t, "after the terminated one", func(s *subscription) bool { return s.callID != first && s.everNotify })
 	tw.stop() // unsubscribes: sipp's last expected message
-	pbx.wait(t, 10*time.Second)
+	pbx.MustPass(10 * time.Second)
 
 	checkEvents(t, tw.rec.events(), []pbxevents.ParkEvent{
 		{Kind: pbxevents.Parked, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 		{Kind: pbxevents.Retrieved, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 	})
-	if n := tw.logs.count(slog.LevelWarn, "blf subscription lost", ErrTerminated); n != 1 {
+	if n := tw.logs.Count(slog.LevelWarn, "blf subscription lost", ErrTerminated); n != 1 {
 		t.Errorf("%d warnings of the terminated subscription, want 1", n)
 	}
 }
@@ -333,10 +235,10 @@ func TestSippSlotLifecycle(t *testing.T) {
 // the watcher subscribes anew (new Call-ID) and the new full state, still
 // showing the parked call, does not announce it a second time.
 func TestSippPBXRestart(t *testing.T) {
-	port := freeUDPPort(t)
+	port := proctest.FreePort(t, "udp")
 	before := startSipp(t, "pbx_before_restart.xml", port, 1)
 	tw := startWatcher(t, port, nil)
-	before.wait(t, 10*time.Second)
+	before.MustPass(10 * time.Second)
 	first := tw.waitSub(t, "before the restart", func(s *subscription) bool { return s.everNotify })
 
 	// The PBX is back before the watcher's refresh (due 1 s after it
@@ -345,13 +247,13 @@ func TestSippPBXRestart(t *testing.T) {
 	tw.waitEvents(t, 2)
 	tw.waitSub(t, "after the restart", func(s *subscription) bool { return s.callID != first && s.everNotify })
 	tw.stop() // unsubscribes: sipp's last expected message
-	after.wait(t, 10*time.Second)
+	after.MustPass(10 * time.Second)
 
 	checkEvents(t, tw.rec.events(), []pbxevents.ParkEvent{
 		{Kind: pbxevents.Parked, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 		{Kind: pbxevents.Retrieved, Slot: "713", ExternalSlot: "703", Caller: acme, Source: "blf"},
 	})
-	if n := tw.logs.count(slog.LevelWarn, "blf subscription lost", ErrGone); n != 1 {
+	if n := tw.logs.Count(slog.LevelWarn, "blf subscription lost", ErrGone); n != 1 {
 		t.Errorf("%d warnings of the forgotten subscription (481), want 1", n)
 	}
 }
@@ -359,14 +261,14 @@ func TestSippPBXRestart(t *testing.T) {
 // TestSippNoNotify: a PBX that accepts the SUBSCRIBE but never notifies is
 // given up on after NotifyTimeout, and subscribed to anew.
 func TestSippNoNotify(t *testing.T) {
-	port := freeUDPPort(t)
+	port := proctest.FreePort(t, "udp")
 	pbx := startSipp(t, "pbx_silent.xml", port, 2)
 	tw := startWatcher(t, port, func(o *Options) {
 		o.NotifyTimeout = 300 * time.Millisecond
 		o.RequestTimeout = 300 * time.Millisecond // bounds the unsubscribe to the gone sipp at cleanup
 	})
-	pbx.wait(t, 10*time.Second)
-	if n := tw.logs.count(slog.LevelWarn, "blf subscription lost", ErrNoNotify); n != 1 {
+	pbx.MustPass(10 * time.Second)
+	if n := tw.logs.Count(slog.LevelWarn, "blf subscription lost", ErrNoNotify); n != 1 {
 		t.Errorf("%d warnings of the silent subscription, want 1", n)
 	}
 	if evs := tw.rec.events(); len(evs) != 0 {

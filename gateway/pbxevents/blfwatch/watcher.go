@@ -19,6 +19,7 @@ import (
 
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/sipstack"
 )
 
 // Defaults for Options and config.BLFWatch.
@@ -34,15 +35,20 @@ const (
 	MaxSlots = 200
 )
 
-// dialogInfoType is the body type of the dialog event package.
-const dialogInfoType = "application/dialog-info+xml"
+// Requester sends the watcher's SUBSCRIBEs and returns their final
+// responses, answering a digest challenge with auth when auth.Username is
+// set (then req carries the CSeq it was resent with). It must send from the
+// transport on which the PBX's NOTIFYs arrive. *sipstack.Stack is one.
+type Requester interface {
+	Request(ctx context.Context, req *sip.Request, auth sipgo.DigestAuth) (*sip.Response, error)
+}
 
 // Options configures a Watcher beyond config.BLFWatch.
 type Options struct {
-	// Client sends the SUBSCRIBEs; required. It must send from the
-	// transport on which the PBX's NOTIFYs arrive.
-	Client *sipgo.Client
-	// Contact is where the PBX sends NOTIFYs (our Contact header); required.
+	// SIP sends the SUBSCRIBEs; required.
+	SIP Requester
+	// Contact is where the PBX sends NOTIFYs (our Contact header), an IP
+	// address the PBX can reach; required.
 	Contact sip.Uri
 	// Sink receives the park events; required. See pbxevents.Sink.
 	Sink pbxevents.Sink
@@ -112,19 +118,19 @@ type subscription struct {
 	everNotify  bool
 	haveVersion bool
 	version     uint64
-	dialogs     map[string]Dialog // active dialogs, by id
-	needFull    bool              // a partial NOTIFY skipped a version: refresh for full state
-	expiresAt   time.Time         // from the last NOTIFY's Subscription-State
-	ended       error             // set by a terminating NOTIFY
+	dialogs     map[string]sipstack.DialogEntry // active dialogs, by id
+	needFull    bool                            // a partial NOTIFY skipped a version: refresh for full state
+	expiresAt   time.Time                       // from the last NOTIFY's Subscription-State
+	ended       error                           // set by a terminating NOTIFY
 }
 
 // New checks cfg and returns a Watcher; it sends nothing until Run.
 func New(cfg config.BLFWatch, opts Options) (*Watcher, error) {
-	if opts.Client == nil {
-		return nil, errors.New("blf: no sip client")
+	if opts.SIP == nil {
+		return nil, errors.New("blf: no sip stack")
 	}
-	if opts.Contact.Host == "" {
-		return nil, errors.New("blf: no contact address")
+	if ip := net.ParseIP(opts.Contact.Host); ip == nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("blf: contact %q: need the IP address the pbx can reach, not a name or a wildcard", opts.Contact.Host)
 	}
 	if opts.Sink == nil {
 		return nil, errors.New("blf: no sink")
@@ -379,22 +385,14 @@ func (w *Watcher) subscribe(ctx context.Context, sub *subscription, expires time
 	for tries := 0; ; tries++ {
 		req := w.request(sub, expires)
 		rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
-		res, err := w.opts.Client.Do(rctx, req)
-		if err == nil && (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) {
-			if w.cfg.Username == "" {
-				cancel()
-				return 0, ErrNoCredentials
-			}
-			res, err = w.opts.Client.DoDigestAuth(rctx, req, res, sipgo.DigestAuth{Username: w.cfg.Username, Password: w.cfg.Password})
-			w.mu.Lock()
-			sub.cseq = max(sub.cseq, req.CSeq().SeqNo) // DoDigestAuth sent it with the next CSeq
-			w.mu.Unlock()
-		}
+		res, err := w.send(rctx, sub, req)
 		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("subscribe %s: %w", sub.slot.uri.Addr(), err)
 		}
 		switch {
+		case (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && w.cfg.Username == "":
+			return 0, ErrNoCredentials
 		case res.IsSuccess():
 			return w.accepted(sub, res, expires), nil
 		case res.StatusCode == sip.StatusCallTransactionDoesNotExists:
@@ -409,6 +407,16 @@ func (w *Watcher) subscribe(ctx context.Context, sub *subscription, expires time
 		}
 		return 0, fmt.Errorf("subscribe %s: %d %s", sub.slot.uri.Addr(), res.StatusCode, res.Reason)
 	}
+}
+
+// send sends req, a SUBSCRIBE of sub, answering a digest challenge with
+// the configured user.
+func (w *Watcher) send(ctx context.Context, sub *subscription, req *sip.Request) (*sip.Response, error) {
+	res, err := w.opts.SIP.Request(ctx, req, sipgo.DigestAuth{Username: w.cfg.Username, Password: w.cfg.Password})
+	w.mu.Lock()
+	sub.cseq = max(sub.cseq, req.CSeq().SeqNo) // an answered challenge resent it with the next CSeq
+	w.mu.Unlock()
+	return res, err
 }
 
 // request builds the next SUBSCRIBE of sub: out of dialog until the PBX
@@ -442,7 +450,7 @@ func (w *Watcher) request(sub *subscription, expires time.Duration) *sip.Request
 	req.AppendHeader(&maxFwd)
 	req.AppendHeader(&sip.ContactHeader{Address: *w.opts.Contact.Clone()})
 	req.AppendHeader(sip.NewHeader("Event", "dialog"))
-	req.AppendHeader(sip.NewHeader("Accept", dialogInfoType))
+	req.AppendHeader(sip.NewHeader("Accept", sipstack.ContentTypeDialogInfo))
 	req.AppendHeader(&exp)
 	if len(sub.routes) == 0 {
 		// Like a phone with an outbound proxy: everything goes to the
@@ -493,11 +501,7 @@ func (w *Watcher) unsubscribe(ctx context.Context, sub *subscription) {
 	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(w.opts.RequestTimeout, time.Second))
 	defer cancel()
-	req := w.request(sub, 0)
-	res, err := w.opts.Client.Do(uctx, req)
-	if err == nil && (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && w.cfg.Username != "" {
-		res, err = w.opts.Client.DoDigestAuth(uctx, req, res, sipgo.DigestAuth{Username: w.cfg.Username, Password: w.cfg.Password})
-	}
+	res, err := w.send(uctx, sub, w.request(sub, 0))
 	if err != nil {
 		w.log.Debug("blf unsubscribe", "slot", sub.slot.ext, "err", err)
 		return
@@ -552,7 +556,7 @@ func (w *Watcher) HandleNotify(req *sip.Request, tx sip.ServerTransaction) bool 
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !isDialogInfo(ct.Value()) {
 			w.log.Debug("blf notify body of another type ignored", "slot", sub.slot.ext)
-		} else if info, err := ParseDialogInfo(body); err != nil {
+		} else if info, err := sipstack.ParseDialogInfo(body); err != nil {
 			// Answered 200 all the same: refusing it would only make the PBX
 			// drop the subscription, and a later document may be fine.
 			w.log.Warn("blf notify body unreadable", "slot", sub.slot.ext, "err", err)
@@ -594,7 +598,7 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 // apply folds a dialog-info document into sub's dialogs (RFC 4235 §4.1
 // version rules) and returns the events the slot's new state causes.
 // Called with w.mu held.
-func (w *Watcher) apply(sub *subscription, info *DialogInfo) []pbxevents.ParkEvent {
+func (w *Watcher) apply(sub *subscription, info sipstack.DialogInfo) []pbxevents.ParkEvent {
 	if sub.haveVersion && info.Version <= sub.version {
 		w.log.Debug("blf stale dialog-info ignored", "slot", sub.slot.ext, "version", info.Version, "have", sub.version)
 		return nil
@@ -609,7 +613,7 @@ func (w *Watcher) apply(sub *subscription, info *DialogInfo) []pbxevents.ParkEve
 		sub.dialogs = nil
 	}
 	if sub.dialogs == nil {
-		sub.dialogs = map[string]Dialog{}
+		sub.dialogs = map[string]sipstack.DialogEntry{}
 	}
 	for _, d := range info.Dialogs {
 		if d.Active() {
@@ -624,7 +628,7 @@ func (w *Watcher) apply(sub *subscription, info *DialogInfo) []pbxevents.ParkEve
 
 // settle moves the slot to the state its active dialogs say: busy or idle.
 // Called with w.mu held.
-func (w *Watcher) settle(s *slot, dialogs map[string]Dialog) []pbxevents.ParkEvent {
+func (w *Watcher) settle(s *slot, dialogs map[string]sipstack.DialogEntry) []pbxevents.ParkEvent {
 	occupied := len(dialogs) > 0
 	caller := callerOf(dialogs)
 	if occupied == s.occupied {
@@ -650,7 +654,7 @@ func (w *Watcher) settle(s *slot, dialogs map[string]Dialog) []pbxevents.ParkEve
 
 // callerOf names the parked party: the remote identity of a confirmed
 // dialog, else of any, in dialog-id order so the choice is stable.
-func callerOf(dialogs map[string]Dialog) string {
+func callerOf(dialogs map[string]sipstack.DialogEntry) string {
 	ids := make([]string, 0, len(dialogs))
 	for id := range dialogs {
 		ids = append(ids, id)
@@ -659,7 +663,7 @@ func callerOf(dialogs map[string]Dialog) string {
 	caller := ""
 	for _, id := range ids {
 		d := dialogs[id]
-		p := pbxevents.Party(d.Remote.Display, d.Remote.URI)
+		p := pbxevents.Party(d.RemoteDisplay, d.RemoteURI)
 		if p == "" {
 			continue
 		}
@@ -680,7 +684,7 @@ func isDialogEvent(v string) bool {
 
 func isDialogInfo(v string) bool {
 	t, _, _ := strings.Cut(v, ";")
-	return strings.EqualFold(strings.TrimSpace(t), dialogInfoType)
+	return strings.EqualFold(strings.TrimSpace(t), sipstack.ContentTypeDialogInfo)
 }
 
 // subscriptionState is a parsed Subscription-State header (RFC 6665 §8.2.3).

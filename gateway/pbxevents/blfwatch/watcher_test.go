@@ -11,15 +11,16 @@ import (
 
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/sipstack"
 )
 
-func doc(version, state string, dialogs ...string) *DialogInfo {
-	info, err := ParseDialogInfo([]byte(`<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="` + version +
+func doc(version, state string, dialogs ...string) *sipstack.DialogInfo {
+	info, err := sipstack.ParseDialogInfo([]byte(`<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="` + version +
 		`" state="` + state + `" entity="sip:704@pbx">` + concat(dialogs) + `</dialog-info>`))
 	if err != nil {
 		panic(err)
 	}
-	return info
+	return &info
 }
 
 func concat(ss []string) (s string) {
@@ -41,7 +42,7 @@ func dlg(id, state, caller string) string {
 // "resubscribe") and checks the events and the requests for full state.
 func TestApply(t *testing.T) {
 	type step struct {
-		info        *DialogInfo // nil: a new subscription (PBX restart)
+		info        *sipstack.DialogInfo // nil: a new subscription (PBX restart)
 		want        pbxevents.Kind
 		caller      string
 		wantFullReq bool
@@ -107,7 +108,7 @@ func TestApply(t *testing.T) {
 					sub = &subscription{slot: s}
 					continue
 				}
-				evs := w.apply(sub, st.info)
+				evs := w.apply(sub, *st.info)
 				if sub.needFull != st.wantFullReq {
 					t.Errorf("step %d: needFull %v", i, sub.needFull)
 				}
@@ -180,17 +181,19 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// requesterFunc adapts a func to Requester.
+type requesterFunc func(ctx context.Context, req *sip.Request, auth sipgo.DigestAuth) (*sip.Response, error)
+
+func (f requesterFunc) Request(ctx context.Context, req *sip.Request, auth sipgo.DigestAuth) (*sip.Response, error) {
+	return f(ctx, req, auth)
+}
+
 func TestNewChecksConfig(t *testing.T) {
-	ua, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ua.Close()
-	client, err := sipgo.NewClient(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Client: client, Contact: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: 5070}, Sink: func(pbxevents.ParkEvent) {}}
+	unused := requesterFunc(func(context.Context, *sip.Request, sipgo.DigestAuth) (*sip.Response, error) {
+		t.Error("New sent a request")
+		return nil, context.Canceled
+	})
+	opts := Options{SIP: unused, Contact: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: 5070}, Sink: func(pbxevents.ParkEvent) {}}
 	good := config.BLFWatch{Server: "sip:pbx.lan:5080", Slots: config.Range{First: 701, Last: 703}}
 	for _, tc := range []struct {
 		name   string
@@ -224,8 +227,14 @@ func TestNewChecksConfig(t *testing.T) {
 		{name: "no slots", cfg: func(c *config.BLFWatch) { c.Slots = config.Range{} }},
 		{name: "too many slots", cfg: func(c *config.BLFWatch) { c.Slots = config.Range{First: 1, Last: MaxSlots + 1} }},
 		{name: "bad uri template", cfg: func(c *config.BLFWatch) { c.URI = "{slot}" }},
-		{name: "no client", opts: func(o *Options) { o.Client = nil }},
+		{name: "no sip stack", opts: func(o *Options) { o.SIP = nil }},
 		{name: "no contact", opts: func(o *Options) { o.Contact = sip.Uri{} }},
+		// The PBX sends its NOTIFYs to the Contact: a wildcard or a name
+		// it may not resolve will not do.
+		{name: "contact 0.0.0.0", opts: func(o *Options) { o.Contact.Host = "0.0.0.0" }},
+		{name: "contact ::", opts: func(o *Options) { o.Contact.Host = "::" }},
+		{name: "contact localhost", opts: func(o *Options) { o.Contact.Host = "localhost" }},
+		{name: "contact nonsense", opts: func(o *Options) { o.Contact.Host = "nonsense" }},
 		{name: "no sink", opts: func(o *Options) { o.Sink = nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,34 +256,39 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 }
 
-// TestEndpointRefusesUnknownNotify: a NOTIFY for no subscription of ours
-// (one we dropped, or never made) gets 481 so the PBX stops sending them.
-func TestEndpointRefusesUnknownNotify(t *testing.T) {
-	ep, err := Listen("127.0.0.1:0", "parkpage", slog.New(slog.DiscardHandler))
+// TestStackRefusesUnknownNotify: a NOTIFY for no subscription of ours
+// (one we dropped, or never made) that reaches the SIP stack gets 481 so
+// the PBX stops sending them, with and without a watcher asked about it.
+func TestStackRefusesUnknownNotify(t *testing.T) {
+	stack := startStack(t, slog.New(slog.DiscardHandler))
+	contact, err := stack.Contact("parkpage")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ep.Close()
 	w, err := New(config.BLFWatch{Server: "sip:127.0.0.1:9", Slots: config.Range{First: 701, Last: 701}},
-		Options{Client: ep.Client, Contact: ep.Contact, Sink: func(pbxevents.ParkEvent) { t.Error("event from a stray NOTIFY") }})
+		Options{SIP: stack, Contact: contact, Sink: func(pbxevents.ParkEvent) { t.Error("event from a stray NOTIFY") }})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	pbx, err := Listen("127.0.0.1:0", "pbx", slog.New(slog.DiscardHandler))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pbx.Close()
+	defer ua.Close()
+	pbx, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	notify := func() int {
-		req := sip.NewRequest(sip.NOTIFY, ep.Contact)
+		req := sip.NewRequest(sip.NOTIFY, contact)
 		req.AppendHeader(sip.NewHeader("Event", "dialog"))
 		req.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=60"))
-		req.AppendHeader(sip.NewHeader("Content-Type", dialogInfoType))
+		req.AppendHeader(sip.NewHeader("Content-Type", sipstack.ContentTypeDialogInfo))
 		req.SetBody([]byte(`<dialog-info version="1" state="full" entity="sip:701@pbx"><dialog id="1"><state>confirmed</state></dialog></dialog-info>`))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		res, err := pbx.Client.Do(ctx, req)
+		res, err := pbx.Do(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,17 +297,9 @@ func TestEndpointRefusesUnknownNotify(t *testing.T) {
 	if code := notify(); code != 481 {
 		t.Errorf("no handler: %d, want 481", code)
 	}
-	ep.OnNotify(w.OnNotify)
+	remove := stack.HandleNotify(w.HandleNotify)
+	defer remove()
 	if code := notify(); code != 481 {
 		t.Errorf("watcher handler: %d, want 481", code)
-	}
-}
-
-func TestListenNeedsAnAddress(t *testing.T) {
-	for _, addr := range []string{"0.0.0.0:0", ":0", "localhost:0", "nonsense"} {
-		if ep, err := Listen(addr, "parkpage", nil); err == nil {
-			ep.Close()
-			t.Errorf("Listen(%q) accepted", addr)
-		}
 	}
 }

@@ -93,7 +93,9 @@ func divRound(a, b int) int {
 }
 
 // Load16kMono reads a whole WAV file as 16 kHz mono. It refuses audio longer
-// than MaxLoadSeconds.
+// than MaxLoadSeconds. When the data chunk ends early (a copy cut short) it
+// returns the samples before the cut with an error wrapping
+// io.ErrUnexpectedEOF: a caller that would rather play what is there can.
 func Load16kMono(r io.Reader) ([]int16, error) {
 	m, err := NewMonoReader(r)
 	if err != nil {
@@ -114,13 +116,17 @@ func Load16kMono(r io.Reader) ([]int16, error) {
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return out, err
+		}
 		if err != nil {
 			return nil, err
 		}
 	}
 }
 
-// LoadFile16kMono is Load16kMono on a file, naming the file in errors.
+// LoadFile16kMono is Load16kMono on a file, naming the file in errors (and
+// like it returning what precedes a cut with io.ErrUnexpectedEOF).
 func LoadFile16kMono(path string) ([]int16, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -129,7 +135,7 @@ func LoadFile16kMono(path string) ([]int16, error) {
 	defer f.Close()
 	pcm, err := Load16kMono(f)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+		return pcm, fmt.Errorf("load %s: %w", path, err)
 	}
 	return pcm, nil
 }

@@ -391,3 +391,26 @@ func TestOddChunkPadding(t *testing.T) {
 		t.Fatalf("got %v, %v; want [1 -1]", pcm, err)
 	}
 }
+
+// Hold music and chimes are an installer's choice; a broken WAV must give
+// an error, never a panic or a runaway allocation.
+func FuzzLoad16kMono(f *testing.F) {
+	f.Add(append(header(1, 1, 16000, 16, 640), make([]byte, 640)...))
+	f.Add(append(header(1, 2, 44100, 16, 1764), make([]byte, 1764)...))
+	f.Add(append(header(1, 1, 8000, 8, 160), make([]byte, 160)...))
+	f.Add(header(1, 0, 0, 0, 0))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pcm, err := Load16kMono(bytes.NewReader(data))
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			if pcm != nil {
+				t.Fatalf("%d samples and error %v", len(pcm), err)
+			}
+			return
+		}
+		// 16 kHz mono from at most len(data) bytes of at least 8-bit
+		// samples at a rate of at least 1 Hz.
+		if len(pcm) > 16000*len(data)+16000 {
+			t.Fatalf("%d samples from %d bytes", len(pcm), len(data))
+		}
+	})
+}

@@ -1,4 +1,4 @@
-package codec
+package resample
 
 import (
 	"math"
@@ -55,8 +55,8 @@ func TestDownsampleTones(t *testing.T) {
 		check("stateless", out)
 		var d Downsampler
 		var streamed []int16
-		for i := 0; i < len(in); i += FrameSamples {
-			streamed = d.Process(streamed, in[i:i+FrameSamples])
+		for i := 0; i < len(in); i += frameSamples {
+			streamed = d.Process(streamed, in[i:i+frameSamples])
 		}
 		check("stream", streamed)
 	}
@@ -119,8 +119,8 @@ func TestUpsampleTones(t *testing.T) {
 		check("stateless", out)
 		var u Upsampler
 		var streamed []int16
-		for i := 0; i < len(in); i += FrameSamples / 2 {
-			streamed = u.Process(streamed, in[i:i+FrameSamples/2])
+		for i := 0; i < len(in); i += frameSamples / 2 {
+			streamed = u.Process(streamed, in[i:i+frameSamples/2])
 		}
 		check("stream", streamed)
 		// Stream output 2k is input k - UpsamplerDelay/2: compare with the
@@ -140,8 +140,8 @@ func TestDownUpSpeech(t *testing.T) {
 	var d Downsampler
 	var u Upsampler
 	var out []int16
-	for i := 0; i < len(in); i += FrameSamples {
-		out = u.Process(out, d.Process(nil, in[i:i+FrameSamples]))
+	for i := 0; i < len(in); i += frameSamples {
+		out = u.Process(out, d.Process(nil, in[i:i+frameSamples]))
 	}
 	// The stream decimator's grid is the stateless one's on input delayed
 	// by DownsamplerDelay; the interpolator then adds UpsamplerDelay.
@@ -264,11 +264,64 @@ func BenchmarkConvert(b *testing.B) {
 
 // BenchmarkDownsampler halves one 20 ms frame (the G.711 send path).
 func BenchmarkDownsampler(b *testing.B) {
-	in := testsig.Speech(16000, FrameSamples, 20000)
+	in := testsig.Speech(16000, frameSamples, 20000)
 	var d Downsampler
-	out := make([]int16, 0, FrameSamples/2)
+	out := make([]int16, 0, frameSamples/2)
 	b.ReportAllocs()
 	for b.Loop() {
 		out = d.Process(out[:0], in)
+	}
+}
+
+// TestResampleVoiceRates covers what text-to-speech needs of Resample: a
+// voice that is not 16 kHz (flite's 8 kHz kal, a 22.05 kHz voice) and the
+// reverse direction, at unchanged level and frequency, with no delay, and
+// with what is above the output's Nyquist filtered out, not folded down.
+func TestResampleVoiceRates(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		from, to  int
+		freq      float64
+		wantLevel float64 // RMS relative to the input's
+		checkFreq bool
+	}{
+		{"8k to 16k 1 kHz", 8000, 16000, 1000, 1, true},
+		{"16k to 8k 1 kHz", 16000, 8000, 1000, 1, true},
+		{"22.05k to 16k 440 Hz", 22050, 16000, 440, 1, true},
+		// 6 kHz is above the 8 kHz output's Nyquist: it must be filtered
+		// out, not folded down to 2 kHz.
+		{"16k to 8k 6 kHz", 16000, 8000, 6000, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := testsig.Tone(tc.from, tc.from, tc.freq, 10000) // one second
+			out, err := Resample(in, tc.from, tc.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out) != tc.to {
+				t.Fatalf("1 s at %d Hz gave %d samples at %d Hz", tc.from, len(out), tc.to)
+			}
+			mid := out[len(out)/8 : 7*len(out)/8]
+			got := testsig.RMS(mid) / testsig.RMS(in)
+			if math.Abs(got-tc.wantLevel) > 0.03 {
+				t.Errorf("level ratio %.3f, want %.3f", got, tc.wantLevel)
+			}
+			if tc.checkFreq {
+				if f := testsig.Frequency(mid, tc.to); math.Abs(f-tc.freq) > tc.freq/100 {
+					t.Errorf("tone at %.0f Hz after resampling, want %.0f", f, tc.freq)
+				}
+			}
+		})
+	}
+	// No delay: a tone's phase is preserved.
+	out, err := Resample(testsig.Tone(8000, 8000, 500, 10000), 8000, 16000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testsig.Tone(16000, 16000, 500, 10000)
+	for i := 1000; i < 15000; i += 997 {
+		if d := math.Abs(float64(out[i]) - float64(want[i])); d > 100 {
+			t.Fatalf("sample %d: %d, want %d (delay or distortion)", i, out[i], want[i])
+		}
 	}
 }

@@ -1,0 +1,8 @@
+// Package testsupport holds nothing itself: its subpackages are the test
+// helpers for the real peers and fakes parkpage's tests use, each written
+// once (as sipgo's siptest and coredns's dnstest are): proctest (free
+// ports, processes read line by line, output tails), mcasttest (multicast
+// receivers joined on lo), sipptest (sipp scenarios), clocktest (a manual
+// clock.Clock) and logtest (a slog handler that counts records). Only
+// tests import them; they import nothing of parkpage's but internal/clock.
+package testsupport

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // lanPair is two network namespaces joined by a veth pair: the appliance
@@ -101,7 +102,7 @@ func TestDefaultConfigRefusesUnconfiguredLANSource(t *testing.T) {
 		t.Fatalf("INVITE from %s to the default config was not refused with 403: %v\n%s\nappliance:\n%s", lanClient, err, out, a.Output())
 	}
 	a.cmd.Process.Kill()
-	a.cmd.Wait()
+	_ = a.Wait(time.Minute)
 
 	// The control: name the caller as the PBX and the same INVITE parks.
 	named := strings.Replace(string(defaultConfigText(t)), "  # pbx: \"sip:192.0.2.5:5060\"", fmt.Sprintf("  pbx: \"sip:%s:5060\"", lanClient), 1)

@@ -194,13 +194,16 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.httpAddr = ln.Addr()
+	a.log.Debug("admin API listening", "addr", ln.Addr().String())
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range a.parts {
+		began := time.Now()
 		if err := p.Start(gctx); err != nil {
 			ln.Close()
 			return fmt.Errorf("%s: %w", p.Name(), err)
 		}
+		a.log.Info("started", "part", p.Name(), "took", time.Since(began).Round(time.Millisecond))
 	}
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	g.Go(func() error { a.countEvents(gctx); return nil })

@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -117,7 +119,8 @@ type Config struct {
 
 // Server is the admin HTTP server.
 type Server struct {
-	cfg     Config
+	cfg     Config                 // as started: the listen address
+	creds   atomic.Pointer[Config] // credentials in force (SetCredentials)
 	backend Backend
 	bus     *events.Bus
 	log     *slog.Logger
@@ -128,8 +131,39 @@ type Server struct {
 // New returns a server; call Listen then Serve.
 func New(cfg Config, backend Backend, bus *events.Bus, ms *metrics.Set, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, backend: backend, bus: bus, log: log, mux: http.NewServeMux(), metrics: ms}
+	s.creds.Store(&cfg)
 	s.routes()
 	return s
+}
+
+// ErrNeedsRestart is returned by SetCredentials when the new config would
+// move the admin API to another address.
+var ErrNeedsRestart = errors.New("needs a restart")
+
+// CheckCredentials says whether SetCredentials would accept cfg.
+func (s *Server) CheckCredentials(cfg Config) error {
+	if got, want := cfg.ListenAddr(), s.cfg.ListenAddr(); got != want {
+		return fmt.Errorf("http.listen: the admin API would move from %s to %s, which %w of parkpage; the running config is kept", want, got, ErrNeedsRestart)
+	}
+	return nil
+}
+
+// SetCredentials applies new credentials (password hash, bearer and
+// webhook tokens) at once, for the next request. A config that would
+// change the address the server listens on (http.listen, or adding or
+// removing the only credential, which moves the API between loopback and
+// http.listen) is refused with ErrNeedsRestart: the running credentials
+// stay in force. It reports whether any credential changed.
+func (s *Server) SetCredentials(cfg Config) (changed bool, err error) {
+	if err := s.CheckCredentials(cfg); err != nil {
+		return false, err
+	}
+	old := s.creds.Load()
+	changed = old.PasswordHash != cfg.PasswordHash || !slices.Equal(old.BearerTokens, cfg.BearerTokens) || !slices.Equal(old.WebhookTokens, cfg.WebhookTokens)
+	c := cfg
+	c.Listen = s.cfg.Listen
+	s.creds.Store(&c)
+	return changed, nil
 }
 
 // ListenAddr is where the server listens: the configured address with a
@@ -191,7 +225,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeHTTP applies authentication, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/healthz" && !s.authorized(r) {
-		if s.cfg.PasswordHash != "" {
+		if s.creds.Load().PasswordHash != "" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="parkpage"`)
 		}
 		writeError(w, http.StatusUnauthorized, "", "authentication required")
@@ -201,13 +235,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.PasswordHash == "" && len(s.cfg.BearerTokens) == 0 {
+	cfg := s.creds.Load()
+	if cfg.PasswordHash == "" && len(cfg.BearerTokens) == 0 {
 		return true // loopback only, see ListenAddr
 	}
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		tokens := s.cfg.BearerTokens
+		tokens := cfg.BearerTokens
 		if r.URL.Path == "/api/v1/park-events" {
-			tokens = append(append([]string(nil), tokens...), s.cfg.WebhookTokens...)
+			tokens = append(append([]string(nil), tokens...), cfg.WebhookTokens...)
 		}
 		for _, t := range tokens {
 			if subtle.ConstantTimeCompare([]byte(tok), []byte(t)) == 1 {
@@ -216,8 +251,8 @@ func (s *Server) authorized(r *http.Request) bool {
 		}
 		return false
 	}
-	if user, pass, ok := r.BasicAuth(); ok && s.cfg.PasswordHash != "" && user == "admin" {
-		return bcrypt.CompareHashAndPassword([]byte(s.cfg.PasswordHash), []byte(pass)) == nil
+	if user, pass, ok := r.BasicAuth(); ok && cfg.PasswordHash != "" && user == "admin" {
+		return bcrypt.CompareHashAndPassword([]byte(cfg.PasswordHash), []byte(pass)) == nil
 	}
 	return false
 }

@@ -57,6 +57,7 @@ type App struct {
 	loadedAt time.Time
 
 	httpAddr net.Addr
+	api      *api.Server // set by Run; Reload applies credential changes to it
 	parts    []Part
 
 	// Hooks the wiring in cmd sets for the API; nil means not available.
@@ -170,7 +171,11 @@ func (a *App) Metrics() *metrics.Set { return a.metrics }
 func (a *App) Logger() *slog.Logger { return a.log }
 
 // HTTPAddr is the admin API's bound address (after Ready).
-func (a *App) HTTPAddr() net.Addr { return a.httpAddr }
+func (a *App) HTTPAddr() net.Addr {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.httpAddr
+}
 
 // AddPart registers a component; call before Run.
 func (a *App) AddPart(p Part) { a.parts = append(a.parts, p) }
@@ -182,18 +187,14 @@ func (a *App) Run(ctx context.Context) error {
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return err
 	}
-	srv := api.New(api.Config{
-		Listen:       cfg.HTTP.Listen,
-		PasswordHash: cfg.HTTP.PasswordHash,
-		BearerTokens: cfg.HTTP.BearerTokens,
-		// The webhook's tokens open POST /api/v1/park-events only.
-		WebhookTokens: cfg.External.WebhookTokens,
-	}, backend{a}, a.bus, a.metrics, a.log)
+	srv := api.New(apiConfig(cfg), backend{a}, a.bus, a.metrics, a.log)
 	ln, err := srv.Listen()
 	if err != nil {
 		return err
 	}
-	a.httpAddr = ln.Addr()
+	a.mu.Lock()
+	a.httpAddr, a.api = ln.Addr(), srv
+	a.mu.Unlock()
 	a.log.Debug("admin API listening", "addr", ln.Addr().String())
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -223,6 +224,17 @@ func (a *App) Run(ctx context.Context) error {
 	err = g.Wait()
 	a.log.Info("parkpage stopped")
 	return err
+}
+
+// apiConfig is the admin API's part of cfg.
+func apiConfig(cfg *config.Config) api.Config {
+	return api.Config{
+		Listen:       cfg.HTTP.Listen,
+		PasswordHash: cfg.HTTP.PasswordHash,
+		BearerTokens: cfg.HTTP.BearerTokens,
+		// The webhook's tokens open POST /api/v1/park-events only.
+		WebhookTokens: cfg.External.WebhookTokens,
+	}
 }
 
 // checkStateDir makes sure the state directory exists and is writable.
@@ -268,8 +280,20 @@ func (a *App) Reload() error {
 		return fmt.Errorf("config reload refused, the running config is kept:\n%w", err)
 	}
 	old := a.Config()
-	if cfg.HTTP.Listen != old.HTTP.Listen || cfg.StateDir != old.StateDir {
-		a.log.Warn("http.listen and state_dir changes take effect at the next restart")
+	if cfg.StateDir != old.StateDir {
+		a.log.Warn("state_dir changes take effect at the next restart")
+	}
+	a.mu.RLock()
+	srv := a.api
+	a.mu.RUnlock()
+	// The admin API first: a reload that would move it is refused before
+	// any part has taken the new config, so nothing is half-applied.
+	if srv != nil {
+		if err := srv.CheckCredentials(apiConfig(cfg)); err != nil {
+			a.log.Error("config reload refused", "problem", err.Error())
+			a.bus.Publish(events.Event{Type: events.ConfigRejected, Reason: err.Error()})
+			return fmt.Errorf("config reload refused, the running config is kept:\n%w", err)
+		}
 	}
 	var errs []error
 	for _, p := range a.parts {
@@ -280,6 +304,15 @@ func (a *App) Reload() error {
 	if err := errors.Join(errs...); err != nil {
 		a.bus.Publish(events.Event{Type: events.ConfigRejected, Reason: err.Error()})
 		return err
+	}
+	if srv != nil {
+		changed, err := srv.SetCredentials(apiConfig(cfg))
+		if err != nil { // checked above; the listen address cannot change meanwhile
+			return err
+		}
+		if changed {
+			a.log.Info("admin credentials changed: the new ones apply from the next request, the old ones no longer work")
+		}
 	}
 	a.mu.Lock()
 	a.cfg, a.warnings, a.loadedAt = cfg, warns, time.Now()

@@ -1,0 +1,153 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// lockedBuffer collects the app's log output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runApp runs an App (no parts: the admin API only) on the config text
+// and returns it with its log.
+func runApp(t *testing.T, yaml string) (*App, string, *lockedBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "parkpage.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ready := make(chan struct{})
+	a, err := New(Options{ConfigPath: path, StateDir: filepath.Join(dir, "state"), LogOutput: logs, Version: "test",
+		Ready: func(*App) { close(ready) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("app stopped: %v\n%s", err, logs)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("app not ready; log:\n%s", logs)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return a, path, logs
+}
+
+func status(t *testing.T, a *App, auth func(*http.Request)) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr().String()+"/api/v1/status", nil)
+	auth(req)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func bearer(tok string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+
+func basic(pass string) func(*http.Request) {
+	return func(r *http.Request) { r.SetBasicAuth("admin", pass) }
+}
+
+func TestReloadRotatesCredentials(t *testing.T) {
+	const oldTok, newTok = "old-token-0123456789", "new-token-0123456789"
+	hash := func(p string) string {
+		h, _ := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
+		return string(h)
+	}
+	cfg := func(tok, pw string) string {
+		return fmt.Sprintf("http:\n  listen: 127.0.0.1:0\n  bearer_tokens: [%q]\n  password_hash: %q\n", tok, hash(pw))
+	}
+	a, path, logs := runApp(t, cfg(oldTok, "old-password"))
+	if c := status(t, a, bearer(oldTok)); c != 200 {
+		t.Fatalf("old token before reload: %d", c)
+	}
+	if c := status(t, a, basic("old-password")); c != 200 {
+		t.Fatalf("old password before reload: %d", c)
+	}
+	os.WriteFile(path, []byte(cfg(newTok, "new-password")), 0o644)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		auth func(*http.Request)
+		want int
+	}{
+		{"old token", bearer(oldTok), 401},
+		{"new token", bearer(newTok), 200},
+		{"old password", basic("old-password"), 401},
+		{"new password", basic("new-password"), 200},
+	} {
+		if c := status(t, a, tc.auth); c != tc.want {
+			t.Errorf("%s after reload: %d, want %d", tc.name, c, tc.want)
+		}
+	}
+	if !strings.Contains(logs.String(), "admin credentials changed") {
+		t.Errorf("reload did not log the credential change:\n%s", logs)
+	}
+}
+
+func TestReloadRefusesAdminAddressChange(t *testing.T) {
+	a, path, logs := runApp(t, "http:\n  listen: localhost:0\n  bearer_tokens: [tok-0123456789abcdef]\n")
+	for name, y := range map[string]string{
+		// Removing every credential moves the API to loopback (and would
+		// serve a non-loopback listen without authentication).
+		"credentials removed": "http:\n  listen: localhost:0\nlog:\n  level: debug\n",
+		"listen changed":      "http:\n  listen: 127.0.0.1:1\n  bearer_tokens: [tok-0123456789abcdef]\nlog:\n  level: debug\n",
+	} {
+		os.WriteFile(path, []byte(y), 0o644)
+		err := a.Reload()
+		if err == nil || !strings.Contains(err.Error(), "http.listen") || !strings.Contains(err.Error(), "restart") {
+			t.Fatalf("%s: reload that moves the API: %v", name, err)
+		}
+		if c := status(t, a, bearer("tok-0123456789abcdef")); c != 200 {
+			t.Errorf("%s: running credentials lost after a refused reload: %d", name, c)
+		}
+		if a.Config().Log.Level == "debug" {
+			t.Errorf("%s: refused reload half-applied", name)
+		}
+	}
+	if !strings.Contains(logs.String(), "config reload refused") {
+		t.Errorf("no refusal logged:\n%s", logs)
+	}
+}

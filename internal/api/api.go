@@ -12,9 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/parkpage/parkpage/internal/authguard"
 	"github.com/parkpage/parkpage/internal/events"
 )
 
@@ -115,6 +119,9 @@ type Config struct {
 	// WebhookTokens are accepted on POST /api/v1/park-events in addition to
 	// the admin credentials.
 	WebhookTokens []string
+	// Trusted sources (sip.trusted: the LAN) are locked out for at most
+	// authguard.DefaultLimits.MaxTrusted after failed logins.
+	Trusted []netip.Prefix
 }
 
 // Server is the admin HTTP server.
@@ -126,12 +133,14 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics.Set
+	guard   *authguard.Guard // failed-login throttling per source
 }
 
 // New returns a server; call Listen then Serve.
 func New(cfg Config, backend Backend, bus *events.Bus, ms *metrics.Set, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, backend: backend, bus: bus, log: log, mux: http.NewServeMux(), metrics: ms}
 	s.creds.Store(&cfg)
+	s.guard = authguard.New("api", authguard.DefaultLimits, authguard.Options{Trusted: s.trusted, Metrics: ms, Logger: log})
 	s.routes()
 	return s
 }
@@ -224,21 +233,64 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // ServeHTTP applies authentication, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/healthz" && !s.authorized(r) {
-		if s.creds.Load().PasswordHash != "" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="parkpage"`)
-		}
-		writeError(w, http.StatusUnauthorized, "", "authentication required")
+	if r.URL.Path != "/healthz" && !s.authenticate(w, r) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+// trusted reports whether a source is in the trusted networks in force.
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.creds.Load().Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate checks r's credential; when it fails it answers 401, or 429
+// for a source locked out after failed logins (authguard), and returns
+// false. A request with no credential at all is not a failed login.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	cfg := s.creds.Load()
 	if cfg.PasswordHash == "" && len(cfg.BearerTokens) == 0 {
 		return true // loopback only, see ListenAddr
 	}
+	deny := func() bool {
+		if cfg.PasswordHash != "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="parkpage"`)
+		}
+		writeError(w, http.StatusUnauthorized, "", "authentication required")
+		return false
+	}
+	if r.Header.Get("Authorization") == "" {
+		return deny()
+	}
+	src := remoteAddr(r)
+	if ok, retry := s.guard.Allow(src); !ok {
+		secs := int(math.Ceil(retry.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "", fmt.Sprintf("too many failed logins from %s: retry in %d s", src, secs))
+		return false
+	}
+	if !s.authorized(r, cfg) {
+		s.guard.Fail(src)
+		return deny()
+	}
+	s.guard.Succeed(src)
+	return true
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (s *Server) authorized(r *http.Request, cfg *Config) bool {
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		tokens := cfg.BearerTokens
 		if r.URL.Path == "/api/v1/park-events" {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,4 +280,95 @@ func FuzzDecodeAnnounce(f *testing.F) {
 		}
 		r.Validate()
 	})
+}
+
+func TestFailedLoginsAreThrottled(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	ms := metrics.NewSet()
+	s := New(Config{Listen: "127.0.0.1:0", PasswordHash: string(hash), BearerTokens: []string{"tok-0123456789abcdef"}}, &fakeBackend{}, events.New(), ms, slog.New(slog.DiscardHandler))
+	base := serve(t, s)
+	try := func(user, pass string) *http.Response {
+		req, _ := http.NewRequest("GET", base+"/api/v1/status", nil)
+		req.SetBasicAuth(user, pass)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	codes := []int{}
+	for range 8 {
+		codes = append(codes, try("admin", "wrong-guess").StatusCode)
+	}
+	// Five free failures, then the source is locked out: 429 without a
+	// password check, saying when to retry.
+	if want := []int{401, 401, 401, 401, 401, 401, 429, 429}; !slices.Equal(codes, want) {
+		t.Errorf("codes %v, want %v", codes, want)
+	}
+	res := try("admin", "s3cret-pass")
+	if res.StatusCode != 429 || res.Header.Get("Retry-After") == "" {
+		t.Errorf("correct password from a locked-out untrusted source: %d %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	// Wrong bearer tokens count too.
+	if code, _ := do(t, "GET", base+"/api/v1/status", "", "Authorization", "Bearer wrong-0123456789abc"); code != 429 {
+		t.Errorf("bearer while locked out: %d", code)
+	}
+	var b strings.Builder
+	ms.WritePrometheus(&b)
+	for _, want := range []string{`parkpage_auth_failures_total{service="api"} 6`, `parkpage_auth_lockouts_total{service="api"} 1`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+	if code, _ := do(t, "GET", base+"/healthz", ""); code != 200 {
+		t.Errorf("healthz while locked out: %d", code)
+	}
+}
+
+func TestTrustedSourceGetsInDuringLockout(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	s := New(Config{Listen: "127.0.0.1:0", PasswordHash: string(hash), Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		&fakeBackend{}, events.New(), metrics.NewSet(), slog.New(slog.DiscardHandler))
+	base := serve(t, s)
+	try := func(pass string) int {
+		req, _ := http.NewRequest("GET", base+"/api/v1/status", nil)
+		req.SetBasicAuth("admin", pass)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for range 20 {
+		try("wrong-guess")
+	}
+	if c := try("wrong-guess"); c != 429 {
+		t.Fatalf("trusted source not throttled: %d", c)
+	}
+	// The owner retries: within the documented grace (1 s) the correct
+	// password is checked and lets them in.
+	start := time.Now()
+	for try("s3cret-pass") != 200 {
+		if time.Since(start) > time.Minute {
+			t.Fatal("trusted source's correct password kept out")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// serve runs s on its listener until the test ends.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -228,7 +229,13 @@ func (a *App) Run(ctx context.Context) error {
 
 // apiConfig is the admin API's part of cfg.
 func apiConfig(cfg *config.Config) api.Config {
+	var trusted []netip.Prefix
+	for _, c := range cfg.SIP.Trusted {
+		trusted = append(trusted, c.Prefix)
+	}
 	return api.Config{
+		// The LAN of sip.trusted: short lockouts after failed logins.
+		Trusted:      trusted,
 		Listen:       cfg.HTTP.Listen,
 		PasswordHash: cfg.HTTP.PasswordHash,
 		BearerTokens: cfg.HTTP.BearerTokens,

@@ -251,6 +251,7 @@ func (c *core) slots() []api.Slot {
 // registerMetrics adds the appliance's gauges to /metrics (the event
 // counters are the app's).
 func (c *core) registerMetrics(set *metrics.Set) {
+	c.stack.UseMetrics(set) // SIP failed logins and lockouts
 	set.NewGauge("parkpage_parked_calls", func() float64 { return float64(len(c.parkedNow())) })
 	set.NewGauge("parkpage_sip_registrations", func() float64 { return float64(len(c.stack.Registrations())) })
 	set.NewGauge("parkpage_rtp_legs", func() float64 { return float64(c.park.Media().Legs()) })

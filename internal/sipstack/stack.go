@@ -30,6 +30,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/parkpage/parkpage/internal/authguard"
 	"github.com/parkpage/parkpage/internal/config"
 )
 
@@ -46,6 +47,9 @@ type Stack struct {
 	dua *sipgo.DialogUA
 	reg *registrar
 	aut *authenticator
+
+	guard     *authguard.Guard // failed-login throttle (guard.go)
+	guardOnce sync.Once
 
 	mu            sync.Mutex
 	trusted       []netip.Prefix
@@ -502,8 +506,10 @@ func (s *Stack) checkAccess(req *sip.Request, tx sip.ServerTransaction) (authUse
 		s.respond(req, tx, 403, "Forbidden (source not trusted)")
 		return "", false, false
 	}
-	user, res := s.aut.verify(req, s.password)
+	user, res, retry := s.verifyGuarded(req)
 	switch res {
+	case authLocked:
+		s.respondLocked(req, tx, retry)
 	case authOK:
 		return user, false, true
 	case authStale:
@@ -534,8 +540,11 @@ func (s *Stack) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 400, "")
 		return
 	}
-	user, res := s.aut.verify(req, s.password)
+	user, res, retry := s.verifyGuarded(req)
 	switch res {
+	case authLocked:
+		s.respondLocked(req, tx, retry)
+		return
 	case authNone:
 		s.respond(req, tx, 401, "", sip.NewHeader("WWW-Authenticate", s.aut.challenge(false)))
 		return

@@ -2,6 +2,7 @@ package sipstack
 
 import (
 	"math"
+	"net"
 	"net/netip"
 	"strconv"
 
@@ -15,19 +16,34 @@ import (
 // failed logins: refused without checking its credentials.
 const authLocked authResult = -1
 
-// UseMetrics counts the registrar's and digest checks' failed logins and
-// lockouts in set; call before Run.
+// UseMetrics counts failed logins, lockouts, stateless answers and dropped
+// datagrams in set; call before Run.
 func (s *Stack) UseMetrics(set *metrics.Set) {
-	s.guard = authguard.New("sip", authguard.DefaultLimits, authguard.Options{Trusted: s.trustedAddr, Metrics: set, Logger: s.log})
+	s.metricSet = set
+	s.defenses()
+}
+
+// defenses builds the failed-login guard and the UDP screen once.
+func (s *Stack) defenses() {
+	s.guardOnce.Do(func() {
+		set := s.metricSet
+		if set == nil {
+			set = metrics.NewSet()
+		}
+		s.guard = authguard.New("sip", authguard.DefaultLimits, authguard.Options{Trusted: s.trustedAddr, Metrics: set, Logger: s.log})
+		s.screen = newScreen(s, set)
+	})
 }
 
 func (s *Stack) authGuard() *authguard.Guard {
-	s.guardOnce.Do(func() {
-		if s.guard == nil {
-			s.UseMetrics(nil)
-		}
-	})
+	s.defenses()
 	return s.guard
+}
+
+// screenedUDP is the UDP socket behind the screen (screen.go).
+func (s *Stack) screenedUDP() net.PacketConn {
+	s.defenses()
+	return &screenedConn{PacketConn: s.udp, sc: s.screen}
 }
 
 // trustedAddr reports whether a is in sip.trusted.

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
@@ -49,6 +50,8 @@ type Stack struct {
 	aut *authenticator
 
 	guard     *authguard.Guard // failed-login throttle (guard.go)
+	screen    *screen          // UDP flood screen (screen.go)
+	metricSet *metrics.Set
 	guardOnce sync.Once
 
 	mu            sync.Mutex
@@ -84,7 +87,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Stack, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	quiet := slog.New(levelFilter{log.Handler(), slog.LevelWarn}).With("component", "sipgo")
+	quiet := slog.New(tame(levelFilter{log.Handler(), slog.LevelWarn})).With("component", "sipgo")
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.SIP.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
@@ -347,7 +350,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		}()
 	}
 	if s.udp != nil {
-		serve("udp", func() error { return s.srv.ServeUDP(s.udp) })
+		serve("udp", func() error { return s.srv.ServeUDP(s.screenedUDP()) })
 	}
 	if s.tcp != nil {
 		serve("tcp", func() error { return s.srv.ServeTCP(s.tcp) })

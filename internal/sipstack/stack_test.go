@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -32,6 +33,12 @@ import (
 // loopback are added) and runs a Stack until the test ends.
 func startStack(t testing.TB, stateDir, sipYAML string) *Stack {
 	t.Helper()
+	return startStackLog(t, stateDir, sipYAML, io.Discard)
+}
+
+// startStackLog is startStack with the stack's log written to w.
+func startStackLog(t testing.TB, stateDir, sipYAML string, w io.Writer) *Stack {
+	t.Helper()
 	yaml := fmt.Sprintf(`
 state_dir: %s
 sip:
@@ -44,7 +51,7 @@ sip:
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	s, err := New(cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -343,7 +343,7 @@ func (s *Server) routes() {
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	var req AnnounceRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(w, r, &req); err != nil {
 		writeBodyError(w, err)
 		return
 	}
@@ -392,7 +392,7 @@ func (a *AnnounceRequest) Validate() error {
 
 func (s *Server) parkEvent(w http.ResponseWriter, r *http.Request) {
 	var req ParkEventRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(w, r, &req); err != nil {
 		writeBodyError(w, err)
 		return
 	}
@@ -450,12 +450,28 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // maxBody bounds request bodies.
 const maxBody = 64 << 10
 
-// decodeBody decodes a JSON body strictly.
-func decodeBody(r *http.Request, v any) error {
+// decodeBody decodes a JSON body strictly. A body over maxBody is a
+// *TooLargeError (413), found before the JSON is parsed when the request
+// says its length.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return &FieldError{"", "Content-Type must be application/json"}
 	}
-	return DecodeJSON(io.LimitReader(r.Body, maxBody), v)
+	if r.ContentLength > maxBody {
+		return &TooLargeError{Limit: maxBody}
+	}
+	err := DecodeJSON(http.MaxBytesReader(w, r.Body, maxBody), v)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return &TooLargeError{Limit: mbe.Limit}
+	}
+	return err
+}
+
+// TooLargeError is a request body over the limit.
+type TooLargeError struct{ Limit int64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("request body larger than the limit of %d bytes", e.Limit)
 }
 
 // DecodeJSON decodes one JSON object strictly: unknown fields and wrong
@@ -473,6 +489,8 @@ func DecodeJSON(r io.Reader, v any) error {
 			return &FieldError{"", fmt.Sprintf("invalid JSON at offset %d: %v", se.Offset, se)}
 		case errors.Is(err, io.EOF):
 			return &FieldError{"", "empty body: expected a JSON object"}
+		case errors.As(err, new(*http.MaxBytesError)):
+			return err
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return &FieldError{f, "unknown field"}
@@ -486,6 +504,14 @@ func DecodeJSON(r io.Reader, v any) error {
 }
 
 func writeBodyError(w http.ResponseWriter, err error) {
+	var tl *TooLargeError
+	if errors.As(err, &tl) {
+		// The rest of the body is not read: the connection is closed after
+		// the answer.
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": tl.Error(), "limit_bytes": tl.Limit})
+		return
+	}
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		writeError(w, http.StatusBadRequest, fe.Field, fe.Msg)

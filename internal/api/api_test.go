@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -371,4 +372,36 @@ func serve(t *testing.T, s *Server) string {
 	go func() { done <- s.Serve(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return "http://" + ln.Addr().String()
+}
+
+// Bodies over the limit get 413 naming the limit, not a parse error or a
+// reset connection, on every route that takes a body.
+func TestOversizedBodies(t *testing.T) {
+	base := start(t, Config{}, &fakeBackend{}, events.New())
+	for _, path := range []string{"/api/v1/announcements", "/api/v1/park-events"} {
+		for _, size := range []int{100_000, 10 << 20} {
+			body := `{"zones":["all"],"text":"` + strings.Repeat("a", size) + `"}`
+			// Chunked (no Content-Length) for the big one: found while reading.
+			var rd io.Reader = strings.NewReader(body)
+			if size > maxBody*10 {
+				rd = io.MultiReader(rd)
+			}
+			res, err := http.Post(base+path, "application/json", rd)
+			if err != nil {
+				t.Errorf("%s, %d bytes: %v", path, size, err)
+				continue
+			}
+			var m map[string]any
+			json.NewDecoder(res.Body).Decode(&m)
+			res.Body.Close()
+			if res.StatusCode != http.StatusRequestEntityTooLarge || m["limit_bytes"] != float64(maxBody) || !strings.Contains(fmt.Sprint(m["error"]), "65536") {
+				t.Errorf("%s, %d bytes: %d %v", path, size, res.StatusCode, m)
+			}
+		}
+	}
+	// Just under the limit is still parsed (and refused for its content).
+	body := `{"zones":["all"],"text":"` + strings.Repeat("a", maxBody-100) + `"}`
+	if code, m := do(t, "POST", base+"/api/v1/announcements", body); code != 400 || m["field"] != "text" {
+		t.Errorf("body under the limit: %d %v", code, m)
+	}
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parkpage/parkpage/internal/api"
 )
 
 // lockedBuffer collects the app's log output.
@@ -38,6 +41,12 @@ func (l *lockedBuffer) String() string {
 // and returns it with its log.
 func runApp(t *testing.T, yaml string) (*App, string, *lockedBuffer) {
 	t.Helper()
+	return runAppWith(t, yaml, nil)
+}
+
+// runAppWith is runApp with prepare called before Run (to set hooks).
+func runAppWith(t *testing.T, yaml string, prepare func(*App)) (*App, string, *lockedBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "parkpage.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
@@ -49,6 +58,9 @@ func runApp(t *testing.T, yaml string) (*App, string, *lockedBuffer) {
 		Ready: func(*App) { close(ready) }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -149,5 +161,48 @@ func TestReloadRefusesAdminAddressChange(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "config reload refused") {
 		t.Errorf("no refusal logged:\n%s", logs)
+	}
+}
+
+// The webhook refuses a slot that maps to no configured park slot (400,
+// field slot) unless external.announce_unknown_slots says to announce it.
+func TestWebhookRefusesUnknownSlots(t *testing.T) {
+	for _, announceUnknown := range []bool{false, true} {
+		y := fmt.Sprintf("http:\n  listen: 127.0.0.1:0\nexternal:\n  slot_map: {\"71\": \"701\"}\n  announce_unknown_slots: %v\n", announceUnknown)
+		var mu sync.Mutex
+		var got []string
+		a, _, _ := runAppWith(t, y, func(a *App) {
+			a.SetHooks(Hooks{ParkEvent: func(_ context.Context, ev api.ParkEventRequest) error {
+				mu.Lock()
+				got = append(got, ev.Slot)
+				mu.Unlock()
+				return nil
+			}})
+		})
+		for _, c := range []struct {
+			slot string
+			want int
+		}{{"704", 202}, {"71", 202}, {"999", 400}, {"711", 400}, {"abc", 400}} {
+			want := c.want
+			if announceUnknown {
+				want = 202
+			}
+			res, err := http.Post("http://"+a.HTTPAddr().String()+"/api/v1/park-events", "application/json",
+				strings.NewReader(fmt.Sprintf(`{"event":"parked","slot":%q}`, c.slot)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]string
+			json.NewDecoder(res.Body).Decode(&m)
+			res.Body.Close()
+			if res.StatusCode != want || (want == 400 && m["field"] != "slot") {
+				t.Errorf("announce_unknown_slots %v, slot %s: %d %v, want %d", announceUnknown, c.slot, res.StatusCode, m, want)
+			}
+		}
+		mu.Lock()
+		if want := 2; !announceUnknown && len(got) != want {
+			t.Errorf("%d events passed on, want %d: %v", len(got), want, got)
+		}
+		mu.Unlock()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -532,5 +533,27 @@ zones:
 	}
 	if lv := ap.pins["AMP"].Read(); lv != gpio.Low {
 		t.Errorf("relay %v after stop, want Low", lv)
+	}
+}
+
+// Every configured output has its failure counter on /metrics from the
+// start, so an alert on it works before the first failure.
+func TestOutputFailureCountersFromStart(t *testing.T) {
+	t.Parallel()
+	ap := startInproc(t, "zones:\n  front:\n    outputs:\n      - {type: rtp, group: 239.255.90.9, port: 5004, codec: pcmu, interface: lo}\n      - {type: polycom, interface: lo}\n")
+	res, err := http.Get(ap.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`parkpage_output_failures_total{output="front/outputs[0]"} 0`,
+		`parkpage_output_failures_total{output="front/outputs[1]"} 0`,
+		"# TYPE parkpage_output_failures_total counter",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -252,6 +252,12 @@ func (c *core) slots() []api.Slot {
 // counters are the app's).
 func (c *core) registerMetrics(set *metrics.Set) {
 	c.stack.UseMetrics(set) // SIP failed logins and lockouts
+	// Every output's failure counter at 0 from the start (the app counts them).
+	for zone, z := range c.cfg.Load().Zones {
+		for i := range z.Outputs {
+			set.GetOrCreateCounter(fmt.Sprintf(`parkpage_output_failures_total{output=%q}`, gateway.OutputName(zone, i)))
+		}
+	}
 	set.NewGauge("parkpage_parked_calls", func() float64 { return float64(len(c.parkedNow())) })
 	set.NewGauge("parkpage_sip_registrations", func() float64 { return float64(len(c.stack.Registrations())) })
 	set.NewGauge("parkpage_rtp_legs", func() float64 { return float64(c.park.Media().Legs()) })

@@ -316,8 +316,7 @@ func (s *Server) routes() {
 	})
 	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		s.metrics.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
+		writeMetrics(w, s.metrics)
 	})
 	s.mux.HandleFunc("GET /{$}", s.page)
 	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {

@@ -112,6 +112,9 @@ func New(opts Options) (*App, error) {
 	for _, w := range warns {
 		a.log.Warn("config", "problem", w.String())
 	}
+	// At 0 from the start: alerting rules need the series before the
+	// first loss (output failures: per output, see cmd's wiring).
+	a.metrics.GetOrCreateCounter(`parkpage_events_lost_total`)
 	return a, nil
 }
 

@@ -206,3 +206,30 @@ func TestWebhookRefusesUnknownSlots(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// The failure counters alerting rules need exist from the start (at 0),
+// and every parkpage family has # HELP (with text) and # TYPE lines.
+func TestMetricsFromStartWithMetadata(t *testing.T) {
+	a, _, _ := runApp(t, "http:\n  listen: 127.0.0.1:0\n")
+	res, err := http.Get("http://" + a.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	body := string(b)
+	for _, want := range []string{
+		"\nparkpage_events_lost_total 0\n",
+		"# TYPE parkpage_events_lost_total counter\n",
+		"# HELP parkpage_events_lost_total Events",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "# HELP parkpage_") && len(strings.Fields(line)) < 4 {
+			t.Errorf("HELP without text: %q", line)
+		}
+	}
+}

@@ -134,12 +134,17 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics.Set
 	guard   *authguard.Guard // failed-login throttling per source
+	// cross refuses cross-site browser requests on unsafe methods (a
+	// browser resends basic-auth credentials to any page's form).
+	cross    *http.CrossOriginProtection
+	patterns []string
 }
 
 // New returns a server; call Listen then Serve.
 func New(cfg Config, backend Backend, bus *events.Bus, ms *metrics.Set, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, backend: backend, bus: bus, log: log, mux: http.NewServeMux(), metrics: ms}
 	s.creds.Store(&cfg)
+	s.cross = http.NewCrossOriginProtection()
 	s.guard = authguard.New("api", authguard.DefaultLimits, authguard.Options{Trusted: s.trusted, Metrics: ms, Logger: log})
 	s.routes()
 	return s
@@ -236,6 +241,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/healthz" && !s.authenticate(w, r) {
 		return
 	}
+	if err := s.cross.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, "", "cross-site request refused: "+err.Error())
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -309,35 +318,44 @@ func (s *Server) authorized(r *http.Request, cfg *Config) bool {
 	return false
 }
 
+// handle registers a route and remembers its pattern (Patterns).
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+// Patterns lists the routes as "METHOD /path".
+func (s *Server) Patterns() []string { return slices.Clone(s.patterns) }
+
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
-	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writeMetrics(w, s.metrics)
 	})
-	s.mux.HandleFunc("GET /{$}", s.page)
-	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /{$}", s.page)
+	s.handle("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Status())
 	})
-	s.mux.HandleFunc("GET /api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"slots": s.backend.Slots()})
 	})
-	s.mux.HandleFunc("GET /api/v1/zones", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /api/v1/zones", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"zones": s.backend.Zones()})
 	})
-	s.mux.HandleFunc("POST /api/v1/announcements", s.announce)
-	s.mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("POST /api/v1/announcements", s.announce)
+	s.handle("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.backend.Reload(); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "", err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 	})
-	s.mux.HandleFunc("POST /api/v1/park-events", s.parkEvent)
-	s.mux.HandleFunc("GET /api/v1/events", s.events)
+	s.handle("POST /api/v1/park-events", s.parkEvent)
+	s.handle("GET /api/v1/events", s.events)
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {

@@ -405,3 +405,58 @@ func TestOversizedBodies(t *testing.T) {
 		t.Errorf("body under the limit: %d %v", code, m)
 	}
 }
+
+// Every route that changes state (any method but GET) refuses a GET and a
+// cross-site browser request (Sec-Fetch-Site, or an Origin that is not the
+// server's own), with or without valid credentials; a same-origin one and
+// a non-browser client (no such headers) get through.
+func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
+	token := "tok-0123456789abcdef"
+	fb := &fakeBackend{}
+	s := New(Config{Listen: "127.0.0.1:0", BearerTokens: []string{token}}, fb, events.New(), metrics.NewSet(), slog.New(slog.DiscardHandler))
+	base := serve(t, s)
+	bodies := map[string]string{
+		"/api/v1/announcements": `{"zones":["all"],"text":"hello"}`,
+		"/api/v1/park-events":   `{"event":"parked","slot":"704"}`,
+		"/api/v1/reload":        ``,
+	}
+	var changing int
+	for _, p := range s.Patterns() {
+		method, path, _ := strings.Cut(p, " ")
+		if method == "GET" {
+			continue
+		}
+		changing++
+		body, ok := bodies[path]
+		if !ok {
+			t.Errorf("state-changing route %s has no test body: add it", p)
+			continue
+		}
+		auth := []string{"Authorization", "Bearer " + token, "Content-Type", "application/json"}
+		if code, _ := do(t, "GET", base+path, "", auth...); code != http.StatusMethodNotAllowed {
+			t.Errorf("GET %s: %d, want 405", path, code)
+		}
+		for _, hdr := range [][]string{
+			{"Sec-Fetch-Site", "cross-site"},
+			{"Sec-Fetch-Site", "same-site"},
+			{"Origin", "http://evil.example"},
+		} {
+			if code, m := do(t, method, base+path, body, append(auth, hdr...)...); code != http.StatusForbidden {
+				t.Errorf("%s %s with %s: %s: %d %v, want 403", method, path, hdr[0], hdr[1], code, m)
+			}
+		}
+		before := len(fb.announced) + len(fb.parkEvs)
+		if code, m := do(t, method, base+path, body, append(auth, "Sec-Fetch-Site", "same-origin", "Origin", base)...); code >= 300 {
+			t.Errorf("same-origin %s %s: %d %v", method, path, code, m)
+		}
+		if code, m := do(t, method, base+path, body, auth...); code >= 300 {
+			t.Errorf("non-browser %s %s: %d %v", method, path, code, m)
+		}
+		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs) != before+2 {
+			t.Errorf("%s: the refused requests changed state", path)
+		}
+	}
+	if changing < 3 {
+		t.Errorf("only %d state-changing routes found", changing)
+	}
+}

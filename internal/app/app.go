@@ -290,6 +290,17 @@ func (a *App) Reload() error {
 		return fmt.Errorf("config reload refused, the running config is kept:\n%w", err)
 	}
 	old := a.Config()
+	for _, w := range warns {
+		a.log.Warn("config", "problem", w.String())
+	}
+	// A file cut short, or the wrong file, is valid YAML with defaults
+	// filling in: say loudly what the running config had that it lacks.
+	for _, sec := range config.MissingSections(old, cfg) {
+		p := config.Problem{File: cfg.Source, Path: sec, Warning: true,
+			Message: "the running config has this section and the new file does not: reloading removes it (is the file cut short, or the wrong one?)"}
+		a.log.Warn("config reload", "problem", p.String())
+		warns = append(warns, p)
+	}
 	if cfg.StateDir != old.StateDir {
 		a.log.Warn("state_dir changes take effect at the next restart")
 	}

@@ -233,3 +233,24 @@ func TestMetricsFromStartWithMetadata(t *testing.T) {
 		}
 	}
 }
+
+// A reload whose file lacks sections the running config has, or defines
+// nothing, is applied but warned about loudly, section by section.
+func TestReloadWarnsAboutMissingSections(t *testing.T) {
+	a, path, logs := runApp(t, "http:\n  listen: 127.0.0.1:0\n  bearer_tokens: [tok-0123456789abcdef]\nexternal:\n  webhook_tokens: [hook-0123456789abcdef]\nsip:\n  users:\n    \"201\": {password: pw}\n")
+	os.WriteFile(path, []byte("http:\n  listen: 127.0.0.1:0\n  bearer_tokens: [tok-0123456789abcdef]\n"), 0o644)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []string{"level=WARN", "external", "sip.users", "cut short"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("reload log lacks %q:\n%s", want, out)
+		}
+	}
+	os.WriteFile(path, nil, 0o644)
+	a.Reload()
+	if !strings.Contains(logs.String(), "defines nothing") {
+		t.Errorf("empty file reload not warned about:\n%s", logs.String())
+	}
+}

@@ -557,3 +557,31 @@ func TestOutputFailureCountersFromStart(t *testing.T) {
 		}
 	}
 }
+
+// A PBX that names the parker by host only (Referred-By: <sip:198.51.100.7>):
+// on timeout no ring-back is possible, so with no fallback the call stays
+// parked, and the event and the log say why.
+func TestBareHostParkerStaysParkedAndSaysWhy(t *testing.T) {
+	t.Parallel()
+	y := `
+park:
+  lots:
+    - {extension: "700", slots: 704-706, find_slot: first, timeout: 2s}
+`
+	ap := startInprocPBX(t, y, fmt.Sprintf("sip:127.0.0.1:%d", freePort(t, "udp")))
+	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "198.51.100.7",
+		"hold": "6000", "mport": fmt.Sprint(freePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	ap.waitEvent(events.CallParked, 0, 10*time.Second)
+	ap.waitEvent(events.CallTimedOut, 0, 10*time.Second)
+	ret, _ := ap.waitEvent(events.CallReturned, 0, 10*time.Second)
+	if !strings.Contains(ret.e.Reason, "sip:198.51.100.7 has no user part") {
+		t.Errorf("returned with reason %q", ret.e.Reason)
+	}
+	if n := ap.count(events.CallRangBack); n != 0 {
+		t.Errorf("%d ring-backs to a bare host", n)
+	}
+	if st, _ := ap.core.park.Park().Slot("704"); st.State != "parked" {
+		t.Errorf("slot 704 %+v", st)
+	}
+	caller.wait(20 * time.Second)
+}

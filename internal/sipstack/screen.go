@@ -147,6 +147,10 @@ func (sc *screen) admit(conn net.PacketConn, data []byte, addr net.Addr) bool {
 		sc.unparseable(src, "incomplete", data, fmt.Errorf("missing Via, From, To, Call-ID or CSeq"))
 		return false
 	}
+	if req.SipVersion != "SIP/2.0" {
+		sc.unparseable(src, "version", data, fmt.Errorf("SIP version %q", req.SipVersion))
+		return false
+	}
 	req.SetSource(ua.String())
 	switch {
 	case req.Method == sip.ACK || req.Method == sip.CANCEL:

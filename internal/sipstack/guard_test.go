@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +38,10 @@ func (p *phone) registerOnce(s *Stack, user, password string) *sip.Response {
 // failures the registrar answers 403 with Retry-After at once, without
 // checking, even a correct password from an untrusted source; metrics count it.
 func TestRegistrarThrottlesFailedLogins(t *testing.T) {
-	s := startStack(t, t.TempDir(), `trusted: ["10.0.0.0/8"]
-users:
-  "1001": {password: s3cret}`)
 	ms := metrics.NewSet()
-	s.UseMetrics(ms)
+	s := startStackLog(t, t.TempDir(), `trusted: ["10.0.0.0/8"]
+users:
+  "1001": {password: s3cret}`, io.Discard, ms)
 	ph := newPhone(t)
 	var codes []int
 	for range 3 {

@@ -3,6 +3,7 @@ package sipstack
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -61,9 +62,8 @@ func TestUntrustedInviteAnsweredStatelessly(t *testing.T) {
 // A flood from one untrusted source gets at most its rate in answers:
 // never more traffic out than in, and the rest is dropped and counted.
 func TestUntrustedFloodIsRateLimited(t *testing.T) {
-	s := startStack(t, t.TempDir(), `trusted: ["10.0.0.0/8"]`)
 	ms := metrics.NewSet()
-	s.UseMetrics(ms)
+	s := startStackLog(t, t.TempDir(), `trusted: ["10.0.0.0/8"]`, io.Discard, ms)
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -93,9 +93,8 @@ func TestUntrustedFloodIsRateLimited(t *testing.T) {
 // source and kind per interval, truncated, and counted.
 func TestUnparseableDatagramsLogRateLimited(t *testing.T) {
 	var logs lockedLog
-	s := startStackLog(t, t.TempDir(), "", &logs)
 	ms := metrics.NewSet()
-	s.UseMetrics(ms)
+	s := startStackLog(t, t.TempDir(), "", &logs, ms)
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +145,7 @@ func (l *lockedLog) String() string {
 // truncated and at most once per interval.
 func TestUnparseableTCPStreamLogIsTamed(t *testing.T) {
 	var logs lockedLog
-	s := startStackLog(t, t.TempDir(), "", &logs)
+	s := startStackLog(t, t.TempDir(), "", &logs, nil)
 	junk := "GARBAGE " + strings.Repeat("y", 3000) + "\r\nContent-Length: 0\r\n\r\n"
 	for range 20 {
 		c, err := net.Dial("tcp", s.Addr("tcp").String())

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
@@ -33,11 +34,12 @@ import (
 // loopback are added) and runs a Stack until the test ends.
 func startStack(t testing.TB, stateDir, sipYAML string) *Stack {
 	t.Helper()
-	return startStackLog(t, stateDir, sipYAML, io.Discard)
+	return startStackLog(t, stateDir, sipYAML, io.Discard, nil)
 }
 
-// startStackLog is startStack with the stack's log written to w.
-func startStackLog(t testing.TB, stateDir, sipYAML string, w io.Writer) *Stack {
+// startStackLog is startStack with the stack's log written to w and, when
+// ms is set, its metrics counted in ms.
+func startStackLog(t testing.TB, stateDir, sipYAML string, w io.Writer, ms *metrics.Set) *Stack {
 	t.Helper()
 	yaml := fmt.Sprintf(`
 state_dir: %s
@@ -54,6 +56,9 @@ sip:
 	s, err := New(cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ms != nil {
+		s.UseMetrics(ms)
 	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)

@@ -604,7 +604,18 @@ func (s *Server) onTimeout(id CallID, gen uint64) {
 		s.startRing(c, sl, RingParker, c.Parker.User)
 		return
 	}
-	s.fallbackOrReturn(c, sl, "parker unknown")
+	// Ring-backs go only to a user (a registered phone or one through the
+	// PBX route), never to a host named in a header: say why none is made.
+	why := "parker unknown"
+	if c.Parker.URI != "" {
+		why = fmt.Sprintf("parker %s has no user part to ring back", c.Parker.URI)
+	}
+	next := "fallback"
+	if sl.lot == nil || sl.lot.fallback == "" {
+		next = "stays parked (no fallback configured)"
+	}
+	s.log.Warn("park: no ring-back possible on timeout", "slot", sl.name, "caller", c.Caller.String(), "reason", why, "next", next)
+	s.fallbackOrReturn(c, sl, why)
 }
 
 // fallbackOrReturn rings the lot's fallback, or puts the call back.

@@ -2,6 +2,7 @@ package park
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/parkpage/parkpage/internal/config"
@@ -156,4 +157,12 @@ func allowedPickup(list []string, user string, groups map[string][]string) bool 
 		}
 	}
 	return false
+}
+
+// ConfiguredSlot reports whether slot is a slot of a configured park lot
+// (an outside PBX's park event for any other slot is refused unless the
+// config says to announce unknown slots).
+func ConfiguredSlot(cfg *config.Config, slot string) bool {
+	n, err := strconv.Atoi(strings.TrimSpace(slot))
+	return err == nil && cfg.LotOf(n) != nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -440,7 +441,7 @@ zones:
 `, port)
 	l := mcasttest.Record(t, "239.255.90.2", port)
 	ap := startInproc(t, y)
-	caller := ap.parkCall("700", 7000*time.Millisecond)
+	caller := ap.parkCall("700", 12*time.Second)
 	ap.waitEvent(events.CallParked, 0, 10*time.Second)
 
 	res, err := http.Post(ap.api+"/api/v1/announcements", "application/json",
@@ -462,19 +463,21 @@ zones:
 	}
 	res.Body.Close()
 	ap.waitEvent(events.ConfigReloaded, 0, 5*time.Second)
+	// Right after the reload (the caller hangs up on its own later: on a
+	// busy machine that can come before the page's end).
+	slots := ap.core.slots()
+	if len(slots) == 0 || slots[0].Slot != "701" || slots[0].State != "parked" || slots[0].Label != "Lobby" {
+		t.Errorf("slot 701 after reload: %+v", slots)
+	}
 
 	end, _ := ap.waitEvent(events.PageEnded, 0, 20*time.Second)
 	if end.e.Reason != "done" {
 		t.Errorf("page ended %q across the reload, want done", end.e.Reason)
 	}
-	slots := ap.core.slots()
-	if len(slots) == 0 || slots[0].Slot != "701" || slots[0].State != "parked" || slots[0].Label != "Lobby" {
-		t.Errorf("slot 701 after reload: %+v", slots)
-	}
 	if n := len(ap.core.zones()); n != 2 {
 		t.Errorf("%d zones after reload, want 2", n)
 	}
-	caller.MustPass(20 * time.Second) // the caller's own BYE is answered: the call lived on
+	caller.MustPass(40 * time.Second) // the caller's own BYE is answered: the call lived on
 	if ap.count(events.CallAbandoned) != 1 {
 		t.Errorf("events %v", ap.eventTypes())
 	}
@@ -531,4 +534,54 @@ zones:
 	if lv := ap.pins["AMP"].Read(); lv != gpio.Low {
 		t.Errorf("relay %v after stop, want Low", lv)
 	}
+}
+
+// Every configured output has its failure counter on /metrics from the
+// start, so an alert on it works before the first failure.
+func TestOutputFailureCountersFromStart(t *testing.T) {
+	t.Parallel()
+	ap := startInproc(t, "zones:\n  front:\n    outputs:\n      - {type: rtp, group: 239.255.90.9, port: 5004, codec: pcmu, interface: lo}\n      - {type: polycom, interface: lo}\n")
+	res, err := http.Get(ap.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`parkpage_output_failures_total{output="front/outputs[0]"} 0`,
+		`parkpage_output_failures_total{output="front/outputs[1]"} 0`,
+		"# TYPE parkpage_output_failures_total counter",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// A PBX that names the parker by host only (Referred-By: <sip:198.51.100.7>):
+// on timeout no ring-back is possible, so with no fallback the call stays
+// parked, and the event and the log say why.
+func TestBareHostParkerStaysParkedAndSaysWhy(t *testing.T) {
+	t.Parallel()
+	y := `
+park:
+  lots:
+    - {extension: "700", slots: 704-706, find_slot: first, timeout: 2s}
+`
+	ap := startInprocPBX(t, y, fmt.Sprintf("sip:127.0.0.1:%d", proctest.FreePort(t, "udp")))
+	caller := ap.sipp(sippDir+"park.xml", "700", map[string]string{"from": "2065550100", "parker": "198.51.100.7",
+		"hold": "6000", "mport": fmt.Sprint(proctest.FreePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	ap.waitEvent(events.CallParked, 0, 10*time.Second)
+	ap.waitEvent(events.CallTimedOut, 0, 10*time.Second)
+	ret, _ := ap.waitEvent(events.CallReturned, 0, 10*time.Second)
+	if !strings.Contains(ret.e.Reason, "sip:198.51.100.7 has no user part") {
+		t.Errorf("returned with reason %q", ret.e.Reason)
+	}
+	if n := ap.count(events.CallRangBack); n != 0 {
+		t.Errorf("%d ring-backs to a bare host", n)
+	}
+	if st, _ := ap.core.park.Park().Slot("704"); st.State != "parked" {
+		t.Errorf("slot 704 %+v", st)
+	}
+	caller.MustPass(40 * time.Second)
 }

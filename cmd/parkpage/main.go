@@ -124,10 +124,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "parkpage: config problems, not starting:\n%v\n", err)
 		return 1
 	}
+	// Start-up progress, so a slow start shows where the time goes (after
+	// wire: a start-up failure stays one clear line).
+	began := time.Now()
 	if err := wire(a); err != nil {
 		fmt.Fprintf(stderr, "parkpage: %v\n", err)
 		return 1
 	}
+	a.Logger().Info("parkpage starting", "version", version, "config", a.Config().Source, "built_in", time.Since(began).Round(time.Millisecond))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -184,12 +184,19 @@ func TestRunServesAPIAndStopsCleanly(t *testing.T) {
 	}
 	start := time.Now()
 	a.cmd.Process.Signal(syscall.SIGTERM)
-	err := a.Wait(5 * time.Second)
+	// Generous: the process bounds its own shutdown (below); this only
+	// waits for a busy machine to run it.
+	err := a.Wait(time.Minute)
 	if err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("shutdown took %v", d)
+	// The process bounds its own shutdown: past 2 s it says so and exits 1,
+	// which fails here whatever the machine's load.
+	if st := a.cmd.ProcessState; !st.Success() {
+		t.Errorf("exit after SIGTERM: %v", st)
+	}
+	if out := a.Output(); strings.Contains(out, "shutdown took longer") || !strings.Contains(out, "parkpage stopped") {
+		t.Errorf("shutdown after %v; output:\n%s", time.Since(start), out)
 	}
 }
 

@@ -133,7 +133,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, err
 	}
 
-	c.registerMetrics(a.Metrics())
+	c.registerMetrics(a.Metrics(), cfg)
 	a.AddPart(c)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook})
 	return c, nil
@@ -240,7 +240,14 @@ func (c *core) slots() []api.Slot {
 
 // registerMetrics adds the appliance's gauges to /metrics (the event
 // counters are the app's).
-func (c *core) registerMetrics(set *metrics.Set) {
+func (c *core) registerMetrics(set *metrics.Set, cfg *config.Config) {
+	c.stack.UseMetrics(set) // SIP failed logins and lockouts
+	// Every output's failure counter at 0 from the start (the app counts them).
+	for zone, z := range cfg.Zones {
+		for i := range z.Outputs {
+			set.GetOrCreateCounter(fmt.Sprintf(`parkpage_output_failures_total{output=%q}`, output.Name(zone, i)))
+		}
+	}
 	set.NewGauge("parkpage_parked_calls", func() float64 { return float64(len(c.parkedNow())) })
 	set.NewGauge("parkpage_sip_registrations", func() float64 { return float64(len(c.stack.Registrations())) })
 	set.NewGauge("parkpage_rtp_legs", func() float64 { return float64(c.media.Legs()) })

@@ -12,14 +12,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/parkpage/parkpage/internal/authguard"
 	"github.com/parkpage/parkpage/internal/events"
 )
 
@@ -114,23 +120,65 @@ type Config struct {
 	// WebhookTokens are accepted on POST /api/v1/park-events in addition to
 	// the admin credentials.
 	WebhookTokens []string
+	// Trusted sources (sip.trusted: the LAN) are locked out for at most
+	// authguard.DefaultLimits.MaxTrusted after failed logins.
+	Trusted []netip.Prefix
 }
 
 // Server is the admin HTTP server.
 type Server struct {
-	cfg     Config
+	cfg     Config                 // as started: the listen address
+	creds   atomic.Pointer[Config] // credentials in force (SetCredentials)
 	backend Backend
 	bus     *events.Bus
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics.Set
+	guard   *authguard.Guard // failed-login throttling per source
+	// cross refuses cross-site browser requests on unsafe methods (a
+	// browser resends basic-auth credentials to any page's form).
+	cross    *http.CrossOriginProtection
+	patterns []string
 }
 
 // New returns a server; call Listen then Serve.
 func New(cfg Config, backend Backend, bus *events.Bus, ms *metrics.Set, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, backend: backend, bus: bus, log: log, mux: http.NewServeMux(), metrics: ms}
+	s.creds.Store(&cfg)
+	s.cross = http.NewCrossOriginProtection()
+	s.guard = authguard.New("api", authguard.DefaultLimits, authguard.Options{Trusted: s.trusted, Metrics: ms, Logger: log})
 	s.routes()
 	return s
+}
+
+// ErrNeedsRestart is returned by SetCredentials when the new config would
+// move the admin API to another address.
+var ErrNeedsRestart = errors.New("needs a restart")
+
+// CheckCredentials says whether SetCredentials would accept cfg.
+func (s *Server) CheckCredentials(cfg Config) error {
+	if got, want := cfg.ListenAddr(), s.cfg.ListenAddr(); got != want {
+		return fmt.Errorf("http.listen: the admin API would move from %s to %s, which %w of parkpage; the running config is kept", want, got, ErrNeedsRestart)
+	}
+	return nil
+}
+
+// SetCredentials applies new credentials (password hash, bearer and
+// webhook tokens) at once, for the next request. A config that would
+// change the address the server listens on (http.listen, or adding or
+// removing the only credential, which moves the API between loopback and
+// http.listen) is refused with ErrNeedsRestart: the running credentials
+// stay in force. It reports whether any credential changed.
+func (s *Server) SetCredentials(cfg Config) (changed bool, err error) {
+	if err := s.CheckCredentials(cfg); err != nil {
+		return false, err
+	}
+	old := s.creds.Load()
+	changed = old.PasswordHash != cfg.PasswordHash || !slices.Equal(old.BearerTokens, cfg.BearerTokens) || !slices.Equal(old.WebhookTokens, cfg.WebhookTokens)
+	c := cfg
+	c.Listen = s.cfg.Listen
+	s.creds.Store(&c)
+	return changed, nil
 }
 
 // ListenAddr is where the server listens: the configured address with a
@@ -191,24 +239,72 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // ServeHTTP applies authentication, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/healthz" && !s.authorized(r) {
-		if s.cfg.PasswordHash != "" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="parkpage"`)
-		}
-		writeError(w, http.StatusUnauthorized, "", "authentication required")
+	if r.URL.Path != "/healthz" && !s.authenticate(w, r) {
+		return
+	}
+	if err := s.cross.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, "", "cross-site request refused: "+err.Error())
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.PasswordHash == "" && len(s.cfg.BearerTokens) == 0 {
+// trusted reports whether a source is in the trusted networks in force.
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.creds.Load().Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate checks r's credential; when it fails it answers 401, or 429
+// for a source locked out after failed logins (authguard), and returns
+// false. A request with no credential at all is not a failed login.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
+	cfg := s.creds.Load()
+	if cfg.PasswordHash == "" && len(cfg.BearerTokens) == 0 {
 		return true // loopback only, see ListenAddr
 	}
+	deny := func() bool {
+		if cfg.PasswordHash != "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="parkpage"`)
+		}
+		writeError(w, http.StatusUnauthorized, "", "authentication required")
+		return false
+	}
+	if r.Header.Get("Authorization") == "" {
+		return deny()
+	}
+	src := remoteAddr(r)
+	if ok, retry := s.guard.Allow(src); !ok {
+		secs := int(math.Ceil(retry.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "", fmt.Sprintf("too many failed logins from %s: retry in %d s", src, secs))
+		return false
+	}
+	if !s.authorized(r, cfg) {
+		s.guard.Fail(src)
+		return deny()
+	}
+	s.guard.Succeed(src)
+	return true
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (s *Server) authorized(r *http.Request, cfg *Config) bool {
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		tokens := s.cfg.BearerTokens
+		tokens := cfg.BearerTokens
 		if r.URL.Path == "/api/v1/park-events" {
-			tokens = append(append([]string(nil), tokens...), s.cfg.WebhookTokens...)
+			tokens = append(append([]string(nil), tokens...), cfg.WebhookTokens...)
 		}
 		for _, t := range tokens {
 			if subtle.ConstantTimeCompare([]byte(tok), []byte(t)) == 1 {
@@ -217,51 +313,59 @@ func (s *Server) authorized(r *http.Request) bool {
 		}
 		return false
 	}
-	if user, pass, ok := r.BasicAuth(); ok && s.cfg.PasswordHash != "" && user == "admin" {
-		return bcrypt.CompareHashAndPassword([]byte(s.cfg.PasswordHash), []byte(pass)) == nil
+	if user, pass, ok := r.BasicAuth(); ok && cfg.PasswordHash != "" && user == "admin" {
+		return bcrypt.CompareHashAndPassword([]byte(cfg.PasswordHash), []byte(pass)) == nil
 	}
 	return false
 }
 
+// handle registers a route and remembers its pattern (Patterns).
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+// Patterns lists the routes as "METHOD /path".
+func (s *Server) Patterns() []string { return slices.Clone(s.patterns) }
+
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
-	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		s.metrics.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
+		writeMetrics(w, s.metrics)
 	})
-	s.mux.HandleFunc("GET /{$}", s.page)
-	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /{$}", s.page)
+	s.handle("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st := s.backend.Status()
 		if st.Warnings == nil {
 			st.Warnings = []string{} // an empty list, not a missing field
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
-	s.mux.HandleFunc("GET /api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"slots": s.backend.Slots()})
 	})
-	s.mux.HandleFunc("GET /api/v1/zones", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /api/v1/zones", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"zones": s.backend.Zones()})
 	})
-	s.mux.HandleFunc("POST /api/v1/announcements", s.announce)
-	s.mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("POST /api/v1/announcements", s.announce)
+	s.handle("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.backend.Reload(); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "", err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 	})
-	s.mux.HandleFunc("POST /api/v1/park-events", s.parkEvent)
-	s.mux.HandleFunc("GET /api/v1/events", s.events)
+	s.handle("POST /api/v1/park-events", s.parkEvent)
+	s.handle("GET /api/v1/events", s.events)
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	var req AnnounceRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(w, r, &req); err != nil {
 		writeBodyError(w, err)
 		return
 	}
@@ -310,7 +414,7 @@ func (a *AnnounceRequest) Validate() error {
 
 func (s *Server) parkEvent(w http.ResponseWriter, r *http.Request) {
 	var req ParkEventRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(w, r, &req); err != nil {
 		writeBodyError(w, err)
 		return
 	}
@@ -368,12 +472,28 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // maxBody bounds request bodies.
 const maxBody = 64 << 10
 
-// decodeBody decodes a JSON body strictly.
-func decodeBody(r *http.Request, v any) error {
+// decodeBody decodes a JSON body strictly. A body over maxBody is a
+// *TooLargeError (413), found before the JSON is parsed when the request
+// says its length.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return &FieldError{"", "Content-Type must be application/json"}
 	}
-	return DecodeJSON(io.LimitReader(r.Body, maxBody), v)
+	if r.ContentLength > maxBody {
+		return &TooLargeError{Limit: maxBody}
+	}
+	err := DecodeJSON(http.MaxBytesReader(w, r.Body, maxBody), v)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return &TooLargeError{Limit: mbe.Limit}
+	}
+	return err
+}
+
+// TooLargeError is a request body over the limit.
+type TooLargeError struct{ Limit int64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("request body larger than the limit of %d bytes", e.Limit)
 }
 
 // DecodeJSON decodes one JSON object strictly: unknown fields and wrong
@@ -391,6 +511,8 @@ func DecodeJSON(r io.Reader, v any) error {
 			return &FieldError{"", fmt.Sprintf("invalid JSON at offset %d: %v", se.Offset, se)}
 		case errors.Is(err, io.EOF):
 			return &FieldError{"", "empty body: expected a JSON object"}
+		case errors.As(err, new(*http.MaxBytesError)):
+			return err
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return &FieldError{f, "unknown field"}
@@ -404,6 +526,14 @@ func DecodeJSON(r io.Reader, v any) error {
 }
 
 func writeBodyError(w http.ResponseWriter, err error) {
+	var tl *TooLargeError
+	if errors.As(err, &tl) {
+		// The rest of the body is not read: the connection is closed after
+		// the answer.
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": tl.Error(), "limit_bytes": tl.Limit})
+		return
+	}
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		writeError(w, http.StatusBadRequest, fe.Field, fe.Msg)

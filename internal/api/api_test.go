@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +299,183 @@ func TestStatusWarningsAlwaysPresent(t *testing.T) {
 	}
 	if got := string(m["config_warnings"]); got != "[]" {
 		t.Errorf("config_warnings = %q, want [] in %s", got, body)
+	}
+}
+
+func TestFailedLoginsAreThrottled(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	ms := metrics.NewSet()
+	s := New(Config{Listen: "127.0.0.1:0", PasswordHash: string(hash), BearerTokens: []string{"tok-0123456789abcdef"}}, &fakeBackend{}, events.New(), ms, slog.New(slog.DiscardHandler))
+	base := serve(t, s)
+	try := func(user, pass string) *http.Response {
+		req, _ := http.NewRequest("GET", base+"/api/v1/status", nil)
+		req.SetBasicAuth(user, pass)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	codes := []int{}
+	for range 8 {
+		codes = append(codes, try("admin", "wrong-guess").StatusCode)
+	}
+	// Five free failures, then the source is locked out: 429 without a
+	// password check, saying when to retry.
+	if want := []int{401, 401, 401, 401, 401, 401, 429, 429}; !slices.Equal(codes, want) {
+		t.Errorf("codes %v, want %v", codes, want)
+	}
+	res := try("admin", "s3cret-pass")
+	if res.StatusCode != 429 || res.Header.Get("Retry-After") == "" {
+		t.Errorf("correct password from a locked-out untrusted source: %d %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	// Wrong bearer tokens count too.
+	if code, _ := do(t, "GET", base+"/api/v1/status", "", "Authorization", "Bearer wrong-0123456789abc"); code != 429 {
+		t.Errorf("bearer while locked out: %d", code)
+	}
+	var b strings.Builder
+	ms.WritePrometheus(&b)
+	for _, want := range []string{`parkpage_auth_failures_total{service="api"} 6`, `parkpage_auth_lockouts_total{service="api"} 1`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+	if code, _ := do(t, "GET", base+"/healthz", ""); code != 200 {
+		t.Errorf("healthz while locked out: %d", code)
+	}
+}
+
+func TestTrustedSourceGetsInDuringLockout(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	s := New(Config{Listen: "127.0.0.1:0", PasswordHash: string(hash), Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		&fakeBackend{}, events.New(), metrics.NewSet(), slog.New(slog.DiscardHandler))
+	base := serve(t, s)
+	try := func(pass string) int {
+		req, _ := http.NewRequest("GET", base+"/api/v1/status", nil)
+		req.SetBasicAuth("admin", pass)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for range 20 {
+		try("wrong-guess")
+	}
+	if c := try("wrong-guess"); c != 429 {
+		t.Fatalf("trusted source not throttled: %d", c)
+	}
+	// The owner retries: within the documented grace (1 s) the correct
+	// password is checked and lets them in.
+	start := time.Now()
+	for try("s3cret-pass") != 200 {
+		if time.Since(start) > time.Minute {
+			t.Fatal("trusted source's correct password kept out")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// serve runs s on its listener until the test ends.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+// Bodies over the limit get 413 naming the limit, not a parse error or a
+// reset connection, on every route that takes a body.
+func TestOversizedBodies(t *testing.T) {
+	base := start(t, Config{}, &fakeBackend{}, events.New())
+	for _, path := range []string{"/api/v1/announcements", "/api/v1/park-events"} {
+		for _, size := range []int{100_000, 10 << 20} {
+			body := `{"zones":["all"],"text":"` + strings.Repeat("a", size) + `"}`
+			// Chunked (no Content-Length) for the big one: found while reading.
+			var rd io.Reader = strings.NewReader(body)
+			if size > maxBody*10 {
+				rd = io.MultiReader(rd)
+			}
+			res, err := http.Post(base+path, "application/json", rd)
+			if err != nil {
+				t.Errorf("%s, %d bytes: %v", path, size, err)
+				continue
+			}
+			var m map[string]any
+			json.NewDecoder(res.Body).Decode(&m)
+			res.Body.Close()
+			if res.StatusCode != http.StatusRequestEntityTooLarge || m["limit_bytes"] != float64(maxBody) || !strings.Contains(fmt.Sprint(m["error"]), "65536") {
+				t.Errorf("%s, %d bytes: %d %v", path, size, res.StatusCode, m)
+			}
+		}
+	}
+	// Just under the limit is still parsed (and refused for its content).
+	body := `{"zones":["all"],"text":"` + strings.Repeat("a", maxBody-100) + `"}`
+	if code, m := do(t, "POST", base+"/api/v1/announcements", body); code != 400 || m["field"] != "text" {
+		t.Errorf("body under the limit: %d %v", code, m)
+	}
+}
+
+// Every route that changes state (any method but GET) refuses a GET and a
+// cross-site browser request (Sec-Fetch-Site, or an Origin that is not the
+// server's own), with or without valid credentials; a same-origin one and
+// a non-browser client (no such headers) get through.
+func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
+	token := "tok-0123456789abcdef"
+	fb := &fakeBackend{}
+	s := New(Config{Listen: "127.0.0.1:0", BearerTokens: []string{token}}, fb, events.New(), metrics.NewSet(), slog.New(slog.DiscardHandler))
+	base := serve(t, s)
+	bodies := map[string]string{
+		"/api/v1/announcements": `{"zones":["all"],"text":"hello"}`,
+		"/api/v1/park-events":   `{"event":"parked","slot":"704"}`,
+		"/api/v1/reload":        ``,
+	}
+	var changing int
+	for _, p := range s.Patterns() {
+		method, path, _ := strings.Cut(p, " ")
+		if method == "GET" {
+			continue
+		}
+		changing++
+		body, ok := bodies[path]
+		if !ok {
+			t.Errorf("state-changing route %s has no test body: add it", p)
+			continue
+		}
+		auth := []string{"Authorization", "Bearer " + token, "Content-Type", "application/json"}
+		if code, _ := do(t, "GET", base+path, "", auth...); code != http.StatusMethodNotAllowed {
+			t.Errorf("GET %s: %d, want 405", path, code)
+		}
+		for _, hdr := range [][]string{
+			{"Sec-Fetch-Site", "cross-site"},
+			{"Sec-Fetch-Site", "same-site"},
+			{"Origin", "http://evil.example"},
+		} {
+			if code, m := do(t, method, base+path, body, append(auth, hdr...)...); code != http.StatusForbidden {
+				t.Errorf("%s %s with %s: %s: %d %v, want 403", method, path, hdr[0], hdr[1], code, m)
+			}
+		}
+		before := len(fb.announced) + len(fb.parkEvs)
+		if code, m := do(t, method, base+path, body, append(auth, "Sec-Fetch-Site", "same-origin", "Origin", base)...); code >= 300 {
+			t.Errorf("same-origin %s %s: %d %v", method, path, code, m)
+		}
+		if code, m := do(t, method, base+path, body, auth...); code >= 300 {
+			t.Errorf("non-browser %s %s: %d %v", method, path, code, m)
+		}
+		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs) != before+2 {
+			t.Errorf("%s: the refused requests changed state", path)
+		}
+	}
+	if changing < 3 {
+		t.Errorf("only %d state-changing routes found", changing)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -60,6 +61,7 @@ type App struct {
 	loadedAt time.Time
 
 	httpAddr net.Addr
+	api      *api.Server // set by Run; Reload applies credential changes to it
 	parts    []Part
 
 	// Hooks the wiring in cmd sets for the API; nil means not available.
@@ -113,6 +115,9 @@ func New(opts Options) (*App, error) {
 	for _, w := range warns {
 		a.log.Warn("config", "problem", w.String())
 	}
+	// At 0 from the start: alerting rules need the series before the
+	// first loss (output failures: per output, see cmd's wiring).
+	a.metrics.GetOrCreateCounter(`parkpage_events_lost_total`)
 	return a, nil
 }
 
@@ -173,7 +178,11 @@ func (a *App) Metrics() *metrics.Set { return a.metrics }
 func (a *App) Logger() *slog.Logger { return a.log }
 
 // HTTPAddr is the admin API's bound address (after Ready).
-func (a *App) HTTPAddr() net.Addr { return a.httpAddr }
+func (a *App) HTTPAddr() net.Addr {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.httpAddr
+}
 
 // AddPart registers a component; call before Run.
 func (a *App) AddPart(p Part) { a.parts = append(a.parts, p) }
@@ -185,25 +194,24 @@ func (a *App) Run(ctx context.Context) error {
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return err
 	}
-	srv := api.New(api.Config{
-		Listen:       cfg.HTTP.Listen,
-		PasswordHash: cfg.HTTP.PasswordHash,
-		BearerTokens: cfg.HTTP.BearerTokens,
-		// The webhook's tokens open POST /api/v1/park-events only.
-		WebhookTokens: cfg.External.WebhookTokens,
-	}, backend{a}, a.bus, a.metrics, a.log)
+	srv := api.New(apiConfig(cfg), backend{a}, a.bus, a.metrics, a.log)
 	ln, err := srv.Listen()
 	if err != nil {
 		return err
 	}
-	a.httpAddr = ln.Addr()
+	a.mu.Lock()
+	a.httpAddr, a.api = ln.Addr(), srv
+	a.mu.Unlock()
+	a.log.Debug("admin API listening", "addr", ln.Addr().String())
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range a.parts {
+		began := time.Now()
 		if err := p.Start(gctx); err != nil {
 			ln.Close()
 			return fmt.Errorf("%s: %w", p.Name(), err)
 		}
+		a.log.Info("started", "part", p.Name(), "took", time.Since(began).Round(time.Millisecond))
 	}
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	g.Go(func() error { a.countEvents(gctx); return nil })
@@ -223,6 +231,23 @@ func (a *App) Run(ctx context.Context) error {
 	err = g.Wait()
 	a.log.Info("parkpage stopped")
 	return err
+}
+
+// apiConfig is the admin API's part of cfg.
+func apiConfig(cfg *config.Config) api.Config {
+	var trusted []netip.Prefix
+	for _, c := range cfg.SIP.Trusted {
+		trusted = append(trusted, c.Prefix)
+	}
+	return api.Config{
+		// The LAN of sip.trusted: short lockouts after failed logins.
+		Trusted:      trusted,
+		Listen:       cfg.HTTP.Listen,
+		PasswordHash: cfg.HTTP.PasswordHash,
+		BearerTokens: cfg.HTTP.BearerTokens,
+		// The webhook's tokens open POST /api/v1/park-events only.
+		WebhookTokens: cfg.External.WebhookTokens,
+	}
 }
 
 // checkStateDir makes sure the state directory exists and is writable.
@@ -268,8 +293,31 @@ func (a *App) Reload() error {
 		return fmt.Errorf("config reload refused, the running config is kept:\n%w", err)
 	}
 	old := a.Config()
-	if cfg.HTTP.Listen != old.HTTP.Listen || cfg.StateDir != old.StateDir {
-		a.log.Warn("http.listen and state_dir changes take effect at the next restart")
+	for _, w := range warns {
+		a.log.Warn("config", "problem", w.String())
+	}
+	// A file cut short, or the wrong file, is valid YAML with defaults
+	// filling in: say loudly what the running config had that it lacks.
+	for _, sec := range config.MissingSections(old, cfg) {
+		p := config.Problem{File: cfg.Source, Path: sec, Warning: true,
+			Message: "the running config has this section and the new file does not: reloading removes it (is the file cut short, or the wrong one?)"}
+		a.log.Warn("config reload", "problem", p.String())
+		warns = append(warns, p)
+	}
+	if cfg.StateDir != old.StateDir {
+		a.log.Warn("state_dir changes take effect at the next restart")
+	}
+	a.mu.RLock()
+	srv := a.api
+	a.mu.RUnlock()
+	// The admin API first: a reload that would move it is refused before
+	// any part has taken the new config, so nothing is half-applied.
+	if srv != nil {
+		if err := srv.CheckCredentials(apiConfig(cfg)); err != nil {
+			a.log.Error("config reload refused", "problem", err.Error())
+			a.bus.Publish(events.Event{Type: events.ConfigRejected, Reason: err.Error()})
+			return fmt.Errorf("config reload refused, the running config is kept:\n%w", err)
+		}
 	}
 	var errs []error
 	for _, p := range a.parts {
@@ -280,6 +328,15 @@ func (a *App) Reload() error {
 	if err := errors.Join(errs...); err != nil {
 		a.bus.Publish(events.Event{Type: events.ConfigRejected, Reason: err.Error()})
 		return err
+	}
+	if srv != nil {
+		changed, err := srv.SetCredentials(apiConfig(cfg))
+		if err != nil { // checked above; the listen address cannot change meanwhile
+			return err
+		}
+		if changed {
+			a.log.Info("admin credentials changed: the new ones apply from the next request, the old ones no longer work")
+		}
 	}
 	a.mu.Lock()
 	a.cfg, a.warnings, a.loadedAt = cfg, warns, time.Now()

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/api"
+	"github.com/parkpage/parkpage/park"
 )
 
 // backend adapts the app to the API's Backend interface.
@@ -54,6 +56,13 @@ func (b backend) Reload() error { return b.a.Reload() }
 func (b backend) ParkEvent(ctx context.Context, ev api.ParkEventRequest) error {
 	if b.a.parkEvent == nil {
 		return fmt.Errorf("park events are not available")
+	}
+	cfg := b.a.Config()
+	if !cfg.External.AnnounceUnknownSlots {
+		local := pbxevents.NewSlotMapper(cfg.External.SlotMap).Local(ev.Slot)
+		if !park.ConfiguredSlot(cfg, local) {
+			return &api.FieldError{Field: "slot", Msg: fmt.Sprintf("%q maps to no configured park slot (set external.slot_map, or external.announce_unknown_slots to announce it anyway)", ev.Slot)}
+		}
 	}
 	return b.a.parkEvent(ctx, ev)
 }

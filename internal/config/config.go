@@ -344,6 +344,10 @@ type External struct {
 	// SlotMap maps a PBX's slot numbers to local slots ("71": "701").
 	// Unmapped slots keep their number.
 	SlotMap map[string]string `yaml:"slot_map"`
+	// AnnounceUnknownSlots lets the webhook (POST /api/v1/park-events)
+	// accept slots that map to no configured park slot. Default false:
+	// they get 400 naming the field slot.
+	AnnounceUnknownSlots bool `yaml:"announce_unknown_slots"`
 }
 
 // AMI is an Asterisk Manager Interface connection.

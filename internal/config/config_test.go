@@ -94,7 +94,7 @@ func TestProblems(t *testing.T) {
 			[]string{`p.yaml:4:19: park.lots[1].extension: extension 705 is already used by park.lots[0].slots`}},
 		{"bad template", "announce:\n  template: \"{lable} call on {slot}\"\n",
 			[]string{`p.yaml:2:13: announce.template: template "{lable} call on {slot}": unknown field {lable} (known: {slot}, {label}, {caller}, {parker}, {zone}, {lot})`}},
-		{"yaml syntax", "zones: [\n", []string{`p.yaml: YAML syntax: line 1: did not find expected node content`}},
+		{"yaml syntax", "zones: [\n", []string{`p.yaml:1:8: YAML syntax: did not find expected node content`}},
 		{"polycom codec and channel", "zones:\n  a:\n    outputs:\n      - {type: polycom, channel: 51, codec: pcma, caller_id: \"a very long caller\"}\n",
 			[]string{
 				`p.yaml:4:34: zones.a.outputs[0].channel: 51 is out of range 1-50 (1-25 push-to-talk, 26-50 group paging)`,
@@ -230,5 +230,78 @@ func TestWideTrustWarning(t *testing.T) {
 		case tc.warn != "" && (len(ws) != 1 || !strings.Contains(ws[0], tc.warn)):
 			t.Errorf("%s: warnings %q, want one containing %q", tc.name, ws, tc.warn)
 		}
+	}
+}
+
+// YAML syntax errors and control characters are reported with a line and a
+// column like every other problem.
+func TestSyntaxProblemsHavePositions(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"log:\n  format: text\n  level: a: b\n", "p.yaml:3:11: YAML syntax: mapping values are not allowed in this context"},
+		{"log:\n\tformat: text\n", "p.yaml:2:1: YAML syntax: found character that cannot start any token"},
+		{"log:\n  format: te\x01xt\n", "p.yaml:2:13: control character U+0001 is not allowed (write it as an escape in a double-quoted string)"},
+		{"log:\n  level: info\n  format: \"é\u0085\"\n", "p.yaml:3:13: control character U+0085 is not allowed (write it as an escape in a double-quoted string)"},
+	} {
+		_, _, err := Parse("p.yaml", []byte(tt.yaml))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q:\n got %v\nwant %s", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+// A file that defines nothing is valid (every setting a default) but is
+// warned about loudly: it is more likely empty by mistake.
+func TestEmptyFileIsWarnedAbout(t *testing.T) {
+	for _, y := range []string{"", "\n\n", "# only a comment\n", "---\n"} {
+		_, warns, err := Parse("p.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, w := range warns {
+			if w.Warning && strings.Contains(w.Message, "defines nothing") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q: no warning: %v", y, warns)
+		}
+	}
+	_, warns, _ := Parse("p.yaml", []byte("log:\n  level: info\n"))
+	for _, w := range warns {
+		if strings.Contains(w.Message, "defines nothing") {
+			t.Errorf("warning for a file that defines something: %v", w)
+		}
+	}
+}
+
+// A reload's new file that lacks whole sections the running config has
+// (a file cut short, or the wrong file) is named section by section.
+func TestMissingSections(t *testing.T) {
+	full, _, err := Parse("p.yaml", []byte(`sip:
+  users:
+    "201": {password: pw}
+zones:
+  front:
+    outputs:
+      - {type: rtp, group: 239.1.1.1, port: 5004}
+relays:
+  door: {pin: GPIO17}
+external:
+  webhook_tokens: [tok-0123456789abcdef]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, _, err := Parse("p.yaml", []byte("sip:\n  users:\n    \"201\": {password: pw}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := MissingSections(full, cut)
+	if want := []string{"external", "relays", "zones"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("MissingSections = %v, want %v", got, want)
+	}
+	if got := MissingSections(full, full); len(got) != 0 {
+		t.Errorf("same config: %v", got)
 	}
 }

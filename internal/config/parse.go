@@ -23,14 +23,21 @@ import (
 func Parse(name string, data []byte) (*Config, []Problem, error) {
 	ps := &problems{file: name, pos: map[string]Pos{}}
 	var c Config
+	if p, ok := controlChar(name, data); ok {
+		return nil, nil, &Error{Problems: []Problem{p}}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		ps.list = append(ps.list, Problem{File: name, Message: yamlSyntax(err)})
+		ps.list = append(ps.list, syntaxProblem(name, data, err))
 		return nil, nil, &Error{Problems: ps.list}
 	}
 	if len(doc.Content) > 0 {
 		ps.decode(doc.Content[0], reflect.ValueOf(&c).Elem(), "")
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null" ||
+		doc.Content[0].Kind == yaml.MappingNode && len(doc.Content[0].Content) == 0 {
+		ps.list = append(ps.list, definesNothing(name))
 	}
 	delete(ps.pos, "")
 	c.applyDefaults(ps)

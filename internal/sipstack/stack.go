@@ -27,9 +27,11 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/parkpage/parkpage/internal/authguard"
 	"github.com/parkpage/parkpage/internal/config"
 )
 
@@ -46,6 +48,11 @@ type Stack struct {
 	dua *sipgo.DialogUA
 	reg *registrar
 	aut *authenticator
+
+	guard     *authguard.Guard // failed-login throttle (guard.go)
+	screen    *screen          // UDP flood screen (screen.go)
+	metricSet *metrics.Set
+	guardOnce sync.Once
 
 	mu            sync.Mutex
 	trusted       []netip.Prefix
@@ -81,7 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Stack, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	quiet := slog.New(levelFilter{log.Handler(), slog.LevelWarn}).With("component", "sipgo")
+	quiet := slog.New(tame(levelFilter{log.Handler(), slog.LevelWarn})).With("component", "sipgo")
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.SIP.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
@@ -345,7 +352,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		}()
 	}
 	if s.udp != nil {
-		serve("udp", func() error { return s.srv.ServeUDP(s.udp) })
+		serve("udp", func() error { return s.srv.ServeUDP(s.screenedUDP()) })
 	}
 	if s.tcp != nil {
 		serve("tcp", func() error { return s.srv.ServeTCP(s.tcp) })
@@ -504,8 +511,10 @@ func (s *Stack) checkAccess(req *sip.Request, tx sip.ServerTransaction) (authUse
 		s.respond(req, tx, 403, "Forbidden (source not trusted)")
 		return "", false, false
 	}
-	user, res := s.aut.verify(req, s.password)
+	user, res, retry := s.verifyGuarded(req)
 	switch res {
+	case authLocked:
+		s.respondLocked(req, tx, retry)
 	case authOK:
 		return user, false, true
 	case authStale:
@@ -536,8 +545,11 @@ func (s *Stack) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 400, "")
 		return
 	}
-	user, res := s.aut.verify(req, s.password)
+	user, res, retry := s.verifyGuarded(req)
 	switch res {
+	case authLocked:
+		s.respondLocked(req, tx, retry)
+		return
 	case authNone:
 		s.respond(req, tx, 401, "", sip.NewHeader("WWW-Authenticate", s.aut.challenge(false)))
 		return

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
@@ -31,6 +33,13 @@ import (
 // startStack parses a config whose sip: section is sipYAML (listeners on
 // loopback are added) and runs a Stack until the test ends.
 func startStack(t testing.TB, stateDir, sipYAML string) *Stack {
+	t.Helper()
+	return startStackLog(t, stateDir, sipYAML, io.Discard, nil)
+}
+
+// startStackLog is startStack with the stack's log written to w and, when
+// ms is set, its metrics counted in ms.
+func startStackLog(t testing.TB, stateDir, sipYAML string, w io.Writer, ms *metrics.Set) *Stack {
 	t.Helper()
 	yaml := fmt.Sprintf(`
 state_dir: %s
@@ -44,9 +53,12 @@ sip:
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	s, err := New(cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ms != nil {
+		s.UseMetrics(ms)
 	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)

@@ -99,7 +99,11 @@ func BenchmarkParkLoad(b *testing.B) {
 	}
 }
 
-func runParkLoad(b *testing.B, n int) {
+func runParkLoad(b *testing.B, n int) { runParkLoadFlood(b, n, 0) }
+
+// runParkLoadFlood is runParkLoad with, during the window, a flood of
+// INVITEs from floodSources untrusted addresses (flood_bench_test.go).
+func runParkLoadFlood(b *testing.B, n, floodSources int) {
 	dir := b.TempDir()
 	window := 10 * time.Second
 	if n >= 1000 {
@@ -124,6 +128,7 @@ func runParkLoad(b *testing.B, n int) {
 sip:
   listen:
     - {transport: udp, address: "127.0.0.1:0"}
+  trusted: [127.0.0.1/32]
   rtp_ports: %d-%d
 park:
   rtp_timeout: 60s
@@ -211,9 +216,16 @@ park:
 	cpu0, sippCPU0 := procCPU(srv.Process.Pid), procCPU(sipp.Process.Pid)
 	var self0 unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
+	var fl *flooder
+	if floodSources > 0 {
+		fl = startFlood(b, sipPort, floodSources)
+	}
 	rx.startWindow()
 	time.Sleep(window)
 	st := rx.stopWindow()
+	if fl != nil {
+		fl.stop(b)
+	}
 	cpu1, sippCPU1 := procCPU(srv.Process.Pid), procCPU(sipp.Process.Pid)
 	var self1 unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)

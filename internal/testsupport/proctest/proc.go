@@ -109,7 +109,7 @@ func (p *Proc) WaitLine(t testing.TB, re string, timeout time.Duration) []string
 }
 
 // Wait waits up to timeout for the process to exit (killing it then) and
-// returns its exit status.
+// returns its exit status; Output then holds all it wrote.
 func (p *Proc) Wait(timeout time.Duration) error {
 	select {
 	case <-p.exited:
@@ -117,6 +117,7 @@ func (p *Proc) Wait(timeout time.Duration) error {
 		_ = p.Cmd.Process.Kill()
 		<-p.exited
 	}
+	<-p.done
 	return p.err
 }
 

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/pacer"
 )
 
 // listener is a real multicast receiver: a socket bound to group:0 and
@@ -93,7 +95,7 @@ func loSender(t testing.TB, group string, port int) *Sender {
 }
 
 // startPacer runs a Pacer until the test ends.
-func startPacer(t testing.TB, log *slog.Logger, opts ...PacerOption) *Pacer {
+func startPacer(t testing.TB, log *slog.Logger, opts ...pacer.Option) *Pacer {
 	t.Helper()
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

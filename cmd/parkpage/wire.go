@@ -57,7 +57,7 @@ func wire(a *app.App) error {
 // core owns the appliance's parts and stops them in an order that lets each
 // finish cleanly: announcements and outside park sources first, then the
 // pages (their SIP BYEs, Polycom End bursts, relay hold times), then the
-// relays (safe state), the multicast pacer, the park server (hanging up
+// relays (safe state), the pacer, the park server (hanging up
 // parked calls) and last the SIP stack.
 type core struct {
 	log   *slog.Logger
@@ -97,10 +97,12 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
 	closers = append(closers, func() { c.stack.Close() })
-	if c.park, err = parksip.New(cfg, c.stack, bus, c.audio, log); err != nil {
+	// One sending loop for every stream: hold music, call legs, pages.
+	c.pacer = multicast.NewPacer(log)
+	c.pacer.RegisterMetrics(a.Metrics())
+	if c.park, err = parksip.New(cfg, c.stack, bus, c.audio, log, parksip.WithPacer(c.pacer)); err != nil {
 		return nil, err // sipstack says which address and what to do
 	}
-	c.pacer = multicast.NewPacer(log)
 	resolve := opt.Relays
 	if resolve == nil {
 		resolve = relays.HostResolver()
@@ -182,7 +184,7 @@ func (c *core) Run(ctx context.Context) error {
 	errc := make(chan error, 8)
 	stopStack, stackDone := start(runner{"sip", c.stack.Run}, errc)
 	stopPark, parkDone := start(runner{"park", c.park.Run}, errc)
-	stopPacer, pacerDone := start(runner{"multicast", c.pacer.Run}, errc)
+	stopPacer, pacerDone := start(runner{"pacer", c.pacer.Run}, errc)
 	stopAnn, annDone := start(runner{"announcer", c.ann.Run}, errc)
 	stopExt, extDone := start(runner{"external", c.ext.Run}, errc)
 	stopLive, liveDone := start(runner{"pages", c.live.Run}, errc)

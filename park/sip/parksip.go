@@ -23,6 +23,7 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 	"github.com/parkpage/parkpage/internal/media"
+	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/internal/sipstack"
 	"github.com/parkpage/parkpage/park"
 )
@@ -37,6 +38,7 @@ type Option func(*options)
 
 type options struct {
 	media      *media.Engine
+	pacer      *pacer.Pacer
 	clock      park.Clock
 	housekeep  time.Duration
 	minSE      time.Duration
@@ -49,10 +51,16 @@ type options struct {
 // Without it the server creates and runs its own from sip.rtp_ports.
 func WithMedia(e *media.Engine) Option { return func(o *options) { o.media = e } }
 
+// WithPacer makes the server's own media engine send through p, the
+// appliance's one sending loop (shared with the multicast pages); p's
+// owner runs it. Without it the engine runs a pacer of its own.
+func WithPacer(p *pacer.Pacer) Option { return func(o *options) { o.pacer = p } }
+
 // WithNormalPriority keeps the hold-music pacer thread at normal
 // scheduling priority. By default it asks for SCHED_FIFO (granted to root
 // or with CAP_SYS_NICE, e.g. the systemd unit's AmbientCapabilities) and
-// carries on at normal priority, a little less even, when refused.
+// carries on at normal priority, a little less even, when refused. A
+// shared pacer (WithPacer) has its own setting.
 func WithNormalPriority() Option { return func(o *options) { o.normalPrio = true } }
 
 // WithClock injects the park timers' clock (tests).
@@ -127,7 +135,7 @@ func New(cfg *config.Config, stack *sipstack.Stack, bus *events.Bus, speaker Spe
 			}
 		}
 		e, err := media.NewEngine(media.Config{IP: bind, Advertise: ip, PortMin: cfg.SIP.RTPPorts.First, PortMax: cfg.SIP.RTPPorts.Last,
-			Music: cfg.Park.Music, Realtime: !o.normalPrio}, logger.With("component", "media"))
+			Music: cfg.Park.Music, Pacer: o.pacer, Realtime: !o.normalPrio}, logger.With("component", "media"))
 		if err != nil {
 			cancel()
 			return nil, err

@@ -176,7 +176,7 @@ type Leg struct {
 	batch   atomic.Uint64
 
 	// Sending through the pacer.
-	pc  *ipv4.PacketConn             // conn wrapped for sendmmsg
+	pc  *ipv4.PacketConn            // conn wrapped for sendmmsg
 	dst atomic.Pointer[net.UDPAddr] // the remote, nil until negotiated
 	src legSource
 

@@ -62,7 +62,9 @@ func (p *Pacer) Counters() Counters {
 // amplifiers on call legs, and multicast pages.
 func (p *Pacer) RegisterMetrics(set *metrics.Set) {
 	u := func(v *atomic.Uint64) func() float64 { return func() float64 { return float64(v.Load()) } }
-	secs := func(v *atomic.Int64) func() float64 { return func() float64 { return time.Duration(v.Load()).Seconds() } }
+	secs := func(v *atomic.Int64) func() float64 {
+		return func() float64 { return time.Duration(v.Load()).Seconds() }
+	}
 	set.NewGauge("parkpage_pacer_streams", func() float64 { return float64(p.c.streams.Load()) })
 	set.NewGauge("parkpage_pacer_realtime", func() float64 {
 		if p.Realtime() {

@@ -85,3 +85,43 @@ func benchHoldMusic(b *testing.B, n int) {
 	b.ReportMetric(float64(c1.Packets-c0.Packets)/float64(wakeups), "packets/wakeup")
 	b.ReportMetric(float64(c1.LateWakeups-c0.LateWakeups), "late-wakeups")
 }
+
+// TestMusicOverIPv6 plays hold music on a leg bound to ::1: the pacer
+// sends through the leg's own socket whatever its family.
+func TestMusicOverIPv6(t *testing.T) {
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer c.Close()
+	base := 26000 + (os.Getpid()%100)*20
+	e, err := NewEngine(Config{IP: netip.IPv6Loopback(), PortMin: base, PortMax: base + 9}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	l, err := e.NewLeg(LegOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	offer := fmt.Sprintf("v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=sendrecv\r\n", c.LocalAddr().(*net.UDPAddr).Port)
+	if _, err := l.Answer([]byte(offer)); err != nil {
+		t.Fatal(err)
+	}
+	l.PlayMusic()
+	buf := make([]byte, 1500)
+	for range 3 {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no RTP over IPv6: %v", err)
+		}
+		if n != 12+160 {
+			t.Fatalf("packet of %d bytes, want 172", n)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func benchWakeup(b *testing.B, n int, shared bool) {
 		for _, s := range srcs {
 			s.ready = true
 		}
-		streams, _ = p.tick(streams, &bt)
+		streams, _, _ = p.tick(streams, &bt)
 	}
 	wakeup() // grow the buffers
 	runs := 1

@@ -18,7 +18,9 @@
 // logs once and carries on at normal priority otherwise). Packet k of a
 // stream is due at start + its own offset, so errors never accumulate.
 // Under SCHED_FIFO the loop also wakes a little early, by its own measured
-// timer latency, and polls the clock up to the due time (WithMaxSpin).
+// timer latency, and polls the clock up to the due time (WithMaxSpin), for
+// pages; wake-ups for call legs alone (Clocked streams) do not poll, so a
+// parked call costs no spinning.
 //
 // With no stream the timer is disarmed and the thread sleeps in the kernel:
 // an idle appliance costs no wake-ups and counts no late ones.

@@ -187,6 +187,7 @@ type stream struct {
 
 	stopReq  atomic.Bool // set from the context's AfterFunc
 	started  bool
+	clocked  bool  // a Clocked source: no early wake-up on its account
 	start    int64 // CLOCK_MONOTONIC ns of offset 0
 	next     int64 // absolute due time of the next packet
 	hint     int   // index of this stream's socket batch last wake-up
@@ -336,13 +337,22 @@ func (p *Pacer) loop(ctx context.Context) {
 			return
 		}
 
-		var next, target int64
-		streams, next = p.tick(streams, &b)
+		var (
+			target, next int64
+			precise      bool
+		)
+		streams, next, precise = p.tick(streams, &b)
 		p.c.streams.Store(int64(len(streams)))
 
-		if next == 0 {
+		switch {
+		case next == 0:
 			armAt(p.tfd, 0) // no streams: sleep until Play or Run's end wakes us
-		} else {
+		case !precise:
+			// Only Clocked streams (call legs) are due: wake on time and
+			// accept the timer's latency, as receivers' jitter buffers
+			// do, rather than spin 50 times a second per parked call.
+			armAt(p.tfd, next)
+		default:
 			target = max(next-lat.margin, 1)
 			if target <= Now() {
 				target = 0 // already due: not a sample of the timer's latency
@@ -428,14 +438,16 @@ func (p *Pacer) raisePriority() {
 }
 
 // tick sends every packet due by now, retires finished streams and returns
-// the remaining streams and the earliest due time among them (0 if none).
-func (p *Pacer) tick(streams []*stream, b *batcher) ([]*stream, int64) {
+// the remaining streams, the earliest due time among them (0 if none), and
+// whether a stream that wants the early wake-up (not Clocked) is due then.
+func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, precise bool) {
 	now := Now()
 	b.reset()
 	for _, s := range streams {
 		if !s.started {
 			s.started = true
 			if c, ok := s.src.(Clocked); ok {
+				s.clocked = true
 				s.start = alignUp(now, int64(Frame))
 				c.Start(uint64(s.start / int64(Frame)))
 			} else {
@@ -471,7 +483,6 @@ func (p *Pacer) tick(streams []*stream, b *batcher) ([]*stream, int64) {
 		}
 	}
 
-	var next int64
 	kept := streams[:0]
 	for _, s := range streams {
 		if s.finished || s.err != nil {
@@ -483,12 +494,15 @@ func (p *Pacer) tick(streams []*stream, b *batcher) ([]*stream, int64) {
 			continue
 		}
 		kept = append(kept, s)
-		if next == 0 || s.next < next {
-			next = s.next
+		switch {
+		case next == 0 || s.next < next:
+			next, precise = s.next, !s.clocked
+		case s.next == next && !s.clocked:
+			precise = true
 		}
 	}
 	clear(streams[len(kept):])
-	return kept, next
+	return kept, next, precise
 }
 
 func alignUp(t, grid int64) int64 {

@@ -349,8 +349,8 @@ func (p *Pacer) loop(ctx context.Context) {
 			armAt(p.tfd, 0) // no streams: sleep until Play or Run's end wakes us
 		case !precise:
 			// Only Clocked streams (call legs) are due: wake on time and
-			// accept the timer's latency, as receivers' jitter buffers
-			// do, rather than spin 50 times a second per parked call.
+			// accept the timer's latency (receivers' jitter buffers absorb
+			// it) rather than poll the clock every frame a call is parked.
 			armAt(p.tfd, next)
 		default:
 			target = max(next-lat.margin, 1)

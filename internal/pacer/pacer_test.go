@@ -395,3 +395,15 @@ func TestPriority(t *testing.T) {
 		})
 	}
 }
+
+// TestNowIsTheTimerClock checks that Now reads CLOCK_MONOTONIC, the clock
+// the loop arms its timerfd on (not wall time, not boot time).
+func TestNowIsTheTimerClock(t *testing.T) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	if d := Now() - ts.Nano(); d < 0 || d > int64(time.Second) {
+		t.Fatalf("Now is %v away from CLOCK_MONOTONIC", time.Duration(d))
+	}
+}

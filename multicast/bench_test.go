@@ -16,6 +16,8 @@ import (
 
 	pionrtp "github.com/pion/rtp"
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/pacer"
 )
 
 // BenchmarkPacing measures the inter-packet gap of 20 ms PCMU streams as a
@@ -41,7 +43,7 @@ func benchPacing(b *testing.B, streams int, load string, fifo bool) {
 	const group = "239.77.8.1"
 	prio := 0
 	if fifo {
-		prio = DefaultPriority
+		prio = pacer.DefaultPriority
 	}
 	l := listenTS(b, group)
 	forceRcvBuf(b, l, 64<<20)
@@ -121,10 +123,10 @@ func percentile(sorted []float64, q float64) float64 {
 // benchPacerOptions sets the priority, and the spin and start grid from
 // PACER_MAX_SPIN and PACER_START_GRID (durations) for comparing settings by
 // hand.
-func benchPacerOptions(b *testing.B, prio int) []PacerOption {
-	opts := []PacerOption{WithPriority(prio)}
-	for env, opt := range map[string]func(time.Duration) PacerOption{
-		"PACER_MAX_SPIN": WithMaxSpin, "PACER_START_GRID": WithStartGrid,
+func benchPacerOptions(b *testing.B, prio int) []pacer.Option {
+	opts := []pacer.Option{pacer.WithPriority(prio)}
+	for env, opt := range map[string]func(time.Duration) pacer.Option{
+		"PACER_MAX_SPIN": pacer.WithMaxSpin, "PACER_START_GRID": pacer.WithStartGrid,
 	} {
 		if v := os.Getenv(env); v != "" {
 			d, err := time.ParseDuration(v)
@@ -157,8 +159,8 @@ func forceRcvBuf(b *testing.B, l *tsListener, size int) {
 
 func waitTID(b *testing.B, p *Pacer) int {
 	for range 1000 {
-		if tid := p.tid.Load(); tid != 0 {
-			return int(tid)
+		if tid := p.ThreadID(); tid != 0 {
+			return tid
 		}
 		time.Sleep(time.Millisecond)
 	}

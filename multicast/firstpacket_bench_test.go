@@ -12,6 +12,7 @@ import (
 
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
 
@@ -56,7 +57,7 @@ func benchFirstPacket(b *testing.B, cache *announce.Cache, req announce.Request,
 	const group, busyGroup = "239.77.8.2", "239.77.8.3"
 	prio := 0
 	if fifo {
-		prio = DefaultPriority
+		prio = pacer.DefaultPriority
 	}
 	p := startPacer(b, nil, benchPacerOptions(b, prio)...)
 	l := listenTS(b, group)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 )
 
@@ -69,7 +70,7 @@ func loSender(t testing.TB, group string, port int) *Sender {
 }
 
 // startPacer runs a Pacer until the test ends.
-func startPacer(t testing.TB, log *slog.Logger, opts ...PacerOption) *Pacer {
+func startPacer(t testing.TB, log *slog.Logger, opts ...pacer.Option) *Pacer {
 	t.Helper()
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -355,7 +355,7 @@ func TestRTPCancelStops(t *testing.T) {
 	done := make(chan Result, 1)
 	go func() {
 		st, err := out.Play(ctx, frames)
-		done <- Result{st, err}
+		done <- Result{Stats: st, Err: err}
 	}()
 	pkts := receiveRTP(t, l, 5)
 	cancel()

@@ -52,7 +52,7 @@ func wire(a *app.App) error {
 // core owns the appliance's parts and stops them in an order that lets each
 // finish cleanly: announcements and outside park sources first, then the
 // pages (their SIP BYEs, Polycom End bursts, relay hold times), then the
-// relays (safe state), the multicast pacer, the park server (hanging up
+// relays (safe state), the pacer, the park server (hanging up
 // parked calls) and last the SIP stack.
 type core struct {
 	log   *slog.Logger
@@ -93,15 +93,19 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if err = c.stack.Listen(); err != nil {
 		return nil, err // sipstack says which address and what to do
 	}
+	// One sending loop for every stream: hold music, call legs, pages.
+	c.pacer = multicast.NewPacer(log)
+	c.pacer.RegisterMetrics(a.Metrics())
 	// One RTP engine for every SIP user: parked calls and hold music, SIP
-	// amplifiers, live pages.
-	if c.media, err = media.NewEngine(parksip.MediaConfig(cfg, c.stack), log.With("component", "media")); err != nil {
+	// amplifiers, live pages; it sends through the pacer.
+	rtp := parksip.MediaConfig(cfg, c.stack)
+	rtp.Pacer = c.pacer
+	if c.media, err = media.NewEngine(rtp, log.With("component", "media")); err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	if c.park, err = parksip.New(cfg, parksip.Options{Stack: c.stack, Bus: bus, Speaker: c.audio, Logger: log, Media: c.media}); err != nil {
 		return nil, err // sipstack says which address and what to do
 	}
-	c.pacer = multicast.NewPacer(log)
 	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
 		return nil, fmt.Errorf("relays: %w", err)
 	}
@@ -171,7 +175,7 @@ func (c *core) Run(ctx context.Context) error {
 	stopStack, stackDone := start(runner{"sip", c.stack.Run}, errc)
 	stopMedia, mediaDone := start(runner{"rtp", c.media.Run}, errc)
 	stopPark, parkDone := start(runner{"park", c.park.Run}, errc)
-	stopPacer, pacerDone := start(runner{"multicast", c.pacer.Run}, errc)
+	stopPacer, pacerDone := start(runner{"pacer", c.pacer.Run}, errc)
 	stopAnn, annDone := start(runner{"announcer", c.ann.Run}, errc)
 	stopExt, extDone := start(runner{"external", c.ext.Run}, errc)
 	stopLive, liveDone := start(runner{"pages", c.live.Run}, errc)

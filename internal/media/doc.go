@@ -5,16 +5,18 @@
 //
 // # Engine, legs and pacing
 //
-// An Engine owns the RTP port range, the hold music and one Pacer. The
-// Pacer is a single loop on a locked OS thread woken by an absolute
-// CLOCK_MONOTONIC timerfd every 20 ms; on each tick it sends the next
-// packet of every leg that has something to play. One loop for all legs
-// (rather than a goroutine and a Go timer per leg) is what keeps the
-// packet gap near 20 ms with a thousand parked calls on two cores (see
-// pacing.md in the project docs). Work on the tick is kept to building a
-// 12-byte header and one sendto per leg: audio is encoded before it is
-// queued, and hold music is encoded once per codec per tick and shared by
-// every leg playing it.
+// An Engine owns the RTP port range and the hold music, and sends every
+// leg's packets through the appliance's one sending loop (internal/pacer,
+// shared with the multicast pages; an engine built without one makes its
+// own). Each negotiated leg is a stream on the pacer's 20 ms frame grid:
+// on each frame the pacer asks every leg for its next packet and sends
+// them all from one real-time thread woken by an absolute CLOCK_MONOTONIC
+// timerfd. One loop for all legs (rather than a goroutine and a Go timer
+// per leg) is what keeps the packet gap near 20 ms with a thousand parked
+// calls on two cores (see pacing.md in the project docs). Work per frame
+// is kept to a 12-byte header per leg: audio is encoded before it is
+// queued, and hold music is encoded once per codec per frame, by the
+// first leg that needs it, and shared by every leg playing it.
 //
 // A Leg is created with Engine.NewLeg, negotiated with Offer/SetAnswer (we
 // call) or Answer (we are called), and then plays music (PlayMusic), PCM or

@@ -14,9 +14,14 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"golang.org/x/net/ipv4"
 
 	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/pacer"
 )
+
+// FrameDuration is the packet time parkpage sends.
+const FrameDuration = pacer.Frame
 
 // Config configures an Engine.
 type Config struct {
@@ -33,18 +38,24 @@ type Config struct {
 	// Music is a WAV file or a directory of WAV files for hold music.
 	// Empty: the built-in default.
 	Music string
-	// Realtime asks for SCHED_FIFO priority for the pacer thread.
+	// Pacer is the appliance's sending loop, shared with the other
+	// senders (multicast pages); its owner runs it. Nil: the engine makes
+	// its own and Run runs it.
+	Pacer *pacer.Pacer
+	// Realtime asks for SCHED_FIFO priority for the engine's own pacer
+	// thread (ignored with a shared Pacer, which has its own setting).
 	Realtime bool
 }
 
-// Engine owns the RTP port range, the pacer and the hold music shared by
-// all legs.
+// Engine owns the RTP port range and the hold music shared by all legs,
+// and sends every leg's packets through one Pacer.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	ports *portPool
-	pacer *Pacer
-	music *Music
+	cfg      Config
+	log      *slog.Logger
+	ports    *portPool
+	pacer    *pacer.Pacer
+	ownPacer bool
+	music    *Music
 
 	mu   sync.Mutex
 	legs map[*Leg]struct{}
@@ -67,16 +78,41 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	e := &Engine{cfg: cfg, log: log, ports: ports, pacer: NewPacer(log, cfg.Realtime), music: music, legs: map[*Leg]struct{}{}}
-	e.pacer.add(&e.pacer.producers, music)
+	e := &Engine{cfg: cfg, log: log, ports: ports, pacer: cfg.Pacer, music: music, legs: map[*Leg]struct{}{}}
+	if e.pacer == nil {
+		prio := 0
+		if cfg.Realtime {
+			prio = pacer.DefaultPriority
+		}
+		e.pacer, e.ownPacer = pacer.New(log, pacer.WithPriority(prio)), true
+	}
 	return e, nil
 }
 
-// Run paces all legs until ctx ends.
-func (e *Engine) Run(ctx context.Context) error { return e.pacer.Run(ctx) }
+// Run runs the engine's own pacer until ctx ends. With a shared Pacer
+// (Config.Pacer) its owner runs it, and Run just waits for ctx.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.ownPacer {
+		<-ctx.Done()
+		return nil
+	}
+	return e.pacer.Run(ctx)
+}
 
-// Stats returns the pacer's counters.
-func (e *Engine) Stats() PacerStats { return e.pacer.Stats() }
+// PacerStats are the counters of the pacer the engine sends through.
+type PacerStats struct {
+	Ticks   uint64        // wake-ups that sent packets
+	Missed  uint64        // wake-ups that came too late for their packets
+	MaxWork time.Duration // longest time one wake-up took
+	Streams int           // streams sending (legs, and pages on a shared pacer)
+}
+
+// Stats returns the pacer's counters. With a shared Pacer they cover
+// every stream it sends, not only this engine's legs.
+func (e *Engine) Stats() PacerStats {
+	c := e.pacer.Counters()
+	return PacerStats{Ticks: c.Wakeups, Missed: c.LateWakeups, MaxWork: c.MaxWork, Streams: c.Streams}
+}
 
 // Music returns the engine's hold music.
 func (e *Engine) Music() *Music { return e.music }
@@ -126,6 +162,7 @@ type Leg struct {
 	neg        Negotiated
 	negotiated bool
 	paced      bool // registered with the pacer
+	unpace     context.CancelFunc
 	closed     bool
 	out        outStream
 	buf        []byte
@@ -137,6 +174,11 @@ type Leg struct {
 	enc     codec.Encoder
 	encName codec.Name
 	batch   atomic.Uint64
+
+	// Sending through the pacer.
+	pc  *ipv4.PacketConn            // conn wrapped for sendmmsg
+	dst atomic.Pointer[net.UDPAddr] // the remote, nil until negotiated
+	src legSource
 
 	cbMu    sync.Mutex
 	onAudio func([]int16)
@@ -182,6 +224,10 @@ func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
 	l.out.seq = binary.BigEndian.Uint16(b[4:6])
 	l.out.ts = binary.BigEndian.Uint32(b[:4]) ^ uint32(binary.BigEndian.Uint16(b[6:8]))<<8
 	l.w = sdpWriter{sessID: uint64(binary.BigEndian.Uint32(b[4:8])), sessVer: 1, local: l.local}
+	// ipv4.PacketConn only wraps the socket for sendmmsg: it sends to IPv6
+	// addresses on an IPv6 socket as well.
+	l.pc = ipv4.NewPacketConn(conn)
+	l.src.l = l
 	e.mu.Lock()
 	e.legs[l] = struct{}{}
 	e.mu.Unlock()
@@ -263,6 +309,9 @@ func (l *Leg) setNegotiated(n Negotiated) {
 		return
 	}
 	changed := !l.negotiated || l.neg.Codec.Name != n.Codec.Name
+	if !l.negotiated || n.Remote != l.neg.Remote {
+		l.dst.Store(net.UDPAddrFromAddrPort(n.Remote))
+	}
 	l.neg, l.negotiated = n, true
 	l.out.clock = n.Codec.ClockRate
 	if changed {
@@ -273,7 +322,9 @@ func (l *Leg) setNegotiated(n Negotiated) {
 	}
 	if !l.paced {
 		l.paced = true
-		l.e.pacer.add(&l.e.pacer.streams, l)
+		ctx, cancel := context.WithCancel(context.Background())
+		l.unpace = cancel
+		l.e.pacer.Play(ctx, &l.src, &l.src) // its Result is of no interest: Close ends it
 	}
 }
 
@@ -494,12 +545,70 @@ func (l *Leg) enqueueWait(ctx context.Context, items []outFrame) error {
 	}
 }
 
-// tick is called by the pacer every 20 ms.
-func (l *Leg) tick(n uint64) {
+// legSource is a leg as the pacer sees it: a Clocked stream of one
+// packet per 20 ms frame for as long as the leg is negotiated, on the
+// pacer's global frame grid so hold music is produced once per frame for
+// every leg. Its fields are the pacer thread's.
+type legSource struct {
+	l        *Leg
+	start    uint64 // frame of offset 0
+	k        uint64 // frames since start
+	skipped  uint64 // frames skipped after stalls of the loop
+	stopped  bool
+	sentDone func() // done of the packet in flight
+}
+
+// Start implements pacer.Clocked.
+func (s *legSource) Start(frame uint64) { s.start = frame }
+
+// Stop implements pacer.Source: the leg is closed.
+func (s *legSource) Stop() { s.stopped = true }
+
+// Due implements pacer.Source. After a stall of the loop a leg does not
+// send the frames it missed in a burst: it skips to the current frame, so
+// every leg asks for the same frame of hold music on each wake-up. The
+// skipped frames do not count in the RTP timestamp (as with the old
+// per-tick counter): the audio is delayed by the stall, not cut.
+func (s *legSource) Due() (time.Duration, bool) {
+	if s.stopped {
+		return 0, false
+	}
+	if behind := pacer.Now()/int64(FrameDuration) - int64(s.start+s.k); behind > 0 {
+		s.k += uint64(behind)
+		s.skipped += uint64(behind)
+	}
+	return time.Duration(s.k) * FrameDuration, true
+}
+
+// Conn implements pacer.Sink.
+func (s *legSource) Conn() (*ipv4.PacketConn, net.Addr) {
+	return s.l.pc, s.l.dst.Load()
+}
+
+// Sent implements pacer.Reporter: send errors do not end a leg.
+func (s *legSource) Sent(err error) {
+	if err == nil {
+		s.l.sentPkts.Add(1)
+	} else if !errors.Is(err, net.ErrClosed) {
+		s.l.log.Debug("rtp send failed", "error", err)
+	}
+	if f := s.sentDone; f != nil {
+		s.sentDone = nil
+		f()
+	}
+}
+
+// Append implements pacer.Source: the leg's packet for the next frame, if
+// it has one: queued audio or DTMF first, else its hold music.
+func (s *legSource) Append(dst []byte) []byte {
+	n := s.start + s.k // the pacer's frame: the music's clock
+	v := n - s.skipped // the leg's own frame count: its timestamps' clock
+	s.k++
+	l := s.l
 	l.mu.Lock()
 	if l.closed || !l.negotiated {
 		l.mu.Unlock()
-		return
+		return dst
 	}
 	if l.bridge != nil {
 		// The bridge owns the outgoing stream; queued audio is dropped.
@@ -507,7 +616,7 @@ func (l *Leg) tick(n uint64) {
 		l.queue = nil
 		l.mu.Unlock()
 		dropFrames(q)
-		return
+		return dst
 	}
 	now := time.Now()
 	var f outFrame
@@ -526,14 +635,14 @@ func (l *Leg) tick(n uint64) {
 	}
 	if !have {
 		l.mu.Unlock()
-		return
+		return dst
 	}
 	if f.skip {
 		l.mu.Unlock()
 		if f.done != nil {
 			f.done()
 		}
-		return
+		return dst
 	}
 	pt := l.neg.PT
 	var seq uint16
@@ -546,33 +655,48 @@ func (l *Leg) tick(n uint64) {
 	case f.cont:
 		seq, ts, marker = l.out.same(now)
 	case f.live:
-		seq, ts, marker = l.out.follow(now, n, l.neg.Codec.TimestampStep)
+		seq, ts, marker = l.out.follow(now, v, l.neg.Codec.TimestampStep)
 	default:
-		seq, ts, marker = l.out.advance(now, n, l.neg.Codec.TimestampStep)
+		seq, ts, marker = l.out.advance(now, v, l.neg.Codec.TimestampStep)
 	}
 	if f.dtmf && !f.cont {
 		marker = true
 	}
-	err := l.sendLocked(pt, seq, ts, marker, f.payload)
+	out := dst
+	if l.neg.Receives() {
+		h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: l.out.ssrc, Marker: marker}
+		out = appendHeader(dst, &h)
+		out = append(out, f.payload...)
+	}
 	l.mu.Unlock()
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		l.log.Debug("rtp send failed", "error", err)
+	if len(out) == len(dst) {
+		if f.done != nil {
+			f.done()
+		}
+		return dst
 	}
-	if f.done != nil {
-		f.done()
-	}
+	s.sentDone = f.done
+	return out
 }
 
-// sendLocked writes one packet to the remote; l.mu held.
+// appendHeader appends h's wire form (12 bytes; no CSRCs or extensions).
+func appendHeader(dst []byte, h *rtp.Header) []byte {
+	off := len(dst)
+	dst = append(dst, make([]byte, h.MarshalSize())...)
+	if _, err := h.MarshalTo(dst[off:]); err != nil {
+		return dst[:off]
+	}
+	return dst
+}
+
+// sendLocked writes one relayed packet to the remote (the bridge's path,
+// outside the pacer); l.mu held.
 func (l *Leg) sendLocked(pt uint8, seq uint16, ts uint32, marker bool, payload []byte) error {
 	if !l.neg.Receives() {
 		return nil
 	}
 	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: l.out.ssrc, Marker: marker}
-	b := l.buf[:h.MarshalSize()]
-	if _, err := h.MarshalTo(b); err != nil {
-		return err
-	}
+	b := appendHeader(l.buf[:0], &h)
 	b = append(b, payload...)
 	l.buf = b[:0]
 	_, err := l.conn.WriteToUDPAddrPort(b, l.neg.Remote)
@@ -695,13 +819,13 @@ func (l *Leg) Close() error {
 		l.music = nil
 	}
 	br := l.bridge
-	paced := l.paced
+	unpace := l.unpace
 	l.mu.Unlock()
 	if br != nil {
 		br.br.Close()
 	}
-	if paced {
-		l.e.pacer.remove(&l.e.pacer.streams, l)
+	if unpace != nil {
+		unpace() // the pacer drops the leg at its next wake-up
 	}
 	dropFrames(q)
 	err := l.conn.Close()

@@ -12,14 +12,18 @@ import (
 	"github.com/parkpage/parkpage/internal/codec"
 )
 
-// Music is looped hold music, encoded once per codec per 20 ms tick and
-// shared by every leg playing it.
+// Music is looped hold music, encoded once per codec per 20 ms frame and
+// shared by every leg playing it. It is produced on demand: the first leg
+// that needs the pacer's frame n advances the music and encodes it in its
+// codec; the other legs of that frame reuse the payload. Nobody
+// listening costs nothing.
 type Music struct {
 	mu      sync.Mutex
 	tracks  [][]int16 // 16 kHz mono, each at least one frame long
 	track   int
 	pos     int
 	frame   [codec.FrameSamples]int16
+	n       uint64 // pacer frame that frame holds (0: none yet)
 	streams map[codec.Name]*musicStream
 	source  string
 }
@@ -29,10 +33,10 @@ type musicStream struct {
 	m     *Music
 	name  codec.Name
 	users atomic.Int32
-	// Written and read only on the pacer thread.
+	// Guarded by m.mu (in practice used on the pacer thread only).
 	enc     codec.Encoder
 	payload []byte
-	n       uint64 // tick the payload belongs to
+	n       uint64 // frame the payload belongs to
 }
 
 // LoadMusic loads hold music from a WAV file or a directory of WAV files
@@ -119,12 +123,37 @@ func (m *Music) stream(name codec.Name) *musicStream {
 
 func (s *musicStream) release() { s.users.Add(-1) }
 
-// current is the payload for tick n, if the producer made one.
+// current returns the music's payload for pacer frame n in this codec,
+// producing it if no leg has asked for frame n yet. A leg catching up on
+// an older frame gets the newest one. It runs on the pacer thread, with
+// m.mu held for one frame's encoding at most.
 func (s *musicStream) current(n uint64) ([]byte, bool) {
-	if s.n != n || len(s.payload) == 0 {
+	m := s.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n > m.n {
+		m.advanceLocked()
+		m.n = n
+	}
+	if s.n == m.n && len(s.payload) > 0 {
+		return s.payload, true
+	}
+	if s.n+1 != m.n {
+		s.enc = nil // nobody listened for a while: a fresh encoder
+	}
+	if s.enc == nil {
+		enc, err := codec.NewEncoder(s.name)
+		if err != nil {
+			return nil, false
+		}
+		s.enc = enc
+	}
+	p, err := s.enc.Encode(s.payload[:0], m.frame[:])
+	if err != nil {
 		return nil, false
 	}
-	return s.payload, true
+	s.payload, s.n = p, m.n
+	return s.payload, len(s.payload) > 0
 }
 
 // NextFrame copies the next 20 ms of music into dst (for callers that mix
@@ -147,41 +176,5 @@ func (m *Music) advanceLocked() {
 			m.pos = 0
 			m.track = (m.track + 1) % len(m.tracks)
 		}
-	}
-}
-
-// tick is the producer step: advance 20 ms and encode it for every codec
-// some leg is playing.
-func (m *Music) tick(n uint64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	active := false
-	for _, s := range m.streams {
-		if s.users.Load() > 0 {
-			active = true
-			break
-		}
-	}
-	if !active {
-		return
-	}
-	m.advanceLocked()
-	for _, s := range m.streams {
-		if s.users.Load() <= 0 {
-			s.enc = nil // a fresh encoder when someone listens again
-			continue
-		}
-		if s.enc == nil {
-			enc, err := codec.NewEncoder(s.name)
-			if err != nil {
-				continue
-			}
-			s.enc = enc
-		}
-		p, err := s.enc.Encode(s.payload[:0], m.frame[:])
-		if err != nil {
-			continue
-		}
-		s.payload, s.n = p, n
 	}
 }

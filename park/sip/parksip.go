@@ -23,6 +23,7 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
 	"github.com/parkpage/parkpage/internal/media"
+	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/internal/sipstack"
 	"github.com/parkpage/parkpage/park"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	// (SIP amplifier outputs, live pages); its owner runs it. nil: the
 	// server creates one from MediaConfig and runs it itself.
 	Media *media.Engine
+	// Pacer is the appliance's one sending loop, for an engine the server
+	// creates (Media nil); its owner runs it. nil: the engine runs a pacer
+	// of its own.
+	Pacer *pacer.Pacer
 	// NormalPriority keeps the hold-music pacer thread of an engine the
 	// server creates at normal scheduling priority. By default it asks for
 	// SCHED_FIFO (granted to root or with CAP_SYS_NICE, e.g. the systemd
@@ -124,6 +129,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if s.media == nil {
 		mc := MediaConfig(cfg, stack)
 		mc.Realtime = !o.NormalPriority
+		mc.Pacer = o.Pacer
 		e, err := media.NewEngine(mc, logger.With("component", "media"))
 		if err != nil {
 			cancel()

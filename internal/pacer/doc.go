@@ -1,0 +1,50 @@
+// Package pacer is parkpage's one real-time sending loop: every 20 ms
+// media stream the box sends (hold music and prompts on call legs, RTP to
+// SIP amplifiers, multicast pages) leaves through a single Pacer.
+//
+// A stream is a Source (its packets in order, each with a due time) and a
+// Sink (the socket and destination). The Pacer owns no format: Sources
+// build the packets (RTP, Polycom group paging), and this package imports
+// nothing of parkpage. It must stay a leaf: it knows no SIP, no multicast
+// format and no codec.
+//
+// # The loop
+//
+// Pacing follows docs/pacing.md: Go's timers wake with about a millisecond of
+// slack and share the Ps with everything else, so the Pacer runs one loop on
+// a locked OS thread that sleeps on an absolute CLOCK_MONOTONIC timerfd,
+// sends every due packet of every stream per wake-up with sendmmsg (one call
+// per socket), and asks for SCHED_FIFO (granted to root or CAP_SYS_NICE; it
+// logs once and carries on at normal priority otherwise). Packet k of a
+// stream is due at start + its own offset, so errors never accumulate.
+// Under SCHED_FIFO the loop also wakes a little early, by its own measured
+// timer latency, and polls the clock up to the due time (WithMaxSpin), for
+// pages; wake-ups for call legs alone (Clocked streams) do not poll, so a
+// parked call costs no spinning.
+//
+// With no stream the timer is disarmed and the thread sleeps in the kernel:
+// an idle appliance costs no wake-ups and counts no late ones.
+//
+// # Hand-over without locks
+//
+// Normal-priority goroutines never share a lock with the loop. Play pushes
+// the new stream on a lock-free stack that the loop takes whole at its next
+// wake-up; cancellation sets an atomic flag on the stream; both then wake
+// the loop by arming its timerfd to expire at once (timerfd_settime is safe
+// from any thread). The stream set itself belongs to the loop thread. The
+// per-wake-up path allocates nothing once its buffers have grown to the
+// working set (BenchmarkWakeup reports allocs/op).
+//
+// Sources with a steady 20 ms cadence for a whole call (RTP legs)
+// implement Clocked: they start on the Pacer's global 20 ms frame grid, so
+// all of them share each wake-up and can share work per frame (hold music
+// encoded once per codec per frame).
+//
+// Limits: SCHED_FIFO shields the loop from other processes, not from this
+// process's own CPU-bound goroutines. After each wake-up the loop needs one of
+// the Go scheduler's Ps; if busy goroutines hold all of them it waits for one
+// up to a 10 ms time slice. Keep CPU-heavy work (rendering pages) to fewer
+// goroutines than GOMAXPROCS while streams play.
+//
+// Linux only (timerfd, sched_setattr, sendmmsg).
+package pacer

@@ -123,12 +123,10 @@ func (s *Server) housekeep() {
 			continue
 		}
 		s.log.Info("cleaning up parked call", "call", p.id, "reason", reason)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.goTracked(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			p.hangup(ctx, reason)
-		}()
+		})
 	}
 }

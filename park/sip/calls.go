@@ -62,13 +62,11 @@ func (c *connection) teardown(s *Server) {
 			if d == nil {
 				continue
 			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
+			s.goTracked(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				_ = d.Hangup(ctx)
-			}()
+			})
 		}
 	})
 }
@@ -451,13 +449,11 @@ func (s *Server) pickupSlot(call *sipstack.IncomingCall, slot string) {
 }
 
 func (s *Server) hangupLater(d *sipstack.Dialog) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.goTracked(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = d.Hangup(ctx)
-	}()
+	})
 }
 
 // consult is the consultation leg of an attended transfer to an empty slot.
@@ -631,13 +627,11 @@ func (s *Server) earlyPrompt(call *sipstack.IncomingCall, leg *media.Leg, ans []
 
 // sayOn speaks text on a leg in front of its music, without waiting.
 func (s *Server) sayOn(leg *media.Leg, text string) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.goTracked(func() {
 		if pcm := s.prompt(text); len(pcm) > 0 {
 			_ = leg.Play(s.ctx, pcm)
 		}
-	}()
+	})
 }
 
 // prompt synthesises text once and caches it.

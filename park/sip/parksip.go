@@ -96,6 +96,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// wgMu guards adding to wg against shutdown's Wait (see goTracked).
+	wgMu     sync.Mutex
+	stopping bool
 }
 
 // New builds the park server for cfg (it reads the park, sip and users
@@ -176,13 +179,11 @@ func (s *Server) Slots() []park.SlotState { return s.park.Slots() }
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	if s.owned {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.goTracked(func() {
 			if err := s.media.Run(s.ctx); err != nil {
 				errc <- err
 			}
-		}()
+		})
 	}
 	t := time.NewTicker(s.opt.Housekeep)
 	defer t.Stop()
@@ -227,7 +228,29 @@ func (s *Server) shutdown() {
 	}
 	wg.Wait()
 	s.cancel()
+	s.wgMu.Lock()
+	s.stopping = true
+	s.wgMu.Unlock()
 	s.wg.Wait()
+}
+
+// goTracked runs f on a goroutine that shutdown waits for. Once shutdown
+// has begun waiting, f runs on the caller's goroutine instead: a
+// WaitGroup must not grow while it is being waited for (a BYE arriving
+// during shutdown tears its call down then).
+func (s *Server) goTracked(f func()) {
+	s.wgMu.Lock()
+	if s.stopping {
+		s.wgMu.Unlock()
+		f()
+		return
+	}
+	s.wg.Add(1)
+	s.wgMu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
 }
 
 // Reload applies a new config: slots and lots (parked calls stay), the

@@ -28,9 +28,7 @@ func (s *Server) Ring(r park.Ring) {
 	}
 	s.rings[r.Attempt] = cancel
 	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.goTracked(func() {
 		defer func() {
 			s.mu.Lock()
 			delete(s.rings, r.Attempt)
@@ -38,7 +36,7 @@ func (s *Server) Ring(r park.Ring) {
 			cancel()
 		}()
 		s.ring(ctx, r)
-	}()
+	})
 }
 
 // CancelRing abandons a ring attempt (park.Actions). It may arrive before

@@ -17,6 +17,12 @@ endif
 APT_BUILD := pkg-config gcc libopus-dev libopusfile-dev flite1-dev
 APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium
 
+# The appliance images (image/, gokrazy) and their QEMU test: mkfs/mtools
+# for the partitions, QEMU with UEFI firmware to boot them, sipp as the
+# SIP peer.
+APT_IMAGE := e2fsprogs mtools dosfstools fdisk qemu-system-x86 qemu-system-arm qemu-efi-aarch64 ovmf sip-tester
+
+.PHONY: image image-test deps-image
 .PHONY: all build build-arm64 arm64-smoke run test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
 
 all: build
@@ -74,6 +80,37 @@ bench: deps-test
 
 fuzz: deps-build
 	scripts/fuzz-all 20s
+
+deps-image:
+	@scripts/apt-ensure $(APT_BUILD) $(APT_IMAGE)
+	@scripts/arm64-ensure
+	@scripts/go-ensure
+
+# gok (gokrazy's packer) and mkimage come from image/, a module of their
+# own (pinned in image/go.mod), so the main go.mod stays free of them.
+bin/gok: image/go.mod image/go.sum
+	cd image && $(GO) build -o ../bin/gok github.com/gokrazy/tools/cmd/gok
+
+bin/mkimage: image/go.mod $(wildcard image/mkimage/*.go)
+	cd image && $(GO) build -o ../bin/mkimage ./mkimage
+
+MKIMAGE = bin/mkimage -repo . -gok bin/gok -version $(VERSION)
+
+# `make image [CONFIG=site.yaml]`: the Raspberry Pi 4/5 image and the
+# generic amd64 (UEFI PC or VM) image, each a .img to write with Raspberry
+# Pi Imager, balenaEtcher or dd. CONFIG bakes a site config in.
+image: deps-image bin/gok bin/mkimage
+	$(MKIMAGE) -target pi -o bin/parkpage-pi.img $(if $(CONFIG),-config $(CONFIG))
+	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64.img $(if $(CONFIG),-config $(CONFIG))
+	@ls -l bin/parkpage-pi.img bin/parkpage-amd64.img
+	@du -h --apparent-size bin/parkpage-pi.img bin/parkpage-amd64.img | sed 's/^/apparent size: /'
+	@du -h bin/parkpage-pi.img bin/parkpage-amd64.img | sed 's/^/written blocks: /'
+
+# Boots the images in QEMU (TCG) and proves them with real peers: see
+# image/imagetest. The test images bake in image/testdata/qemu-site.yaml.
+image-test: deps-image bin/gok bin/mkimage
+	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64-test.img -config image/testdata/qemu-site.yaml
+	cd image && $(GO) test -count=1 -v -timeout 25m ./imagetest
 
 clean:
 	rm -rf bin

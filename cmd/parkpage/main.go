@@ -42,6 +42,7 @@ func commands() []command {
 		{"relays-off", "[-config FILE]", "drive every configured relay to its safe (off) state", cmdRelaysOff},
 		{"hash-password", "", "read a password on stdin and print its bcrypt hash for http.password_hash", cmdHashPassword},
 		{"version", "", "print the version", cmdVersion},
+		{"appliance", "[-state-dir DIR] [-baked-config FILE]", "the flashed image's entry point: import boot-partition files, pick the config, offer credential setup, run", cmdAppliance},
 	}
 }
 

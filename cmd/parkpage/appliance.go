@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	boot "github.com/parkpage/parkpage/internal/appliance"
+)
+
+// cmdAppliance is the image's entry point (gokrazy starts it): import the
+// installer's files from the boot partition, pick the config, offer the
+// credential setup page while none exists, then run as `parkpage run`.
+// It never refuses to start over a bad file: the box falls back to its
+// last good config or the embedded default and reports the problems.
+func cmdAppliance(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("appliance", stderr)
+	stateDir := fs.String("state-dir", "/perm/parkpage", "persistent state directory (config, credential, registrations)")
+	baked := fs.String("baked-config", "/etc/parkpage/parkpage.yaml", "site config baked into the image (used when none was imported)")
+	permMount := fs.String("perm", "/perm", "mount point of the persistent partition (its disk's partition 1 is the FAT boot partition)")
+	runDir := fs.String("run-dir", "/run/parkpage", "scratch directory (tmpfs)")
+	setupListen := fs.String("setup-listen", ":8080", "address of the setup page while no admin credential exists")
+	setupBackend := fs.String("setup-backend", "127.0.0.1:8081", "admin API address of the service while the setup page runs")
+	if rc := parse(fs, args); rc >= 0 {
+		return rc
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "appliance")
+	console := consoleWriter(stderr)
+
+	if dev, err := boot.BootPartition("/proc/self/mountinfo", *permMount); err != nil {
+		log.Warn("no boot partition to import from", "err", err)
+	} else {
+		var imported, problems []string
+		err := boot.WithBootPartition(dev, filepath.Join(*runDir, "boot"), func(dir string) error {
+			imported, problems = boot.Import(dir, *stateDir)
+			return nil
+		})
+		if err != nil {
+			log.Warn("boot partition", "dev", dev, "err", err)
+		}
+		for _, f := range imported {
+			log.Info("imported from the boot partition (and removed there)", "file", f, "to", *stateDir)
+		}
+		for _, p := range problems {
+			fmt.Fprintf(console, "parkpage: refused: %s\n", p)
+		}
+	}
+
+	plan := boot.Choose(*stateDir, *baked, *runDir)
+	for _, p := range plan.Problems {
+		fmt.Fprintf(console, "parkpage: config passed over: %s\n", p)
+	}
+	log.Info("config chosen", "source", plan.Source, "admin_credential", plan.HasCredential)
+	runArgs := []string{"-state-dir", *stateDir}
+	if plan.ConfigPath != "" {
+		runArgs = append(runArgs, "-config", plan.ConfigPath)
+	}
+	if !plan.HasCredential {
+		stop, err := startSetup(*setupListen, *setupBackend, *stateDir, plan.Problems, log, console)
+		if err != nil {
+			log.Error("setup page", "err", err)
+		} else {
+			defer stop()
+			runArgs = append(runArgs, "-http", *setupBackend)
+		}
+	}
+	rc := cmdRun(runArgs, stdout, stderr)
+	if rc != 0 && plan.ConfigPath != "" {
+		// Never a boot loop over a config: run on the embedded default.
+		fmt.Fprintf(console, "parkpage: %s failed; running on the embedded default config\n", plan.Source)
+		rc = cmdRun(runArgs[:2], stdout, stderr)
+	}
+	return rc
+}
+
+// startSetup serves the credential setup page on the LAN.
+func startSetup(listen, backend, stateDir string, problems []string, log *slog.Logger, console io.Writer) (func(), error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	s := &boot.Setup{
+		StateDir: stateDir,
+		Problems: problems,
+		Health:   "http://" + backend + "/healthz",
+		Log:      log,
+		Announce: func(code string) {
+			fmt.Fprintf(console, "\nparkpage: no admin password yet. Open http://parkpage.local%s/ (or this box's address) and enter the setup code %s\n\n", portOf(listen), code)
+		},
+		// Restart (gokrazy's supervisor starts us again) with the
+		// credential: the full admin page then listens on the LAN.
+		Done: func() {
+			time.Sleep(500 * time.Millisecond)
+			syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		},
+	}
+	s.NewCode()
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("setup page", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+func portOf(listen string) string {
+	if _, p, err := net.SplitHostPort(listen); err == nil && p != "80" {
+		return ":" + p
+	}
+	return ""
+}
+
+// consoleWriter writes to stderr and, on the appliance, to the system
+// console too (HDMI and serial), where an installer without a shell looks.
+func consoleWriter(stderr io.Writer) io.Writer {
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
+		return io.MultiWriter(stderr, f)
+	}
+	return stderr
+}

@@ -107,9 +107,11 @@ image: deps-image bin/gok bin/mkimage
 	@du -h bin/parkpage-pi.img bin/parkpage-amd64.img | sed 's/^/written blocks: /'
 
 # Boots the images in QEMU (TCG) and proves them with real peers: see
-# image/imagetest. The test images bake in image/testdata/qemu-site.yaml.
+# image/imagetest. The tests copy the plain images and drop their files
+# (image/testdata/qemu-site.yaml...) on the FAT boot partition, as an
+# installer would.
 image-test: deps-image bin/gok bin/mkimage
-	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64-test.img -config image/testdata/qemu-site.yaml
+	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64.img
 	cd image && $(GO) test -count=1 -v -timeout 25m ./imagetest
 
 clean:

@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
+
+	"github.com/parkpage/parkpage/image/internal/disk"
 )
 
 // testToken is the bearer token in testdata/qemu-site.yaml, baked into the
@@ -22,8 +25,11 @@ const bootDeadline = 6 * time.Minute
 // /healthz through the forwarded port, then parks a sipp call in 701 over
 // the forwarded SIP port, sees it in the API and picks it up.
 func TestAMD64ParkAndPickup(t *testing.T) {
-	img := imagePath(t, "PARKPAGE_IMAGE_AMD64", "parkpage-amd64-test.img")
-	v := startVM(t, vmOptions{arch: "amd64", image: img})
+	// The plain image as `make image` writes it, with the test's site
+	// config dropped on the FAT boot partition as an installer would.
+	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", "parkpage-amd64.img"))
+	mtools(t, "mcopy", "-i", fat, filepath.Join("..", "testdata", "qemu-site.yaml"), "::parkpage.yaml")
+	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true})
 	took := v.waitHealthy(bootDeadline)
 	t.Logf("amd64: QEMU start to /healthz ok: %v", took.Round(100*time.Millisecond))
 	fmt.Printf("amd64 boot-to-healthy: %.1f s\n", took.Seconds())
@@ -69,6 +75,27 @@ func TestAMD64ParkAndPickup(t *testing.T) {
 	if s := findSlot(t, v, "701"); s == nil || s["state"] != "free" {
 		t.Errorf("slot 701 after the pickup: %v, want free", s)
 	}
+	v.consoleMatch(regexp.MustCompile(`(imported from the boot partition)`), time.Minute)
+	v.stop()
+	// The imported config left the FAT partition (it lives in /perm now).
+	if out, err := exec.Command("mtype", "-i", fat, "::parkpage.yaml").CombinedOutput(); err == nil {
+		t.Errorf("parkpage.yaml still on the boot partition after import:\n%s", out)
+	}
+}
+
+// copyImage copies an image (sparse) for a test that lets the guest write
+// it, and returns the copy and its FAT boot partition in mtools' syntax.
+func copyImage(t *testing.T, src string) (img, fat string) {
+	t.Helper()
+	img = filepath.Join(t.TempDir(), "disk.img")
+	if out, err := exec.Command("cp", "--sparse=always", src, img).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	parts, err := disk.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, fmt.Sprintf("%s@@%d", img, parts[0].Start)
 }
 
 // findSlot returns slot's entry from GET /api/v1/slots.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,8 @@ type vm struct {
 
 type vmOptions struct {
 	arch  string   // amd64 or arm64
-	image string   // disk image (never written: QEMU runs with -snapshot)
+	image string   // disk image
+	write bool     // let the guest write the image (default: -snapshot)
 	extra []string // extra QEMU arguments
 }
 
@@ -115,7 +117,10 @@ func startVM(t testing.TB, o vmOptions) *vm {
 	if _, err := exec.LookPath(bin); err != nil {
 		t.Fatalf("%s is not installed (make image-test installs it): %v", bin, err)
 	}
-	args = append(args, "-m", "1024", "-smp", "2", "-snapshot",
+	if !o.write {
+		args = append(args, "-snapshot")
+	}
+	args = append(args, "-m", "1024", "-smp", "2",
 		"-drive", "file="+o.image+",format=raw",
 		"-device", "e1000,netdev=net0", "-netdev", netdev,
 		"-nographic", "-monitor", "none", "-serial", "stdio")
@@ -135,8 +140,7 @@ func startVM(t testing.TB, o vmOptions) *vm {
 		close(v.done)
 	}()
 	t.Cleanup(func() {
-		v.cmd.Process.Kill()
-		<-v.done
+		v.stop()
 		if t.Failed() {
 			t.Logf("serial console:\n%s", v.console.String())
 		}
@@ -198,4 +202,30 @@ func (v *vm) waitConsole(text string, deadline time.Duration) {
 		}
 	}
 	v.t.Fatalf("%q did not appear on the console within %v", text, deadline)
+}
+
+// stop ends QEMU (the guest's file systems are synced by the test's own
+// checks before; gokrazy's /perm is ext4 with a journal).
+func (v *vm) stop() {
+	v.cmd.Process.Kill()
+	<-v.done
+}
+
+// consoleMatch waits for re to match the serial console and returns the
+// first submatch.
+func (v *vm) consoleMatch(re *regexp.Regexp, deadline time.Duration) string {
+	v.t.Helper()
+	end := time.Now().Add(deadline)
+	for time.Now().Before(end) {
+		if m := re.FindStringSubmatch(v.console.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-v.done:
+			v.t.Fatalf("QEMU exited before %v matched the console: %v", re, v.waitErr)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	v.t.Fatalf("%v did not match the console within %v", re, deadline)
+	return ""
 }

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/parkpage/parkpage/image/internal/disk"
 )
 
 // Pinned module versions: the module proxy refuses @latest for some of
@@ -130,7 +132,7 @@ func build(name string, t target, repo, gok, work, out, siteConfig, version stri
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("gok overwrite: %w", err)
 	}
-	parts, err := readPartitions(tmp)
+	parts, err := disk.Read(tmp)
 	if err != nil {
 		return err
 	}
@@ -140,8 +142,8 @@ func build(name string, t target, repo, gok, work, out, siteConfig, version stri
 	perm := parts[3]
 	// gok leaves /perm unformatted when writing to a file; gokrazy then
 	// runs without persistent storage. Format it here (ext4, label perm).
-	if err := run("mkfs.ext4", "-q", "-F", "-L", "perm", "-E", fmt.Sprintf("offset=%d", perm.start),
-		tmp, fmt.Sprint(perm.size/1024)); err != nil {
+	if err := run("mkfs.ext4", "-q", "-F", "-L", "perm", "-E", fmt.Sprintf("offset=%d", perm.Start),
+		tmp, fmt.Sprint(perm.Size/1024)); err != nil {
 		return err
 	}
 	for _, bf := range boot {
@@ -149,7 +151,7 @@ func build(name string, t target, repo, gok, work, out, siteConfig, version stri
 		if !ok {
 			return fmt.Errorf("-boot-file %q: want NAME=PATH", bf)
 		}
-		if err := run("mcopy", "-o", "-i", fmt.Sprintf("%s@@%d", tmp, parts[0].start), path, "::"+name); err != nil {
+		if err := run("mcopy", "-o", "-i", fmt.Sprintf("%s@@%d", tmp, parts[0].Start), path, "::"+name); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,7 @@
-package main
+// Package disk reads the partition table of an appliance image (MBR, or
+// GPT behind a protective MBR), so the image tools can find the FAT boot
+// partition and /perm inside a .img file.
+package disk
 
 import (
 	"encoding/binary"
@@ -7,24 +10,25 @@ import (
 	"os"
 )
 
-// partition is one partition of a disk image, in bytes.
-type partition struct {
-	start, size int64
-	typ         byte // MBR type (0 for GPT entries)
+// Partition is one partition of a disk image, in bytes.
+type Partition struct {
+	Start, Size int64
+	Type        byte // MBR type (0 for GPT entries)
 }
 
-// readPartitions returns the image's partitions in table order: the MBR's,
+// Read returns the image's partitions in table order: the MBR's,
 // or the GPT's when the MBR is a protective one (type 0xEE).
-func readPartitions(path string) ([]partition, error) {
+func Read(path string) ([]Partition, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return partitionsOf(f)
+	return Of(f)
 }
 
-func partitionsOf(r io.ReaderAt) ([]partition, error) {
+// Of reads the partitions of a disk image.
+func Of(r io.ReaderAt) ([]Partition, error) {
 	mbr := make([]byte, 512)
 	if _, err := r.ReadAt(mbr, 0); err != nil {
 		return nil, fmt.Errorf("reading MBR: %w", err)
@@ -32,7 +36,7 @@ func partitionsOf(r io.ReaderAt) ([]partition, error) {
 	if mbr[510] != 0x55 || mbr[511] != 0xAA {
 		return nil, fmt.Errorf("no MBR boot signature")
 	}
-	var parts []partition
+	var parts []Partition
 	gpt := false
 	for i := 0; i < 4; i++ {
 		e := mbr[446+16*i : 446+16*(i+1)]
@@ -44,10 +48,10 @@ func partitionsOf(r io.ReaderAt) ([]partition, error) {
 			gpt = true
 			break
 		}
-		parts = append(parts, partition{
-			start: int64(binary.LittleEndian.Uint32(e[8:])) * 512,
-			size:  int64(binary.LittleEndian.Uint32(e[12:])) * 512,
-			typ:   typ,
+		parts = append(parts, Partition{
+			Start: int64(binary.LittleEndian.Uint32(e[8:])) * 512,
+			Size:  int64(binary.LittleEndian.Uint32(e[12:])) * 512,
+			Type:  typ,
 		})
 	}
 	if !gpt {
@@ -78,7 +82,7 @@ func partitionsOf(r io.ReaderAt) ([]partition, error) {
 		if first == 0 && last == 0 {
 			continue
 		}
-		parts = append(parts, partition{start: first * 512, size: (last - first + 1) * 512})
+		parts = append(parts, Partition{Start: first * 512, Size: (last - first + 1) * 512})
 	}
 	return parts, nil
 }

@@ -22,7 +22,12 @@ APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium
 # SIP peer.
 APT_IMAGE := e2fsprogs mtools dosfstools fdisk qemu-system-x86 qemu-system-arm qemu-efi-aarch64 ovmf sip-tester
 
-.PHONY: image image-test deps-image
+# The Debian package: dpkg-deb, lintian, and mmdebstrap for the clean
+# chroot it is installed into.
+APT_DEB := dpkg-dev lintian mmdebstrap
+DEB_VERSION ?= 0.1.0~git$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)-1
+
+.PHONY: image image-test deps-image deb deb-test
 .PHONY: all build build-arm64 arm64-smoke run test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
 
 all: build
@@ -113,6 +118,19 @@ image: deps-image bin/gok bin/mkimage
 image-test: deps-image bin/gok bin/mkimage
 	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64.img
 	cd image && $(GO) test -count=1 -v -timeout 25m ./imagetest
+
+# `make deb`: bin/parkpage_VERSION_amd64.deb (the static binary, a systemd
+# unit, /etc/parkpage/parkpage.yaml as a conffile), checked with lintian.
+# `make deb-test` installs it into a clean Debian chroot (mmdebstrap).
+deb: deps-build
+	@scripts/apt-ensure $(APT_DEB)
+	CGO_ENABLED=1 CGO_LDFLAGS=-lm $(GO) build -tags netgo,osusergo,nolibopusfile,static_flite \
+		-ldflags '$(LDFLAGS) -s -w -extldflags -static' -o bin/parkpage-static ./cmd/parkpage
+	image/deb/build-deb bin/parkpage-static '$(DEB_VERSION)' bin
+	lintian --fail-on error,warning bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
+
+deb-test: deb
+	image/deb/test-deb bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
 
 clean:
 	rm -rf bin

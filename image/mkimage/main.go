@@ -146,6 +146,9 @@ func build(name string, t target, repo, gok, work, out, siteConfig, version stri
 		tmp, fmt.Sprint(perm.Size/1024)); err != nil {
 		return err
 	}
+	if err := growBoot(tmp, parts[0].Start, parts[0].Size); err != nil {
+		return fmt.Errorf("boot partition: %w", err)
+	}
 	for _, bf := range boot {
 		name, path, ok := strings.Cut(bf, "=")
 		if !ok {

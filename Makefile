@@ -27,7 +27,7 @@ APT_IMAGE := e2fsprogs mtools dosfstools fdisk qemu-system-x86 qemu-system-arm q
 APT_DEB := dpkg-dev lintian mmdebstrap
 DEB_VERSION ?= 0.1.0~git$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)-1
 
-.PHONY: image image-test deps-image deb deb-test
+.PHONY: image image-test image-test-arm deps-image deb deb-test
 .PHONY: all build build-arm64 arm64-smoke run test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
 
 all: build
@@ -116,8 +116,15 @@ image: deps-image bin/gok bin/mkimage
 # (image/testdata/qemu-site.yaml...) on the FAT boot partition, as an
 # installer would.
 image-test: deps-image bin/gok bin/mkimage
+	cd image && $(GO) test -count=1 ./mkimage ./internal/...
 	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64.img
-	cd image && $(GO) test -count=1 -v -timeout 25m ./imagetest
+	cd image && $(GO) test -count=1 -v -timeout 25m -run 'AMD64' ./imagetest
+
+# The arm64 image in qemu-system-aarch64 and the Pi image's structure.
+image-test-arm: deps-image bin/gok bin/mkimage
+	$(MKIMAGE) -target arm64 -o bin/parkpage-arm64.img
+	$(MKIMAGE) -target pi -o bin/parkpage-pi.img
+	cd image && $(GO) test -count=1 -v -timeout 30m -run 'ARM64|Pi' ./imagetest
 
 # `make deb`: bin/parkpage_VERSION_amd64.deb (the static binary, a systemd
 # unit, /etc/parkpage/parkpage.yaml as a conffile), checked with lintian.

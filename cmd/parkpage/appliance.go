@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -93,7 +94,7 @@ func startSetup(listen, backend, stateDir string, problems []string, log *slog.L
 		Health:   "http://" + backend + "/healthz",
 		Log:      log,
 		Announce: func(code string) {
-			fmt.Fprintf(console, "\nparkpage: no admin password yet. Open http://parkpage.local%s/ (or this box's address) and enter the setup code %s\n\n", portOf(listen), code)
+			fmt.Fprintf(console, "\nparkpage: no admin password yet. Open %s and enter the setup code %s\n\n", setupURLs(listen), code)
 		},
 		// Restart (gokrazy's supervisor starts us again) with the
 		// credential: the full admin page then listens on the LAN.
@@ -103,6 +104,23 @@ func startSetup(listen, backend, stateDir string, problems []string, log *slog.L
 		},
 	}
 	s.NewCode()
+	// Say it again now and then: DHCP may finish after the first notice,
+	// and an installer may plug the screen in later.
+	stopAnnounce := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopAnnounce:
+				return
+			case <-t.C:
+				if !s.Saved() {
+					s.Announce(s.Code())
+				}
+			}
+		}
+	}()
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -110,17 +128,30 @@ func startSetup(listen, backend, stateDir string, problems []string, log *slog.L
 		}
 	}()
 	return func() {
+		close(stopAnnounce)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
 }
 
-func portOf(listen string) string {
+// setupURLs lists the setup page's URLs on this box's LAN addresses.
+func setupURLs(listen string) string {
+	port := ""
 	if _, p, err := net.SplitHostPort(listen); err == nil && p != "80" {
-		return ":" + p
+		port = ":" + p
 	}
-	return ""
+	var urls []string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
+			urls = append(urls, "http://"+ipn.IP.String()+port+"/")
+		}
+	}
+	if len(urls) == 0 {
+		return "http://ADDRESS" + port + "/ (this box's address: no network address yet)"
+	}
+	return strings.Join(urls, " or ")
 }
 
 // consoleWriter writes to stderr and, on the appliance, to the system

@@ -60,7 +60,14 @@ func (s *Setup) newCodeLocked() {
 	}
 }
 
-// Code returns the current code (for tests).
+// Saved reports whether the credential has been set.
+func (s *Setup) Saved() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+// Code returns the current code.
 func (s *Setup) Code() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

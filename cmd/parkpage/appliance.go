@@ -33,6 +33,14 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	if rc := parse(fs, args); rc >= 0 {
 		return rc
 	}
+	// gokrazy keeps a service's output in a RAM ring buffer only: keep a
+	// copy under the state directory so the log survives a reboot.
+	if lw, err := persistentLog(filepath.Join(*stateDir, "parkpage.log"), 4<<20); err == nil {
+		defer lw.Close()
+		stderr = io.MultiWriter(stderr, lw)
+	} else {
+		fmt.Fprintf(stderr, "parkpage: persistent log: %v\n", err)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "appliance")
 	console := consoleWriter(stderr)
 
@@ -48,7 +56,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 			log.Warn("boot partition", "dev", dev, "err", err)
 		}
 		for _, f := range imported {
-			log.Info("imported from the boot partition (and removed there)", "file", f, "to", *stateDir)
+			fmt.Fprintf(console, "parkpage: imported %s from the boot partition into %s (removed there)\n", f, *stateDir)
 		}
 		for _, p := range problems {
 			fmt.Fprintf(console, "parkpage: refused: %s\n", p)
@@ -59,7 +67,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	for _, p := range plan.Problems {
 		fmt.Fprintf(console, "parkpage: config passed over: %s\n", p)
 	}
-	log.Info("config chosen", "source", plan.Source, "admin_credential", plan.HasCredential)
+	fmt.Fprintf(console, "parkpage: running on the %s; admin credential: %v\n", plan.Source, plan.HasCredential)
 	runArgs := []string{"-state-dir", *stateDir}
 	if plan.ConfigPath != "" {
 		runArgs = append(runArgs, "-config", plan.ConfigPath)
@@ -161,4 +169,16 @@ func consoleWriter(stderr io.Writer) io.Writer {
 		return io.MultiWriter(stderr, f)
 	}
 	return stderr
+}
+
+// persistentLog opens path for appending; a file over max bytes is moved
+// to path.1 first (one old generation kept).
+func persistentLog(path string, max int64) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(path); err == nil && st.Size() > max {
+		os.Rename(path, path+".1")
+	}
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 }

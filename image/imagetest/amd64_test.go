@@ -75,7 +75,7 @@ func TestAMD64ParkAndPickup(t *testing.T) {
 	if s := findSlot(t, v, "701"); s == nil || s["state"] != "free" {
 		t.Errorf("slot 701 after the pickup: %v, want free", s)
 	}
-	v.consoleMatch(regexp.MustCompile(`(imported from the boot partition)`), time.Minute)
+	v.consoleMatch(regexp.MustCompile(`(parkpage: imported parkpage.yaml from the boot partition)`), time.Minute)
 	v.stop()
 	// The imported config left the FAT partition (it lives in /perm now).
 	if out, err := exec.Command("mtype", "-i", fat, "::parkpage.yaml").CombinedOutput(); err == nil {

@@ -118,7 +118,7 @@ image: deps-image bin/gok bin/mkimage
 image-test: deps-image bin/gok bin/mkimage
 	cd image && $(GO) test -count=1 ./mkimage ./internal/...
 	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64.img
-	cd image && $(GO) test -count=1 -v -timeout 25m -run 'AMD64' ./imagetest
+	cd image && $(GO) test -count=1 -v -timeout 40m -run 'AMD64' ./imagetest
 
 # The arm64 image in qemu-system-aarch64 and the Pi image's structure.
 image-test-arm: deps-image bin/gok bin/mkimage

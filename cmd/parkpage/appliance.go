@@ -44,10 +44,11 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "appliance")
 	console := consoleWriter(stderr)
 
+	var problems []string // shown on the console and the setup page
 	if dev, err := boot.BootPartition("/proc/self/mountinfo", *permMount); err != nil {
 		log.Warn("no boot partition to import from", "err", err)
 	} else {
-		var imported, problems []string
+		var imported []string
 		err := boot.WithBootPartition(dev, filepath.Join(*runDir, "boot"), func(dir string) error {
 			imported, problems = boot.Import(dir, *stateDir)
 			return nil
@@ -73,7 +74,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 		runArgs = append(runArgs, "-config", plan.ConfigPath)
 	}
 	if !plan.HasCredential {
-		stop, err := startSetup(*setupListen, *setupBackend, *stateDir, plan.Problems, log, console)
+		stop, err := startSetup(*setupListen, *setupBackend, *stateDir, append(problems, plan.Problems...), log, console)
 		if err != nil {
 			log.Error("setup page", "err", err)
 		} else {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,8 +74,9 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	if plan.ConfigPath != "" {
 		runArgs = append(runArgs, "-config", plan.ConfigPath)
 	}
+	var restart atomic.Bool
 	if !plan.HasCredential {
-		stop, err := startSetup(*setupListen, *setupBackend, *stateDir, append(problems, plan.Problems...), log, console)
+		stop, err := startSetup(*setupListen, *setupBackend, *stateDir, append(problems, plan.Problems...), log, console, &restart)
 		if err != nil {
 			log.Error("setup page", "err", err)
 		} else {
@@ -83,6 +85,18 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	rc := cmdRun(runArgs, stdout, stderr)
+	if restart.Load() {
+		// The credential is set: start again from the top, so the config
+		// with the credential is chosen and the admin page opens on the
+		// LAN. gokrazy does not restart a service that exits with 0.
+		fmt.Fprintln(console, "parkpage: admin credential set; restarting")
+		self, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(self, os.Args, os.Environ())
+		}
+		fmt.Fprintf(console, "parkpage: restart: %v\n", err)
+		return 1 // the supervisor starts us again
+	}
 	if rc != 0 && plan.ConfigPath != "" {
 		// Never a boot loop over a config: run on the embedded default.
 		fmt.Fprintf(console, "parkpage: %s failed; running on the embedded default config\n", plan.Source)
@@ -92,7 +106,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 }
 
 // startSetup serves the credential setup page on the LAN.
-func startSetup(listen, backend, stateDir string, problems []string, log *slog.Logger, console io.Writer) (func(), error) {
+func startSetup(listen, backend, stateDir string, problems []string, log *slog.Logger, console io.Writer, restart *atomic.Bool) (func(), error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
@@ -105,9 +119,10 @@ func startSetup(listen, backend, stateDir string, problems []string, log *slog.L
 		Announce: func(code string) {
 			fmt.Fprintf(console, "\nparkpage: no admin password yet. Open %s and enter the setup code %s\n\n", setupURLs(listen), code)
 		},
-		// Restart (gokrazy's supervisor starts us again) with the
-		// credential: the full admin page then listens on the LAN.
+		// Stop the service and start again with the credential: the
+		// full admin page then listens on the LAN.
 		Done: func() {
+			restart.Store(true)
 			time.Sleep(500 * time.Millisecond)
 			syscall.Kill(os.Getpid(), syscall.SIGTERM)
 		},

@@ -17,6 +17,17 @@ endif
 APT_BUILD := pkg-config gcc libopus-dev libopusfile-dev flite1-dev
 APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium libspandsp-dev
 
+# The appliance images (image/, gokrazy) and their QEMU test: mkfs/mtools
+# for the partitions, QEMU with UEFI firmware to boot them, sipp as the
+# SIP peer.
+APT_IMAGE := e2fsprogs mtools dosfstools fdisk qemu-system-x86 qemu-system-arm qemu-efi-aarch64 ovmf sip-tester
+
+# The Debian package: dpkg-deb, lintian, and mmdebstrap for the clean
+# chroot it is installed into.
+APT_DEB := dpkg-dev lintian mmdebstrap
+DEB_VERSION ?= 0.1.0~git$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)-1
+
+.PHONY: image image-test image-test-arm deps-image deb deb-test
 .PHONY: all build build-arm64 arm64-smoke run demo test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
 
 all: build
@@ -84,6 +95,59 @@ bench: deps-test
 
 fuzz: deps-build
 	scripts/fuzz-all 20s
+
+deps-image:
+	@scripts/apt-ensure $(APT_BUILD) $(APT_IMAGE)
+	@scripts/arm64-ensure
+	@scripts/go-ensure
+
+# gok (gokrazy's packer) and mkimage come from image/, a module of their
+# own (pinned in image/go.mod), so the main go.mod stays free of them.
+bin/gok: image/go.mod image/go.sum
+	cd image && $(GO) build -o ../bin/gok github.com/gokrazy/tools/cmd/gok
+
+bin/mkimage: image/go.mod $(wildcard image/mkimage/*.go)
+	cd image && $(GO) build -o ../bin/mkimage ./mkimage
+
+MKIMAGE = bin/mkimage -repo . -gok bin/gok -version $(VERSION)
+
+# `make image [CONFIG=site.yaml]`: the Raspberry Pi 4/5 image and the
+# generic amd64 (UEFI PC or VM) image, each a .img to write with Raspberry
+# Pi Imager, balenaEtcher or dd. CONFIG bakes a site config in.
+image: deps-image bin/gok bin/mkimage
+	$(MKIMAGE) -target pi -o bin/parkpage-pi.img $(if $(CONFIG),-config $(CONFIG))
+	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64.img $(if $(CONFIG),-config $(CONFIG))
+	@ls -l bin/parkpage-pi.img bin/parkpage-amd64.img
+	@du -h --apparent-size bin/parkpage-pi.img bin/parkpage-amd64.img | sed 's/^/apparent size: /'
+	@du -h bin/parkpage-pi.img bin/parkpage-amd64.img | sed 's/^/written blocks: /'
+
+# Boots the images in QEMU (TCG) and proves them with real peers: see
+# image/imagetest. The tests copy the plain images and drop their files
+# (image/testdata/qemu-site.yaml...) on the FAT boot partition, as an
+# installer would.
+image-test: deps-image bin/gok bin/mkimage
+	cd image && $(GO) test -count=1 ./mkimage ./internal/...
+	$(MKIMAGE) -target amd64 -o bin/parkpage-amd64.img
+	cd image && $(GO) test -count=1 -v -timeout 40m -run 'AMD64' ./imagetest
+
+# The arm64 image in qemu-system-aarch64 and the Pi image's structure.
+image-test-arm: deps-image bin/gok bin/mkimage
+	$(MKIMAGE) -target arm64 -o bin/parkpage-arm64.img
+	$(MKIMAGE) -target pi -o bin/parkpage-pi.img
+	cd image && $(GO) test -count=1 -v -timeout 30m -run 'ARM64|Pi' ./imagetest
+
+# `make deb`: bin/parkpage_VERSION_amd64.deb (the static binary, a systemd
+# unit, /etc/parkpage/parkpage.yaml as a conffile), checked with lintian.
+# `make deb-test` installs it into a clean Debian chroot (mmdebstrap).
+deb: deps-build
+	@scripts/apt-ensure $(APT_DEB)
+	CGO_ENABLED=1 CGO_LDFLAGS=-lm $(GO) build -tags netgo,osusergo,nolibopusfile,static_flite \
+		-ldflags '$(LDFLAGS) -s -w -extldflags -static' -o bin/parkpage-static ./cmd/parkpage
+	image/deb/build-deb bin/parkpage-static '$(DEB_VERSION)' bin
+	lintian --fail-on error,warning bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
+
+deb-test: deb
+	image/deb/test-deb bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
 
 clean:
 	rm -rf bin

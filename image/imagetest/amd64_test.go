@@ -1,0 +1,187 @@
+package imagetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/parkpage/parkpage/image/internal/disk"
+)
+
+// testToken is the bearer token in testdata/qemu-site.yaml, baked into the
+// test image only.
+const testToken = "image-test-token-0123456789"
+
+// bootDeadline is generous: TCG on a busy 2-core machine (a first boot
+// under load 30+ took 5 min to reach init and 10 min to healthy).
+const bootDeadline = 15 * time.Minute
+
+// TestAMD64ParkAndPickup boots the amd64 image in QEMU (TCG), waits for
+// /healthz through the forwarded port, then parks a sipp call in 701 over
+// the forwarded SIP port, sees it in the API and picks it up.
+func TestAMD64ParkAndPickup(t *testing.T) {
+	// The plain image as `make image` writes it, with the test's site
+	// config dropped on the FAT boot partition as an installer would.
+	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", "parkpage-amd64.img"))
+	mtools(t, "mcopy", "-i", fat, filepath.Join("..", "testdata", "qemu-site.yaml"), "::parkpage.yaml")
+	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true})
+	took := v.waitHealthy(bootDeadline)
+	t.Logf("amd64: QEMU start to /healthz ok: %v", took.Round(100*time.Millisecond))
+	fmt.Printf("amd64 boot-to-healthy: %.1f s\n", took.Seconds())
+
+	// The service's start-up line shows it runs as configured on the image.
+	v.waitConsole("parkpage", 30*time.Second)
+
+	caller := runSipp(t, v, "park_wait_bye.xml", "701", map[string]string{
+		"from": "2065550100", "parker": "201@pbx.lan", "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
+	var slot map[string]any
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		slot = findSlot(t, v, "701")
+		if slot != nil && slot["state"] == "parked" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot 701 not parked within 90 s: %v; caller sipp:\n%s", slot, caller.output())
+		}
+		select {
+		case <-caller.done:
+			t.Fatalf("caller sipp ended before the call was parked: %v\n%s", caller.err, caller.output())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	t.Logf("parked: %v", slot)
+	if c, _ := slot["caller"].(string); c == "" {
+		t.Errorf("slot 701 has no caller: %v", slot)
+	}
+
+	picker := runSipp(t, v, "retrieve_hangup.xml", "701", map[string]string{
+		"from": "202", "hdr": "X-Test: 1", "hold": "2000"})
+	for _, s := range []*sippRun{picker, caller} {
+		select {
+		case <-s.done:
+			if s.err != nil {
+				t.Fatalf("sipp %s: %v\n%s", s.name, s.err, s.output())
+			}
+		case <-time.After(3 * time.Minute):
+			t.Fatalf("sipp %s still running after 3 min\n%s", s.name, s.output())
+		}
+	}
+	if s := findSlot(t, v, "701"); s == nil || s["state"] != "free" {
+		t.Errorf("slot 701 after the pickup: %v, want free", s)
+	}
+	v.consoleMatch(regexp.MustCompile(`(parkpage: imported parkpage.yaml from the boot partition)`), time.Minute)
+	v.stop()
+	// The imported config left the FAT partition (it lives in /perm now).
+	if out, err := exec.Command("mtype", "-i", fat, "::parkpage.yaml").CombinedOutput(); err == nil {
+		t.Errorf("parkpage.yaml still on the boot partition after import:\n%s", out)
+	}
+}
+
+// copyImage copies an image (sparse) for a test that lets the guest write
+// it, and returns the copy and its FAT boot partition in mtools' syntax.
+func copyImage(t *testing.T, src string) (img, fat string) {
+	t.Helper()
+	img = filepath.Join(t.TempDir(), "disk.img")
+	if out, err := exec.Command("cp", "--sparse=always", src, img).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	parts, err := disk.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, fmt.Sprintf("%s@@%d", img, parts[0].Start)
+}
+
+// findSlot returns slot's entry from GET /api/v1/slots.
+func findSlot(t testing.TB, v *vm, slot string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("GET", v.url("/api/v1/slots"), nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Logf("GET /api/v1/slots: %v", err)
+		return nil
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET /api/v1/slots: %s", res.Status)
+	}
+	var body any
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("GET /api/v1/slots: %v", err)
+	}
+	var list []any
+	switch b := body.(type) {
+	case []any:
+		list = b
+	case map[string]any:
+		list, _ = b["slots"].([]any)
+	}
+	for _, e := range list {
+		if m, ok := e.(map[string]any); ok && m["slot"] == slot {
+			return m
+		}
+	}
+	return nil
+}
+
+// sippRun is one sipp process talking to the VM through the forward.
+type sippRun struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func (s *sippRun) output() string { return s.out.String() }
+
+// runSipp runs a scenario from testdata/sipp against the VM's forwarded
+// SIP port. The host is 10.0.2.2 inside the VM (QEMU's user-net gateway):
+// the scenarios write that address as [vmhost] in Via, Contact and SDP.
+func runSipp(t testing.TB, v *vm, scenario, service string, keys map[string]string) *sippRun {
+	t.Helper()
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Fatalf("sipp is not installed (apt-get install sip-tester): %v", err)
+	}
+	sf, _ := filepath.Abs(filepath.Join("..", "testdata", "sipp", scenario))
+	dir := t.TempDir()
+	port := freePort(t)
+	args := []string{fmt.Sprintf("127.0.0.1:%d", v.sipPort), "-sf", sf, "-s", service, "-m", "1",
+		"-i", "127.0.0.1", "-p", fmt.Sprint(port), "-mp", fmt.Sprint(freePort(t)),
+		"-key", "vmhost", "10.0.2.2", "-key", "mport", fmt.Sprint(freePort(t)),
+		"-nostdin", "-timeout", "240s", "-timeout_error", "-trace_msg",
+		"-message_file", filepath.Join(dir, "msg.log"), "-max_recv_loops", "1000"}
+	for k, val := range keys {
+		if k == "hold" {
+			args = append(args, "-set", k, val)
+		} else {
+			args = append(args, "-key", k, val)
+		}
+	}
+	s := &sippRun{name: scenario, out: &syncBuffer{}, done: make(chan struct{})}
+	s.cmd = exec.Command("sipp", args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("sipp: %v", err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		if b, err := os.ReadFile(filepath.Join(dir, "msg.log")); err == nil {
+			s.out.Write(b)
+		}
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.done
+	})
+	return s
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestGrowBoot builds a small disk like gok's (a full FAT16 at sector
+// 8192), grows it and checks the files, the free space and the MBR LBAs.
+func TestGrowBoot(t *testing.T) {
+	for _, tool := range []string{"mkfs.vfat", "mcopy", "mshowfat", "minfo"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s missing (apt-get install dosfstools mtools): %v", tool, err)
+		}
+	}
+	dir := t.TempDir()
+	kernel := make([]byte, 3<<20+123)
+	rand.Read(kernel)
+	files := map[string][]byte{"vmlinuz": kernel, "cmdline.txt": []byte("console=ttyS0 root=PARTUUID=1/PARTNROFF=1\n"),
+		"EFI/BOOT/BOOTX64.EFI": []byte("efi stub")}
+	// The "gok" FAT: a padding file first, so the kernel does not start at
+	// the first data cluster and the rebuilt LBAs differ.
+	small := filepath.Join(dir, "small.fat")
+	must(t, "mkfs.vfat", "-F", "16", "-C", small, "16384")
+	pad := filepath.Join(dir, "pad")
+	os.WriteFile(pad, make([]byte, 1<<20), 0o644)
+	must(t, "mcopy", "-i", small, pad, "::pad")
+	must(t, "mmd", "-i", small, "::EFI", "::EFI/BOOT")
+	for name, b := range files {
+		p := filepath.Join(dir, strings.ReplaceAll(name, "/", "_"))
+		os.WriteFile(p, b, 0o644)
+		must(t, "mcopy", "-i", small, p, "::"+name)
+	}
+	const start, size = 8192 * 512, 100 << 20
+	img := filepath.Join(dir, "disk.img")
+	f, _ := os.Create(img)
+	f.Truncate(start + size + 1<<20)
+	sb, _ := os.ReadFile(small)
+	f.WriteAt(sb, start)
+	f.WriteAt([]byte{0x55, 0xAA}, 510)
+	f.Close()
+
+	if err := growBoot(img, start, size); err != nil {
+		t.Fatal(err)
+	}
+	fat := fmt.Sprintf("%s@@%d", img, start)
+	for name, want := range files {
+		got, err := exec.Command("mtype", "-i", fat, "::"+name).Output()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s after growing: %d bytes, %v (want %d bytes)", name, len(got), err, len(want))
+		}
+	}
+	out, _ := exec.Command("mdir", "-i", fat, "::").CombinedOutput()
+	var free int64
+	for _, l := range strings.Split(string(out), "\n") {
+		if n, ok := strings.CutSuffix(strings.TrimSpace(l), "bytes free"); ok {
+			fmt.Sscan(strings.Join(strings.Fields(n), ""), &free)
+		}
+	}
+	if free < 80<<20 {
+		t.Errorf("free space after growing: %d bytes, want > 80 MiB\n%s", free, out)
+	}
+	raw, _ := os.ReadFile(img)
+	vm := binary.LittleEndian.Uint32(raw[432:])
+	cl := binary.LittleEndian.Uint32(raw[436:])
+	if !bytes.Equal(raw[int64(vm)*512:int64(vm)*512+4096], kernel[:4096]) {
+		t.Errorf("MBR vmlinuz LBA %d does not point at the kernel", vm)
+	}
+	if !bytes.HasPrefix(raw[int64(cl)*512:], files["cmdline.txt"]) {
+		t.Errorf("MBR cmdline LBA %d does not point at cmdline.txt", cl)
+	}
+}
+
+func must(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}

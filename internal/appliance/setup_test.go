@@ -1,0 +1,119 @@
+package appliance
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func newSetup(t *testing.T) (*Setup, *httptest.Server, *[]string, chan struct{}) {
+	t.Helper()
+	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	t.Cleanup(health.Close)
+	var codes []string
+	done := make(chan struct{}, 1)
+	s := &Setup{StateDir: t.TempDir(), Health: health.URL + "/healthz", Problems: []string{"boot partition parkpage.yaml:4:7: zones.all.outputs[0].typo: unknown key"},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Announce: func(c string) { codes = append(codes, c) },
+		Done: func() { done <- struct{}{} }}
+	s.NewCode()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return s, srv, &codes, done
+}
+
+func post(t *testing.T, base string, v url.Values) (int, string) {
+	t.Helper()
+	res, err := http.PostForm(base+"/setup", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestSetupOffersOnlyTheCredential(t *testing.T) {
+	s, srv, codes, done := newSetup(t)
+	if len(*codes) != 1 || len(s.Code()) != 9 {
+		t.Fatalf("announced codes %v", *codes)
+	}
+	res, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), `name="code"`) || !strings.Contains(string(b), "parkpage.yaml:4:7") {
+		t.Errorf("setup page lacks the code field or the boot problems:\n%s", b)
+	}
+	for _, p := range []string{"/api/v1/slots", "/api/v1/announcements"} {
+		res, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403 before setup", p, res.StatusCode)
+		}
+	}
+	res, err = http.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("/healthz %d", res.StatusCode)
+	}
+
+	// Wrong codes: refused; the fifth makes a new code.
+	first := s.Code()
+	for i := 0; i < maxAttempts; i++ {
+		if code, _ := post(t, srv.URL, url.Values{"code": {"0000-000x"}, "password": {"correct horse"}, "confirm": {"correct horse"}}); code != http.StatusForbidden {
+			t.Fatalf("wrong code: %d", code)
+		}
+	}
+	if len(*codes) != 2 || s.Code() == first {
+		t.Errorf("no new code after %d wrong ones: %v", maxAttempts, *codes)
+	}
+	if code, _ := post(t, srv.URL, url.Values{"code": {first}, "password": {"correct horse"}, "confirm": {"correct horse"}}); code != http.StatusForbidden {
+		t.Errorf("old code after renewal: %d, want 403", code)
+	}
+	if code, _ := post(t, srv.URL, url.Values{"code": {s.Code()}, "password": {"short"}, "confirm": {"short"}}); code != http.StatusBadRequest {
+		t.Errorf("short password: %d", code)
+	}
+	if code, _ := post(t, srv.URL, url.Values{"code": {s.Code()}, "password": {"correct horse"}, "confirm": {"correct horsE"}}); code != http.StatusBadRequest {
+		t.Errorf("mismatch: %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(s.StateDir, PermHash)); err == nil {
+		t.Fatal("credential saved before a valid request")
+	}
+	code, body := post(t, srv.URL, url.Values{"code": {strings.ReplaceAll(s.Code(), "-", "")}, "password": {"correct horse"}, "confirm": {"correct horse"}})
+	if code != 200 || !strings.Contains(body, "Saved") {
+		t.Fatalf("valid setup: %d %s", code, body)
+	}
+	h, err := os.ReadFile(filepath.Join(s.StateDir, PermHash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(strings.TrimSpace(string(h))), []byte("correct horse")); err != nil {
+		t.Errorf("saved hash: %v", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not called after setup")
+	}
+	// Once set, the page cannot set it again.
+	if code, _ := post(t, srv.URL, url.Values{"code": {s.Code()}, "password": {"other password"}, "confirm": {"other password"}}); code != http.StatusConflict {
+		t.Errorf("second setup: %d, want 409", code)
+	}
+}

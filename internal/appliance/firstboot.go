@@ -32,6 +32,7 @@ const (
 
 	PermConfig = "parkpage.yaml" // last good site config, under the state dir
 	PermHash   = "admin.bcrypt"  // admin credential, under the state dir
+	PermPBX    = "pbx.uri"       // the PBX named on the setup page (sip.pbx), under the state dir
 )
 
 // Import moves the installer's files from the mounted boot partition dir
@@ -202,14 +203,23 @@ func Choose(stateDir, baked, runDir string) Plan {
 		return Plan{Source: "embedded default", Problems: p.Problems}
 	}
 	p.HasCredential = cfg.HTTP.HasCredential()
-	if p.HasCredential {
+	// What the setup page saved fills in what the chosen config leaves
+	// open: the admin credential and the PBX (sip.pbx).
+	var hash, pbx string
+	if !p.HasCredential {
+		if b, err := os.ReadFile(filepath.Join(stateDir, PermHash)); err == nil {
+			hash = strings.TrimSpace(string(b))
+		}
+	}
+	if cfg.SIP.PBX == "" {
+		if b, err := os.ReadFile(filepath.Join(stateDir, PermPBX)); err == nil {
+			pbx = strings.TrimSpace(string(b))
+		}
+	}
+	if hash == "" && pbx == "" {
 		return p
 	}
-	hash, err := os.ReadFile(filepath.Join(stateDir, PermHash))
-	if err != nil {
-		return p
-	}
-	merged, err := withCredential(data, strings.TrimSpace(string(hash)), cfg.HTTP.Listen)
+	merged, err := withSetup(data, hash, pbx, cfg.HTTP.Listen)
 	if err == nil {
 		if _, _, err = config.Parse("effective", merged); err == nil {
 			if err = os.MkdirAll(runDir, 0o700); err == nil {
@@ -218,18 +228,24 @@ func Choose(stateDir, baked, runDir string) Plan {
 		}
 	}
 	if err != nil {
-		p.Problems = append(p.Problems, fmt.Sprintf("adding the admin credential to the config: %v", err))
+		p.Problems = append(p.Problems, fmt.Sprintf("adding the setup page's settings to the config: %v", err))
 		return p
 	}
 	p.ConfigPath = filepath.Join(runDir, PermConfig)
-	p.Source += " with the admin credential from " + filepath.Join(stateDir, PermHash)
-	p.HasCredential = true
+	if hash != "" {
+		p.Source += " with the admin credential from " + filepath.Join(stateDir, PermHash)
+		p.HasCredential = true
+	}
+	if pbx != "" {
+		p.Source += " with sip.pbx " + pbx + " from " + filepath.Join(stateDir, PermPBX)
+	}
 	return p
 }
 
-// withCredential sets http.password_hash in a YAML document and, when the
-// admin API listens on loopback only, moves it to all interfaces.
-func withCredential(data []byte, hash, listen string) ([]byte, error) {
+// withSetup sets, in a YAML document, http.password_hash (when hash is
+// not empty; the admin API then moves from loopback only to all
+// interfaces) and sip.pbx (when pbx is not empty).
+func withSetup(data []byte, hash, pbx, listen string) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
@@ -241,17 +257,26 @@ func withCredential(data []byte, hash, listen string) ([]byte, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, errors.New("config is not a mapping")
 	}
-	httpNode := mapGet(root, "http")
-	if httpNode == nil {
-		httpNode = &yaml.Node{Kind: yaml.MappingNode}
-		root.Content = append(root.Content, scalar("http"), httpNode)
-	}
-	mapSet(httpNode, "password_hash", hash)
-	host, port, err := net.SplitHostPort(listen)
-	if err == nil {
-		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-			mapSet(httpNode, "listen", net.JoinHostPort("0.0.0.0", port))
+	section := func(name string) *yaml.Node {
+		n := mapGet(root, name)
+		if n == nil {
+			n = &yaml.Node{Kind: yaml.MappingNode}
+			root.Content = append(root.Content, scalar(name), n)
 		}
+		return n
+	}
+	if hash != "" {
+		httpNode := section("http")
+		mapSet(httpNode, "password_hash", hash)
+		host, port, err := net.SplitHostPort(listen)
+		if err == nil {
+			if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+				mapSet(httpNode, "listen", net.JoinHostPort("0.0.0.0", port))
+			}
+		}
+	}
+	if pbx != "" {
+		mapSet(section("sip"), "pbx", pbx)
 	}
 	return yaml.Marshal(&doc)
 }

@@ -8,13 +8,19 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parkpage/parkpage/internal/config"
 )
 
 // maxAttempts wrong codes make a new code (shown on the console again).
@@ -78,7 +84,7 @@ var setupPage = template.Must(template.New("setup").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>parkpage setup</title>
 <style>body{font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em}label{display:block;margin:.8em 0 .2em}
-input{font-size:1.1em;width:100%}.err{color:#a00}.ok{color:#070}pre{white-space:pre-wrap;background:#fee;padding:.5em}</style></head>
+input{font-size:1.1em;width:100%}.err{color:#a00}.ok{color:#070}.hint{color:#555;font-size:.9em;margin:.2em 0}pre{white-space:pre-wrap;background:#fee;padding:.5em}</style></head>
 <body><h1>parkpage: set the admin password</h1>
 {{if .Saved}}<p class="ok">Saved. parkpage restarts with the new password; log in as <b>admin</b> in a few seconds.</p>
 {{else}}<p>This box has no admin password yet. Enter the setup code shown on the box's screen or serial console,
@@ -88,6 +94,8 @@ then choose the password for the user <b>admin</b>.</p>
 <label for="code">Setup code</label><input id="code" name="code" autocomplete="off" required>
 <label for="password">Admin password (8 characters or more)</label><input id="password" name="password" type="password" minlength="8" required>
 <label for="confirm">Password again</label><input id="confirm" name="confirm" type="password" minlength="8" required>
+<label for="pbx">Your phone system (PBX) address, if parkpage works with one: calls from it are trusted, ring-backs go to it</label><input id="pbx" name="pbx" placeholder="192.168.1.10 or pbx.example.lan:5060" value="{{.PBX}}" autocomplete="off">
+{{if .PBXError}}<p class="err">{{.PBXError}}</p>{{end}}<p class="hint">Leave it empty if phones register to parkpage directly. Nothing else on the network is trusted until you name it.</p>
 <p><button type="submit">Save</button></p></form>{{end}}
 {{if .Problems}}<h2>Files refused from the boot partition</h2><pre>{{range .Problems}}{{.}}
 {{end}}</pre><p>The box runs on its last good config. Fix the file on the boot partition and restart the box.</p>{{end}}
@@ -97,6 +105,8 @@ then choose the password for the user <b>admin</b>.</p>
 type pageData struct {
 	Saved    bool
 	Error    string
+	PBX      string // the PBX address as typed
+	PBXError string
 	Problems []string
 }
 
@@ -144,6 +154,7 @@ func (s *Setup) setup(w http.ResponseWriter, r *http.Request) {
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
 	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
+	pbxIn := strings.TrimSpace(r.PostFormValue("pbx"))
 	s.mu.Lock()
 	if s.done {
 		s.mu.Unlock()
@@ -168,10 +179,21 @@ func (s *Setup) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if pw != confirm {
-		s.render(w, http.StatusBadRequest, pageData{Error: "The two passwords differ.", Problems: s.Problems})
+		s.render(w, http.StatusBadRequest, pageData{Error: "The two passwords differ.", Problems: s.Problems, PBX: pbxIn})
 		return
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	pbx, err := PBXURI(pbxIn)
+	if err != nil {
+		s.render(w, http.StatusBadRequest, pageData{PBXError: err.Error(), Problems: s.Problems, PBX: pbxIn})
+		return
+	}
+	if pbx != "" {
+		err = writeFileSync(filepath.Join(s.StateDir, PermPBX), []byte(pbx+"\n"), 0o600)
+	}
+	var hash []byte
+	if err == nil {
+		hash, err = bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	}
 	if err == nil {
 		err = writeFileSync(filepath.Join(s.StateDir, PermHash), append(hash, '\n'), 0o600)
 	}
@@ -183,7 +205,7 @@ func (s *Setup) setup(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.done = true
 	s.mu.Unlock()
-	s.Log.Info("setup: admin credential saved; restarting with the admin page on the LAN")
+	s.Log.Info("setup: admin credential saved; restarting with the admin page on the LAN", "pbx", pbx)
 	s.render(w, http.StatusOK, pageData{Saved: true})
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
@@ -192,5 +214,30 @@ func (s *Setup) setup(w http.ResponseWriter, r *http.Request) {
 		go s.Done()
 	}
 }
+
+// PBXURI turns what an installer types for the PBX (an address, a host
+// name, host:port or a sip: URI) into a sip.pbx value, checked as the
+// config checks it; "" stays "" (no PBX).
+func PBXURI(in string) (string, error) {
+	in = strings.TrimSpace(in)
+	if in == "" {
+		return "", nil
+	}
+	uri := in
+	if !strings.HasPrefix(strings.ToLower(uri), "sip:") {
+		uri = "sip:" + uri
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil || !hostRe.MatchString(u.Host) && net.ParseIP(u.Host) == nil {
+		return "", fmt.Errorf("PBX address %q: give an IP address or host name, with :port if it is not 5060", in)
+	}
+	if _, _, err := config.Parse("setup", []byte("sip:\n  pbx: "+strconv.Quote(uri)+"\n")); err != nil {
+		return "", fmt.Errorf("PBX address %q: %s", in, strings.TrimPrefix(err.Error(), "setup:"))
+	}
+	return uri, nil
+}
+
+// hostRe is a DNS host name (letters, digits, hyphens, dots).
+var hostRe = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 func normCode(c string) string { return strings.ReplaceAll(strings.ReplaceAll(c, "-", ""), " ", "") }

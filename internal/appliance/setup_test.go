@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parkpage/parkpage/internal/config"
 )
 
 func newSetup(t *testing.T) (*Setup, *httptest.Server, *[]string, chan struct{}) {
@@ -115,5 +117,58 @@ func TestSetupOffersOnlyTheCredential(t *testing.T) {
 	// Once set, the page cannot set it again.
 	if code, _ := post(t, srv.URL, url.Values{"code": {s.Code()}, "password": {"other password"}, "confirm": {"other password"}}); code != http.StatusConflict {
 		t.Errorf("second setup: %d, want 409", code)
+	}
+}
+
+// The setup page asks for the PBX instead of trusting the LAN: a bad
+// address is refused next to its field (nothing saved), a good one is
+// saved with the credential and the next start runs with sip.pbx set, so
+// the PBX (and nothing else on the LAN) is trusted.
+func TestSetupNamesThePBX(t *testing.T) {
+	s, srv, _, done := newSetup(t)
+	code, body := post(t, srv.URL, url.Values{"code": {s.Code()}, "password": {"correct horse"}, "confirm": {"correct horse"}, "pbx": {"pbx .lan"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `PBX address &#34;pbx .lan&#34;`) || !strings.Contains(body, `value="pbx .lan"`) {
+		t.Fatalf("bad PBX address: %d\n%s", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(s.StateDir, PermHash)); err == nil {
+		t.Fatal("credential saved although the form was refused")
+	}
+	code, body = post(t, srv.URL, url.Values{"code": {s.Code()}, "password": {"correct horse"}, "confirm": {"correct horse"}, "pbx": {"192.0.2.5:5080"}})
+	if code != http.StatusOK {
+		t.Fatalf("setup with a PBX: %d\n%s", code, body)
+	}
+	<-done
+	plan := Choose(s.StateDir, "", t.TempDir())
+	if !plan.HasCredential || plan.ConfigPath == "" {
+		t.Fatalf("plan %+v", plan)
+	}
+	b, err := os.ReadFile(plan.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Parse(plan.ConfigPath, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SIP.PBX != "sip:192.0.2.5:5080" || !cfg.HTTP.HasCredential() {
+		t.Errorf("effective config: sip.pbx %q, credential %v\n%s", cfg.SIP.PBX, cfg.HTTP.HasCredential(), b)
+	}
+	if !strings.Contains(plan.Source, "sip.pbx sip:192.0.2.5:5080") {
+		t.Errorf("source %q does not say where sip.pbx came from", plan.Source)
+	}
+}
+
+func TestPBXURI(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "", ""},
+		{"  192.0.2.5 ", "sip:192.0.2.5", ""},
+		{"pbx.example.lan:5060", "sip:pbx.example.lan:5060", ""},
+		{"sip:192.0.2.5:5080", "sip:192.0.2.5:5080", ""},
+		{"pbx .lan", "", "PBX address"},
+	} {
+		got, err := PBXURI(tc.in)
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("PBXURI(%q) = %q, %v; want %q, %q", tc.in, got, err, tc.want, tc.err)
+		}
 	}
 }

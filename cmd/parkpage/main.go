@@ -43,7 +43,7 @@ func commands() []command {
 		{"hash-password", "", "read a password on stdin and print its bcrypt hash for http.password_hash", cmdHashPassword},
 		{"demo", "[-dir DIR] [-pickup-after DURATION] [-sound auto|off|hw:CARD,DEV]", "park a simulated call, announce it and pick it up, all on loopback (no phones needed)", cmdDemo},
 		{"version", "", "print the version", cmdVersion},
-		{"appliance", "[-state-dir DIR] [-baked-config FILE]", "the flashed image's entry point: import boot-partition files, pick the config, offer credential setup, run", cmdAppliance},
+		{"appliance", "[-state-dir DIR] [-baked-config FILE] [-perm DIR] [-run-dir DIR] [-setup-listen ADDR] [-setup-backend ADDR]", "the flashed image's entry point: import boot-partition files, pick the config, offer credential setup, run", cmdAppliance},
 	}
 }
 

@@ -2,7 +2,6 @@ package multicast
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // listener is a real multicast receiver: a socket bound to group:0 and
@@ -76,14 +75,7 @@ func startPacer(t testing.TB, log *slog.Logger, opts ...pacer.Option) *Pacer {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	p := NewPacer(log, opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := p.Run(ctx); err != nil {
-			t.Errorf("pacer: %v", err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	runtest.Go(t, "pacer", p.Run)
 	return p
 }
 

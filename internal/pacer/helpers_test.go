@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // recvTimeout bounds every wait for a packet: generous, since the machine
@@ -114,14 +116,7 @@ func startPacer(t testing.TB, log *slog.Logger, opts ...Option) *Pacer {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	p := New(log, opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := p.Run(ctx); err != nil {
-			t.Errorf("pacer: %v", err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	runtest.Go(t, "pacer", p.Run)
 	return p
 }
 

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"math"
 	"testing"
@@ -150,20 +149,10 @@ func collectUntil(l *mcastListener, done <-chan struct{}) <-chan [][]byte {
 	out := make(chan [][]byte, 1)
 	go func() {
 		var got [][]byte
-		buf := make([]byte, 2048)
-		for {
-			select {
-			case <-done:
-				out <- got
-				return
-			default:
-			}
-			l.pc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			n, _, _, err := l.pc.ReadFrom(buf)
-			if err == nil {
-				got = append(got, bytes.Clone(buf[:n]))
-			}
+		for _, p := range <-l.CollectUntil(done) {
+			got = append(got, p.Data)
 		}
+		out <- got
 	}()
 	return out
 }

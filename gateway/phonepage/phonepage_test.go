@@ -21,6 +21,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/audiotest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
@@ -208,39 +209,8 @@ func encode(t *testing.T, c codec.Name, pcm []int16) [][]byte {
 	return fs
 }
 
-// peak normalised cross-correlation of want in got.
-func correlation(got, want []int16) float64 {
-	dec := func(x []int16) []float64 {
-		o := make([]float64, len(x))
-		for i := range o {
-			o[i] = float64(x[i])
-		}
-		return o
-	}
-	g, w := dec(got), dec(want)
-	if len(g) < len(w) {
-		return 0
-	}
-	e := make([]float64, len(g)+1)
-	for i, v := range g {
-		e[i+1] = e[i] + v*v
-	}
-	var ew float64
-	for _, v := range w {
-		ew += v * v
-	}
-	best := 0.0
-	for lag := 0; lag+len(w) <= len(g); lag++ {
-		var dot float64
-		for i, v := range w {
-			dot += g[lag+i] * v
-		}
-		if eg := e[lag+len(w)] - e[lag]; eg > 0 {
-			best = max(best, dot/math.Sqrt(eg*ew))
-		}
-	}
-	return best
-}
+// correlation is the peak normalised cross-correlation of want in got.
+func correlation(got, want []int16) float64 { return audiotest.PeakCorrelation(got, want) }
 
 func (r *rig) waitPages(t *testing.T, n int) {
 	deadline := time.Now().Add(10 * time.Second)

@@ -75,7 +75,7 @@ func startPacer(t testing.TB, log *slog.Logger, opts ...pacer.Option) *Pacer {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	p := NewPacer(log, opts...)
-	runtest.Go(t, "pacer", p.Run)
+	runtest.Start(t, "pacer", p.Run)
 	return p
 }
 

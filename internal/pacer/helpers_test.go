@@ -116,7 +116,7 @@ func startPacer(t testing.TB, log *slog.Logger, opts ...Option) *Pacer {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	p := New(log, opts...)
-	runtest.Go(t, "pacer", p.Run)
+	runtest.Start(t, "pacer", p.Run)
 	return p
 }
 

@@ -2,7 +2,6 @@ package ami
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/testsupport/logtest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 const (
@@ -236,20 +236,7 @@ func runClient(t *testing.T, cfg config.AMI, opts Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	runtest.Start(t, "Run", c.Run)
 }
 
 func fastOptions(r *recorder) Options {

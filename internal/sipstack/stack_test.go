@@ -537,7 +537,7 @@ func TestTLSListener(t *testing.T) {
 			}
 		}
 		body := make([]byte, clen)
-		if _, err := readFull(rd, body); err != nil {
+		if _, err := io.ReadFull(rd, body); err != nil {
 			t.Fatal(err)
 		}
 		return start, head.String() + "\r\n" + string(body)
@@ -562,16 +562,4 @@ func TestTLSListener(t *testing.T) {
 			t.Fatalf("unexpected %q", start)
 		}
 	}
-}
-
-func readFull(r *bufio.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := r.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }

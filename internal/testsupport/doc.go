@@ -4,7 +4,8 @@
 // ports, processes read line by line, output tails), mcasttest (multicast
 // receivers joined on lo), sipptest (sipp scenarios), clocktest (a manual
 // clock.Clock), logtest (a slog handler that counts records), runtest
-// (a part's Run(ctx) loop owned by the test) and audiotest (how much of
-// the sent audio a receiver heard). Only tests import them; they import
+// (a part's Run(ctx) loop owned by the test), audiotest (how much of the
+// sent audio a receiver heard) and ffmpegtest (ffmpeg, the codecs'
+// reference peer). Only tests import them; they import
 // nothing of parkpage's but internal/clock.
 package testsupport

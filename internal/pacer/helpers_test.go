@@ -134,18 +134,6 @@ func waitThread(t testing.TB, p *Pacer) int {
 	return 0
 }
 
-// waitFor polls cond until it holds, failing the test after recvTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(recvTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never happened", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // switches is how often thread tid has gone to sleep (voluntary context
 // switches): the loop sleeps once per wake-up, in its timerfd read.
 func switches(t testing.TB, tid int) int {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 func rawInvite(dst net.Addr, from *net.UDPAddr, i int) []byte {
@@ -108,7 +110,7 @@ func TestUnparseableDatagramsLogRateLimited(t *testing.T) {
 			c.WriteTo(junk, dst)
 		}
 		want := fmt.Sprintf("parkpage_sip_unparseable_datagrams_total %d\n", 20*k)
-		waitFor(t, want, time.Minute, func() bool {
+		runtest.WaitFor(t, want, time.Minute, func() bool {
 			var b bytes.Buffer
 			ms.WritePrometheus(&b)
 			return strings.Contains(b.String(), want)
@@ -157,7 +159,7 @@ func TestUnparseableTCPStreamLogIsTamed(t *testing.T) {
 		c.Read(make([]byte, 100)) // sipgo closes the connection after the error
 		c.Close()
 	}
-	waitFor(t, "a parse error logged", time.Minute, func() bool { return strings.Contains(logs.String(), "parse") })
+	runtest.WaitFor(t, "a parse error logged", time.Minute, func() bool { return strings.Contains(logs.String(), "parse") })
 	out := logs.String()
 	if strings.Contains(out, strings.Repeat("y", 200)) || strings.Count(out, "\n") > 3 {
 		t.Errorf("sipgo's parse errors not tamed (%d bytes):\n%.2000s", len(out), out)

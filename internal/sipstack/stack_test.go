@@ -28,6 +28,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // startStack parses a config whose sip: section is sipYAML (listeners on
@@ -181,6 +182,13 @@ func (p *phone) register(s *Stack, user, password string, expires int) *sip.Resp
 	if res.StatusCode != 401 {
 		p.t.Fatalf("REGISTER without credentials: %d, want 401", res.StatusCode)
 	}
+	return p.answerChallenge(req, res, user, password)
+}
+
+// answerChallenge sends req again with digest credentials answering the
+// 401 challenge res, and returns the final response.
+func (p *phone) answerChallenge(req *sip.Request, res *sip.Response, user, password string) *sip.Response {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req.RemoveHeader("Via")
@@ -341,7 +349,7 @@ func TestBLFVersionsNeverGoBack(t *testing.T) {
 	}
 	pr.Set(nil) // and free again
 	var last DialogInfo
-	waitFor(t, "the final state", 10*time.Second, func() bool {
+	runtest.WaitFor(t, "the final state", 10*time.Second, func() bool {
 		ns := ph.notifies()
 		d, err := ParseDialogInfo(ns[len(ns)-1].Body())
 		if err != nil {
@@ -427,7 +435,7 @@ func TestBLFRefreshAndExpiry(t *testing.T) {
 		t.Fatal("no Subscription-State")
 	}
 	if pr.Subscribers() != 0 {
-		waitFor(t, "subscription dropped", 2*time.Second, func() bool { return pr.Subscribers() == 0 })
+		runtest.WaitFor(t, "subscription dropped", 2*time.Second, func() bool { return pr.Subscribers() == 0 })
 	}
 	// The phone reboots and subscribes anew (new Call-ID): state at once.
 	again := newPhone(t)
@@ -444,17 +452,6 @@ func TestBLFRefreshAndExpiry(t *testing.T) {
 	}
 	if res := again.do(again.request(sip.SUBSCRIBE, s, "703", "1001", "Event: presence")); res.StatusCode != 489 {
 		t.Fatalf("SUBSCRIBE Event: presence: %d", res.StatusCode)
-	}
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

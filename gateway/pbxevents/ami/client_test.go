@@ -337,22 +337,11 @@ func TestClientReplaysAsteriskSession(t *testing.T) {
 				t.Fatalf("last event %+v is not the sentinel", last)
 			}
 			checkEvents(t, got[:len(got)-1], tc.want)
-			waitFor(t, "pings answered", func() bool { return srv.pongs.Load() >= 3 })
+			runtest.WaitFor(t, "pings answered", 10*time.Second, func() bool { return srv.pongs.Load() >= 3 })
 			if n := srv.logins.Load(); n != 1 {
 				t.Errorf("%d logins on a healthy connection, want 1", n)
 			}
 		})
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -414,8 +403,8 @@ func TestClientPingTimeout(t *testing.T) {
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, testSecret), opts)
 
-	waitFor(t, "a second login", func() bool { return srv.logins.Load() >= 2 })
-	waitFor(t, "pongs on the second connection", func() bool { return srv.pongs.Load() >= 3 })
+	runtest.WaitFor(t, "a second login", 10*time.Second, func() bool { return srv.logins.Load() >= 2 })
+	runtest.WaitFor(t, "pongs on the second connection", 10*time.Second, func() bool { return srv.pongs.Load() >= 3 })
 	if n := srv.logins.Load(); n != 2 {
 		t.Errorf("%d logins, want 2: the answered connection must stay up", n)
 	}
@@ -435,7 +424,11 @@ func TestClientLoginRefused(t *testing.T) {
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, "wrong"), opts)
 
-	waitFor(t, "four refused logins", func() bool { return srv.refusals.Load() >= 4 })
+	// The server counts a refusal before the client has read and logged
+	// it: wait for both.
+	runtest.WaitFor(t, "four refused logins, logged", 10*time.Second, func() bool {
+		return srv.refusals.Load() >= 4 && logs.Count(slog.LevelDebug, "ami login refused", nil) >= 4
+	})
 	if n := logs.Count(slog.LevelError, "ami login refused", nil); n != 1 {
 		t.Errorf("%d 'login refused' errors after %d refusals, want exactly 1", n, srv.refusals.Load())
 	}
@@ -462,7 +455,7 @@ func TestClientUnreachable(t *testing.T) {
 	opts := fastOptions(r)
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, testSecret), opts)
-	waitFor(t, "retries", func() bool { return logs.Count(slog.LevelDebug, "ami manager unreachable", nil) >= 4 })
+	runtest.WaitFor(t, "retries", 10*time.Second, func() bool { return logs.Count(slog.LevelDebug, "ami manager unreachable", nil) >= 4 })
 	if n := logs.Count(slog.LevelWarn, "ami manager unreachable", nil); n != 1 {
 		t.Errorf("%d 'unreachable' warnings, want 1", n)
 	}

@@ -65,3 +65,16 @@ func (r *Runner) Stop() {
 		}
 	})
 }
+
+// WaitFor polls cond every 5 ms until it holds, failing the test if it
+// does not within timeout; what names the awaited state in the failure.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

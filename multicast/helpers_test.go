@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/parkpage/parkpage/internal/pacer"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
@@ -72,7 +72,7 @@ func loSender(t testing.TB, group string, port int) *Sender {
 func startPacer(t testing.TB, log *slog.Logger, opts ...pacer.Option) *Pacer {
 	t.Helper()
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log = logtest.Stderr(slog.LevelWarn)
 	}
 	p := NewPacer(log, opts...)
 	runtest.Start(t, "pacer", p.Run)

@@ -1,7 +1,6 @@
 package livepage
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
 	"github.com/parkpage/parkpage/internal/testsupport/audiotest"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
@@ -57,31 +57,14 @@ type rig struct {
 	rtp     *listener
 	polycom *listener
 	caller  *sipstack.Stack
-	logBuf  *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logBuf  *logtest.Buffer
 }
 
 var rtpBase atomic.Int32
 
 func newRig(t testing.TB, pages string, withPolycom bool) *rig {
 	t.Helper()
-	r := &rig{rtp: listenLo(t, rtpGroup), logBuf: &syncBuf{}}
+	r := &rig{rtp: listenLo(t, rtpGroup), logBuf: &logtest.Buffer{}}
 	base := 30000 + (os.Getpid()%40)*200 + int(rtpBase.Add(1)%4)*50
 	outputs := fmt.Sprintf("      - { type: rtp, group: %s, port: %d, interface: lo, loopback: true, codec: pcmu }\n", rtpGroup, r.rtp.Port())
 	if withPolycom {

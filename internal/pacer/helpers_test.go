@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
@@ -113,7 +114,7 @@ func parse(t testing.TB, b []byte) (id, seq int) {
 func startPacer(t testing.TB, log *slog.Logger, opts ...Option) *Pacer {
 	t.Helper()
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log = logtest.Stderr(slog.LevelWarn)
 	}
 	p := New(log, opts...)
 	runtest.Start(t, "pacer", p.Run)

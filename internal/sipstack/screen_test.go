@@ -6,12 +6,12 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
@@ -94,7 +94,7 @@ func TestUntrustedFloodIsRateLimited(t *testing.T) {
 // Datagrams that are not SIP are dropped and logged at most once per
 // source and kind per interval, truncated, and counted.
 func TestUnparseableDatagramsLogRateLimited(t *testing.T) {
-	var logs lockedLog
+	var logs logtest.Buffer
 	ms := metrics.NewSet()
 	s := startStackLog(t, t.TempDir(), "", &logs, ms)
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -125,28 +125,10 @@ func TestUnparseableDatagramsLogRateLimited(t *testing.T) {
 	}
 }
 
-// lockedLog collects log output.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // On TCP, sipgo parses the stream itself: its parse errors reach the log
 // truncated and at most once per interval.
 func TestUnparseableTCPStreamLogIsTamed(t *testing.T) {
-	var logs lockedLog
+	var logs logtest.Buffer
 	s := startStackLog(t, t.TempDir(), "", &logs, nil)
 	junk := "GARBAGE " + strings.Repeat("y", 3000) + "\r\nContent-Length: 0\r\n\r\n"
 	for range 20 {

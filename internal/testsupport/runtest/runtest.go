@@ -1,7 +1,8 @@
 // Package runtest runs a part's Run(ctx) loop for the length of a test:
 // the test owns the goroutine, and stopping it (by hand, or at the test's
 // end) cancels the context and checks that Run returns, without error and
-// in time. Only tests import it.
+// in time. WaitFor polls for a state a part brings about. Only tests
+// import it.
 package runtest
 
 import (

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	pionrtp "github.com/pion/rtp"
+
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
@@ -302,4 +304,17 @@ func checkEvents(t *testing.T, got []string, want ...string) {
 	if !slices.Equal(got, want) {
 		t.Errorf("events:\n  got:\n    %s\n  want:\n    %s", strings.Join(got, "\n    "), strings.Join(want, "\n    "))
 	}
+}
+
+// parseRTP parses every datagram as an RTP packet, failing the test on the
+// first that is not one.
+func parseRTP(t *testing.T, dgs [][]byte) []pionrtp.Packet {
+	t.Helper()
+	ps := make([]pionrtp.Packet, len(dgs))
+	for i, b := range dgs {
+		if err := ps[i].Unmarshal(b); err != nil {
+			t.Fatalf("rtp packet %d: %v", i, err)
+		}
+	}
+	return ps
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	pionrtp "github.com/pion/rtp"
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/parkpage/parkpage/gateway/output"
@@ -122,16 +121,9 @@ func TestLivePageMulticast(t *testing.T) {
 
 	var rpcm []int16
 	udec, _ := codec.NewDecoder(codec.PCMU)
-	var first pionrtp.Packet
-	for i, b := range rtps {
-		var p pionrtp.Packet
-		if err := p.Unmarshal(b); err != nil {
-			t.Fatalf("rtp packet %d: %v", i, err)
-		}
-		if i == 0 {
-			first = p
-		}
-		if p.SSRC != first.SSRC || p.SequenceNumber != first.SequenceNumber+uint16(i) {
+	ps := parseRTP(t, rtps)
+	for i, p := range ps {
+		if first := ps[0]; p.SSRC != first.SSRC || p.SequenceNumber != first.SequenceNumber+uint16(i) {
 			t.Fatalf("rtp packet %d out of sequence", i)
 		}
 		rpcm, _ = udec.Decode(rpcm, p.Payload)

@@ -256,15 +256,9 @@ func TestMulticastZone(t *testing.T) {
 	if len(rtps) != len(pcmuFrames) {
 		t.Fatalf("rtp: %d packets, want %d", len(rtps), len(pcmuFrames))
 	}
-	var first pionrtp.Packet
-	for i, b := range rtps {
-		var p pionrtp.Packet
-		if err := p.Unmarshal(b); err != nil {
-			t.Fatalf("rtp packet %d: %v", i, err)
-		}
-		if i == 0 {
-			first = p
-		}
+	ps := parseRTP(t, rtps)
+	for i, p := range ps {
+		first := ps[0]
 		if p.PayloadType != 0 || p.Marker != (i == 0) || p.SSRC != first.SSRC ||
 			p.SequenceNumber != first.SequenceNumber+uint16(i) || p.Timestamp != first.Timestamp+uint32(160*i) {
 			t.Fatalf("rtp packet %d header %+v (first %+v)", i, p.Header, first.Header)

@@ -98,7 +98,35 @@ type phone struct {
 
 func newPhone(t testing.TB) *phone {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
+	p := &phone{t: t, got: make(chan struct{}, 1)}
+	p.cli, p.addr = startPeer(t, "test-phone", func(srv *sipgo.Server) {
+		srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+			at := time.Now()
+			p.mu.Lock()
+			if p.onNotify != nil {
+				p.onNotify(req, at)
+			}
+			p.notifys = append(p.notifys, req)
+			d := p.notifyDelay
+			p.mu.Unlock()
+			select {
+			case p.got <- struct{}{}:
+			default:
+			}
+			time.Sleep(d)
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	})
+	return p
+}
+
+// startPeer runs a sipgo user agent on a UDP port of 127.0.0.1 until the
+// test ends: handle registers its request handlers before it serves. It
+// returns the agent's client, which sends from that port, and the port's
+// address.
+func startPeer(t testing.TB, userAgent string, handle func(*sipgo.Server)) (*sipgo.Client, netip.AddrPort) {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(userAgent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,31 +138,15 @@ func newPhone(t testing.TB) *phone {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &phone{t: t, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), got: make(chan struct{}, 1)}
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		at := time.Now()
-		p.mu.Lock()
-		if p.onNotify != nil {
-			p.onNotify(req, at)
-		}
-		p.notifys = append(p.notifys, req)
-		d := p.notifyDelay
-		p.mu.Unlock()
-		select {
-		case p.got <- struct{}{}:
-		default:
-		}
-		time.Sleep(d)
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	handle(srv)
 	go func() { _ = srv.ServeUDP(conn) }()
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(int(p.addr.Port())))
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(int(addr.Port())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cli = cli
 	t.Cleanup(func() { conn.Close(); ua.Close() })
-	return p
+	return cli, addr
 }
 
 // request builds a request from user to ext at the stack.

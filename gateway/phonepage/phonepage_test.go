@@ -23,6 +23,7 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/testsupport/audiotest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
 	"github.com/parkpage/parkpage/relays"
@@ -121,10 +122,9 @@ phone_pages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	pacer := multicast.NewPacer(nil)
+	pacer := startPacer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = pacer.Run(ctx) })
 	b := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer})
 	kinds := output.Kinds{config.OutputPolycom: b.Polycom, config.OutputRTP: b.RTP,
 		config.OutputSIP: func(string, int, *config.Output) (output.Output, error) { return r.amp, nil }}
@@ -301,4 +301,12 @@ func TestYealinkPageRelayed(t *testing.T) {
 	if cc := correlation(got, voice[len(voice)/4:len(voice)*3/4]); cc < 0.8 {
 		t.Errorf("amplifier heard the Yealink page with correlation %.2f (%d samples)", cc, len(got))
 	}
+}
+
+// startPacer runs a Pacer until the test ends.
+func startPacer(t *testing.T) *multicast.Pacer {
+	t.Helper()
+	p := multicast.NewPacer(nil)
+	runtest.Start(t, "pacer", p.Run)
+	return p
 }

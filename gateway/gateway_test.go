@@ -216,7 +216,7 @@ func TestMaxWaitExpires(t *testing.T) {
 		p1 := h.submit("P1", output.PriorityPark, 3*time.Second, "a")
 		p2 := h.submit("P2", output.PriorityPark, time.Second, "a")
 		h.wait(p2, paging.ReasonExpired)
-		if d := time.Since(h.rec.t0); d != time.Second {
+		if d := time.Since(h.rec.Start()); d != time.Second {
 			t.Errorf("P2 expired after %v, want 1s", d)
 		}
 		h.wait(p1, paging.ReasonDone)

@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	pionrtp "github.com/pion/rtp"
+
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/clocktest"
 )
 
 // The scheduler tests run in a synctest bubble: time is fake and advances
@@ -47,25 +50,8 @@ func audioLen(a output.Audio) time.Duration {
 	return time.Duration(len(a.PCM())) * time.Second / codec.SampleRate
 }
 
-// recorder is a timeline: "ms what args".
-type recorder struct {
-	t0    time.Time
-	mu    sync.Mutex
-	lines []string
-}
-
-func (r *recorder) add(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ms := time.Since(r.t0).Milliseconds()
-	r.lines = append(r.lines, fmt.Sprintf("%05d %s", ms, fmt.Sprintf(format, args...)))
-}
-
-func (r *recorder) get() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.lines)
-}
+// recorder is the test's timeline: "ms what args".
+type recorder = clocktest.Timeline
 
 // fakeOutput is an Output made of funcs.
 type fakeOutput struct {
@@ -96,20 +82,20 @@ func pager(rec *recorder, setup, cut time.Duration) func(name string) playFunc {
 				select {
 				case <-time.After(setup):
 				case <-ctx.Done():
-					rec.add("cut %s %s", name, pb.ID)
+					rec.Add("cut %s %s", name, pb.ID)
 					return ctx.Err()
 				}
 			}
-			rec.add("start %s %s %s", name, pb.ID, pb.Priority)
+			rec.Add("start %s %s %s", name, pb.ID, pb.Priority)
 			t := time.NewTimer(audioLen(pb.Audio))
 			defer t.Stop()
 			select {
 			case <-t.C:
-				rec.add("end %s %s", name, pb.ID)
+				rec.Add("end %s %s", name, pb.ID)
 				return nil
 			case <-ctx.Done():
 				time.Sleep(cut) // End burst / BYE
-				rec.add("cut %s %s", name, pb.ID)
+				rec.Add("cut %s %s", name, pb.ID)
 				return ctx.Err()
 			}
 		}
@@ -121,7 +107,7 @@ func failing(rec *recorder, d time.Duration, err error) func(name string) playFu
 	return func(name string) playFunc {
 		return func(ctx context.Context, pb *output.Playback) error {
 			time.Sleep(d)
-			rec.add("fail %s %s", name, pb.ID)
+			rec.Add("fail %s %s", name, pb.ID)
 			return err
 		}
 	}
@@ -131,9 +117,9 @@ func failing(rec *recorder, d time.Duration, err error) func(name string) playFu
 func stuck(rec *recorder, d time.Duration) func(name string) playFunc {
 	return func(name string) playFunc {
 		return func(ctx context.Context, pb *output.Playback) error {
-			rec.add("start %s %s %s", name, pb.ID, pb.Priority)
+			rec.Add("start %s %s %s", name, pb.ID, pb.Priority)
 			time.Sleep(d)
-			rec.add("end %s %s", name, pb.ID)
+			rec.Add("end %s %s", name, pb.ID)
 			return nil
 		}
 	}
@@ -149,20 +135,20 @@ type fakeRelays struct {
 func (r *fakeRelays) Acquire(ctx context.Context, zones []string) error {
 	z := strings.Join(zones, ",")
 	if err := r.err[z]; err != nil {
-		r.rec.add("acquire-failed %s", z)
+		r.rec.Add("acquire-failed %s", z)
 		return err
 	}
-	r.rec.add("acquire %s", z)
+	r.rec.Add("acquire %s", z)
 	select {
 	case <-time.After(r.lead):
 		return nil
 	case <-ctx.Done():
-		r.rec.add("acquire-cut %s", z)
+		r.rec.Add("acquire-cut %s", z)
 		return ctx.Err()
 	}
 }
 
-func (r *fakeRelays) Release(zones []string) { r.rec.add("release %s", strings.Join(zones, ",")) }
+func (r *fakeRelays) Release(zones []string) { r.rec.Add("release %s", strings.Join(zones, ",")) }
 
 // harness is a gateway with fake outputs and relays.
 type harness struct {
@@ -201,7 +187,7 @@ func testConfig(zones map[string]zoneSpec) *config.Config {
 func newHarness(t *testing.T, zones map[string]zoneSpec, opts Options) *harness {
 	h := &harness{
 		t:          t,
-		rec:        &recorder{t0: time.Now()},
+		rec:        clocktest.NewTimeline(),
 		behaviours: map[string]func(string) playFunc{},
 	}
 	h.relays = &fakeRelays{rec: h.rec, lead: lead}
@@ -249,7 +235,7 @@ func (h *harness) factory(zone string, i int, o *config.Output) (output.Output, 
 		return b(name)(ctx, pb)
 	}
 	return &fakeOutput{name: name, play: play, close: func() error {
-		h.rec.add("close %s", name)
+		h.rec.Add("close %s", name)
 		return nil
 	}}, nil
 }
@@ -276,7 +262,7 @@ func (h *harness) wait(hd *paging.Handle, want paging.Reason) {
 // come in any order.
 func (h *harness) timeline(want ...string) {
 	h.t.Helper()
-	got := h.rec.get()
+	got := h.rec.Lines()
 	sort.Strings(got)
 	want = slices.Clone(want)
 	sort.Strings(want)
@@ -318,4 +304,17 @@ func checkEvents(t *testing.T, got []string, want ...string) {
 	if !slices.Equal(got, want) {
 		t.Errorf("events:\n  got:\n    %s\n  want:\n    %s", strings.Join(got, "\n    "), strings.Join(want, "\n    "))
 	}
+}
+
+// parseRTP parses every datagram as an RTP packet, failing the test on the
+// first that is not one.
+func parseRTP(t *testing.T, dgs [][]byte) []pionrtp.Packet {
+	t.Helper()
+	ps := make([]pionrtp.Packet, len(dgs))
+	for i, b := range dgs {
+		if err := ps[i].Unmarshal(b); err != nil {
+			t.Fatalf("rtp packet %d: %v", i, err)
+		}
+	}
+	return ps
 }

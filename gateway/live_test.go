@@ -1,13 +1,11 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"math"
 	"testing"
 	"time"
 
-	pionrtp "github.com/pion/rtp"
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/parkpage/parkpage/gateway/output"
@@ -123,16 +121,9 @@ func TestLivePageMulticast(t *testing.T) {
 
 	var rpcm []int16
 	udec, _ := codec.NewDecoder(codec.PCMU)
-	var first pionrtp.Packet
-	for i, b := range rtps {
-		var p pionrtp.Packet
-		if err := p.Unmarshal(b); err != nil {
-			t.Fatalf("rtp packet %d: %v", i, err)
-		}
-		if i == 0 {
-			first = p
-		}
-		if p.SSRC != first.SSRC || p.SequenceNumber != first.SequenceNumber+uint16(i) {
+	ps := parseRTP(t, rtps)
+	for i, p := range ps {
+		if first := ps[0]; p.SSRC != first.SSRC || p.SequenceNumber != first.SequenceNumber+uint16(i) {
 			t.Fatalf("rtp packet %d out of sequence", i)
 		}
 		rpcm, _ = udec.Decode(rpcm, p.Payload)
@@ -150,20 +141,10 @@ func collectUntil(l *mcastListener, done <-chan struct{}) <-chan [][]byte {
 	out := make(chan [][]byte, 1)
 	go func() {
 		var got [][]byte
-		buf := make([]byte, 2048)
-		for {
-			select {
-			case <-done:
-				out <- got
-				return
-			default:
-			}
-			l.pc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			n, _, _, err := l.pc.ReadFrom(buf)
-			if err == nil {
-				got = append(got, bytes.Clone(buf[:n]))
-			}
+		for _, p := range <-l.CollectUntil(done) {
+			got = append(got, p.Data)
 		}
+		out <- got
 	}()
 	return out
 }

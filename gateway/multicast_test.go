@@ -11,7 +11,6 @@ import (
 	"time"
 
 	pionrtp "github.com/pion/rtp"
-	"golang.org/x/net/ipv4"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
@@ -77,15 +76,11 @@ func (a *pcmAudio) Frames(c codec.Name) ([][]byte, error) {
 }
 
 // mcastListener is a socket bound to group:0 and joined to the group on lo.
-type mcastListener struct {
-	pc   *ipv4.PacketConn
-	port int
-}
+type mcastListener struct{ *mcasttest.Conn }
 
 func listenLo(t *testing.T, group string) *mcastListener {
 	t.Helper()
-	c := mcasttest.Listen(t, group, 0)
-	return &mcastListener{pc: c.PC, port: c.Port()}
+	return &mcastListener{mcasttest.Listen(t, group, 0)}
 }
 
 // collect reads datagrams in the background until stop returns true for the
@@ -97,10 +92,10 @@ func (l *mcastListener) collect(t *testing.T, timeout time.Duration, stop func([
 		buf := make([]byte, 2048)
 		deadline := time.Now().Add(timeout)
 		for !stop(got) {
-			l.pc.SetReadDeadline(deadline)
-			n, _, _, err := l.pc.ReadFrom(buf)
+			l.PC.SetReadDeadline(deadline)
+			n, _, _, err := l.PC.ReadFrom(buf)
 			if err != nil {
-				t.Errorf("multicast listener on port %d: %v after %d packets", l.port, err, len(got))
+				t.Errorf("multicast listener on port %d: %v after %d packets", l.Port(), err, len(got))
 				break
 			}
 			got = append(got, bytes.Clone(buf[:n]))
@@ -132,7 +127,7 @@ zones:
     outputs:
       - { type: polycom, group: %s, port: %d, interface: lo, loopback: true, codec: g722, channel: 26, caller_id: Lobby, host_serial: 0x12345678 }
       - { type: rtp, group: %s, port: %d, interface: lo, loopback: true, codec: pcmu }
-`, polycomGroup, r.polycom.port, rtpGroup, r.rtp.port)
+`, polycomGroup, r.polycom.Port(), rtpGroup, r.rtp.Port())
 	cfg, _, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -261,15 +256,9 @@ func TestMulticastZone(t *testing.T) {
 	if len(rtps) != len(pcmuFrames) {
 		t.Fatalf("rtp: %d packets, want %d", len(rtps), len(pcmuFrames))
 	}
-	var first pionrtp.Packet
-	for i, b := range rtps {
-		var p pionrtp.Packet
-		if err := p.Unmarshal(b); err != nil {
-			t.Fatalf("rtp packet %d: %v", i, err)
-		}
-		if i == 0 {
-			first = p
-		}
+	ps := parseRTP(t, rtps)
+	for i, p := range ps {
+		first := ps[0]
 		if p.PayloadType != 0 || p.Marker != (i == 0) || p.SSRC != first.SSRC ||
 			p.SequenceNumber != first.SequenceNumber+uint16(i) || p.Timestamp != first.Timestamp+uint32(160*i) {
 			t.Fatalf("rtp packet %d header %+v (first %+v)", i, p.Header, first.Header)
@@ -292,7 +281,7 @@ func TestMulticastZone(t *testing.T) {
 
 	zs := r.g.Zones()
 	if len(zs) != 1 || len(zs[0].Outputs) != 2 || zs[0].Outputs[0].Type != "polycom" ||
-		zs[0].Outputs[0].Address != fmt.Sprintf("%s:%d", polycomGroup, r.polycom.port) || zs[0].Outputs[1].Codec != "pcmu" {
+		zs[0].Outputs[0].Address != fmt.Sprintf("%s:%d", polycomGroup, r.polycom.Port()) || zs[0].Outputs[1].Codec != "pcmu" {
 		t.Errorf("zones: %+v", zs)
 	}
 }

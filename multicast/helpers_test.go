@@ -2,15 +2,12 @@ package multicast
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
-	"os"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/parkpage/parkpage/internal/pacer"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // listener is a real multicast receiver: a socket bound to group:0 and
@@ -73,17 +72,10 @@ func loSender(t testing.TB, group string, port int) *Sender {
 func startPacer(t testing.TB, log *slog.Logger, opts ...pacer.Option) *Pacer {
 	t.Helper()
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log = logtest.Stderr(slog.LevelWarn)
 	}
 	p := NewPacer(log, opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := p.Run(ctx); err != nil {
-			t.Errorf("pacer: %v", err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	runtest.Start(t, "pacer", p.Run)
 	return p
 }
 

@@ -107,17 +107,16 @@ func New(cfg Config, o Options) (*Bank, error) {
 		b.log = slog.New(slog.DiscardHandler)
 	}
 	byName := map[string]*relay{}
-	var errs []error
+	pins, errs := resolvePins(resolve, cfg)
 	for _, name := range sortedRelayNames(cfg) {
-		rc := cfg.Relays[name]
-		pin, err := resolvePin(resolve, name, rc)
-		if err != nil {
-			errs = append(errs, err)
+		pin, ok := pins[name]
+		if !ok {
 			continue
 		}
+		rc := cfg.Relays[name]
 		r := newRelay(name, rc, pin)
-		if err := r.pin.Out(r.off); err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", name, rc.Pin, err))
+		if err := r.driveOff(); err != nil {
+			errs = append(errs, err)
 		}
 		byName[name] = r
 	}
@@ -126,6 +125,29 @@ func New(cfg Config, o Options) (*Bank, error) {
 	}
 	b.index(cfg, byName)
 	return b, nil
+}
+
+// driveOff drives the relay's pin to its off level (the safe state).
+func (r *relay) driveOff() error {
+	if err := r.pin.Out(r.off); err != nil {
+		return fmt.Errorf("relay %q: drive %s off: %w", r.name, r.pinName, err)
+	}
+	return nil
+}
+
+// resolvePins resolves every configured relay's pin, by relay name; errs
+// has one error for each pin that cannot be found.
+func resolvePins(resolve Resolver, cfg Config) (pins map[string]gpio.PinOut, errs []error) {
+	pins = map[string]gpio.PinOut{}
+	for _, name := range sortedRelayNames(cfg) {
+		pin, err := resolvePin(resolve, name, cfg.Relays[name])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pins[name] = pin
+	}
+	return pins, errs
 }
 
 func newRelay(name string, rc *config.Relay, pin gpio.PinOut) *relay {
@@ -189,18 +211,7 @@ func resolvePin(resolve Resolver, name string, rc *config.Relay) (gpio.PinOut, e
 // use the new zone mapping. On error (a pin that cannot be found) the Bank
 // is left as it was.
 func (b *Bank) Reload(cfg Config) error {
-	resolve := b.resolve
-	pins := map[string]gpio.PinOut{}
-	var errs []error
-	for _, name := range sortedRelayNames(cfg) {
-		rc := cfg.Relays[name]
-		pin, err := resolvePin(resolve, name, rc)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		pins[name] = pin
-	}
+	pins, errs := resolvePins(b.resolve, cfg)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -247,8 +258,8 @@ func (b *Bank) Reload(cfg Config) error {
 		r.gone = true
 	}
 	for _, r := range fresh {
-		if err := r.pin.Out(r.off); err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", r.name, r.pinName, err))
+		if err := r.driveOff(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	b.index(cfg, byName)
@@ -446,8 +457,8 @@ func (b *Bank) Close() error {
 		r.gen++
 		r.refs = 0
 		wasOn := r.isOn
-		if err := r.pin.Out(r.off); err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", r.name, r.pinName, err))
+		if err := r.driveOff(); err != nil {
+			errs = append(errs, err)
 		}
 		r.isOn = false
 		if wasOn && b.bus != nil {
@@ -485,20 +496,12 @@ func (b *Bank) States() []State {
 // after the main process has exited. Every relay is tried; the errors are
 // joined.
 func AllOff(cfg Config, resolve Resolver) error {
-	var errs []error
+	pins, errs := resolvePins(resolve, cfg)
 	for _, name := range sortedRelayNames(cfg) {
-		rc := cfg.Relays[name]
-		pin, err := resolvePin(resolve, name, rc)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		off := gpio.Low
-		if rc.ActiveLow {
-			off = gpio.High
-		}
-		if err := pin.Out(off); err != nil {
-			errs = append(errs, fmt.Errorf("relay %q: drive %s off: %w", name, rc.Pin, err))
+		if pin, ok := pins[name]; ok {
+			if err := newRelay(name, cfg.Relays[name], pin).driveOff(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

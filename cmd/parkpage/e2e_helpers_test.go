@@ -20,6 +20,7 @@ import (
 	"github.com/parkpage/parkpage/internal/events"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/internal/testsupport/proctest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 	"github.com/parkpage/parkpage/internal/testsupport/sipptest"
 	"github.com/parkpage/parkpage/multicast/polycom"
 )
@@ -108,14 +109,12 @@ func startInprocFull(t testing.TB, y, pbx string, pinNames ...string) (*inproc, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	go ap.collect(ctx)
+	run := runtest.Start(t, "appliance", a.Run)
+	go ap.collect(run.Context())
 	select {
 	case <-ready:
-	case err := <-done:
-		t.Fatalf("appliance stopped: %v", err)
+	case <-run.Exited():
+		t.Fatalf("appliance stopped: %v", run.Err())
 	case <-time.After(20 * time.Second):
 		t.Fatal("appliance not ready")
 	}
@@ -125,20 +124,11 @@ func startInprocFull(t testing.TB, y, pbx string, pinNames ...string) (*inproc, 
 	stop := func() time.Duration {
 		once.Do(func() {
 			start := time.Now()
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("appliance: %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Error("appliance did not stop within 5 s")
-			}
+			run.Stop()
 			took = time.Since(start)
 		})
 		return took
 	}
-	t.Cleanup(func() { stop() })
 	return ap, stop
 }
 

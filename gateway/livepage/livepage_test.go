@@ -1,7 +1,6 @@
 package livepage
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	pionrtp "github.com/pion/rtp"
-	"golang.org/x/net/ipv4"
 
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
@@ -25,6 +23,8 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
+	"github.com/parkpage/parkpage/internal/testsupport/audiotest"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
@@ -36,44 +36,19 @@ const (
 	polycomGroup = "239.255.43.2"
 )
 
-type listener struct {
-	pc   *ipv4.PacketConn
-	port int
-}
+// listener is a receiver joined to its group on lo; collect reads until
+// done is closed.
+type listener struct{ *mcasttest.Conn }
 
 func listenLo(t testing.TB, group string) *listener {
 	t.Helper()
-	c := mcasttest.Listen(t, group, 0)
-	return &listener{pc: c.PC, port: c.Port()}
+	return &listener{mcasttest.Listen(t, group, 0)}
 }
 
-type datagram struct {
-	at time.Time
-	b  []byte
-}
+func (l *listener) collect(done <-chan struct{}) <-chan []datagram { return l.CollectUntil(done) }
 
-// collect reads until done is closed.
-func (l *listener) collect(done <-chan struct{}) <-chan []datagram {
-	out := make(chan []datagram, 1)
-	go func() {
-		var got []datagram
-		buf := make([]byte, 2048)
-		for {
-			select {
-			case <-done:
-				out <- got
-				return
-			default:
-			}
-			l.pc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			n, _, _, err := l.pc.ReadFrom(buf)
-			if err == nil {
-				got = append(got, datagram{time.Now(), bytes.Clone(buf[:n])})
-			}
-		}
-	}()
-	return out
-}
+// datagram is a received packet (Data) and when it arrived (At).
+type datagram = mcasttest.Packet
 
 type rig struct {
 	srv     *Server
@@ -82,36 +57,19 @@ type rig struct {
 	rtp     *listener
 	polycom *listener
 	caller  *sipstack.Stack
-	logBuf  *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logBuf  *logtest.Buffer
 }
 
 var rtpBase atomic.Int32
 
 func newRig(t testing.TB, pages string, withPolycom bool) *rig {
 	t.Helper()
-	r := &rig{rtp: listenLo(t, rtpGroup), logBuf: &syncBuf{}}
+	r := &rig{rtp: listenLo(t, rtpGroup), logBuf: &logtest.Buffer{}}
 	base := 30000 + (os.Getpid()%40)*200 + int(rtpBase.Add(1)%4)*50
-	outputs := fmt.Sprintf("      - { type: rtp, group: %s, port: %d, interface: lo, loopback: true, codec: pcmu }\n", rtpGroup, r.rtp.port)
+	outputs := fmt.Sprintf("      - { type: rtp, group: %s, port: %d, interface: lo, loopback: true, codec: pcmu }\n", rtpGroup, r.rtp.Port())
 	if withPolycom {
 		r.polycom = listenLo(t, polycomGroup)
-		outputs += fmt.Sprintf("      - { type: polycom, group: %s, port: %d, interface: lo, loopback: true, codec: g722, channel: 26, host_serial: 0x12345678 }\n", polycomGroup, r.polycom.port)
+		outputs += fmt.Sprintf("      - { type: polycom, group: %s, port: %d, interface: lo, loopback: true, codec: g722, channel: 26, host_serial: 0x12345678 }\n", polycomGroup, r.polycom.Port())
 	}
 	yaml := fmt.Sprintf(`
 state_dir: %s
@@ -308,7 +266,7 @@ func correlation(got, want []int16) float64 {
 	const piece = codec.SampleRate / 20 // 50 ms pieces, one every 200 ms
 	var cs []float64
 	for s := 0; s+piece <= len(want); s += 4 * piece {
-		cs = append(cs, peakCorr(got, want[s:s+piece]))
+		cs = append(cs, audiotest.PeakCorrelation(got, want[s:s+piece]))
 	}
 	if len(cs) == 0 {
 		return 0
@@ -317,39 +275,13 @@ func correlation(got, want []int16) float64 {
 	return cs[len(cs)/2]
 }
 
-func peakCorr(got, want []int16) float64 {
-	g := make([]float64, len(got))
-	e := make([]float64, len(got)+1) // prefix sums of g², for each lag's energy
-	for i, v := range got {
-		g[i] = float64(v)
-		e[i+1] = e[i] + g[i]*g[i]
-	}
-	w := make([]float64, len(want))
-	var ew float64
-	for i, v := range want {
-		w[i] = float64(v)
-		ew += w[i] * w[i]
-	}
-	best := 0.0
-	for lag := 0; lag+len(w) <= len(g); lag++ {
-		var dot float64
-		for i, v := range w {
-			dot += g[lag+i] * v
-		}
-		if eg := e[lag+len(w)] - e[lag]; eg > 0 {
-			best = max(best, dot/math.Sqrt(eg*ew))
-		}
-	}
-	return best
-}
-
 func decodeRTP(t testing.TB, dgs []datagram) []int16 {
 	t.Helper()
 	dec, _ := codec.NewDecoder(codec.PCMU)
 	var pcm []int16
 	for i, d := range dgs {
 		var p pionrtp.Packet
-		if err := p.Unmarshal(d.b); err != nil {
+		if err := p.Unmarshal(d.Data); err != nil {
 			t.Fatalf("rtp packet %d: %v", i, err)
 		}
 		pcm, _ = dec.Decode(pcm, p.Payload)
@@ -406,7 +338,7 @@ func TestLivePage(t *testing.T) {
 	var pcm []int16
 	ends := 0
 	for _, d := range pcs {
-		pk, err := polycom.Parse(d.b)
+		pk, err := polycom.Parse(d.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,7 +384,7 @@ func TestStorePage(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	close(done)
 	rtps := <-rtpC
-	if len(rtps) == 0 || rtps[0].at.Before(hungUp) {
+	if len(rtps) == 0 || rtps[0].At.Before(hungUp) {
 		t.Fatalf("store mode: %d packets, first before the hang-up", len(rtps))
 	}
 	got := decodeRTP(t, rtps)
@@ -533,7 +465,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 		loud := false
 		for _, d := range rtps {
 			var pk pionrtp.Packet
-			if pk.Unmarshal(d.b) != nil {
+			if pk.Unmarshal(d.Data) != nil {
 				continue
 			}
 			pcm, _ := dec.Decode(nil, pk.Payload)
@@ -545,11 +477,11 @@ func BenchmarkLiveLatency(b *testing.B) {
 				}
 			}
 			if on && !loud {
-				for j+1 < len(sent) && sent[j+1].Before(d.at) {
+				for j+1 < len(sent) && sent[j+1].Before(d.At) {
 					j++
 				}
-				if j < len(sent) && sent[j].Before(d.at) {
-					lat = append(lat, d.at.Sub(sent[j]))
+				if j < len(sent) && sent[j].Before(d.At) {
+					lat = append(lat, d.At.Sub(sent[j]))
 				}
 			}
 			loud = on

@@ -261,10 +261,9 @@ phone_pages:
 				t.Fatal(err)
 			}
 			amp := &fakeAmp{relay: &gpiotest.Pin{N: "GPIO17"}}
-			pacer := multicast.NewPacer(nil)
+			pacer := startPacer(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
-			wg.Go(func() { _ = pacer.Run(ctx) })
 			b := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer, PolycomTiming: fastTiming})
 			kinds := output.Kinds{config.OutputPolycom: b.Polycom, config.OutputRTP: b.RTP,
 				config.OutputSIP: func(string, int, *config.Output) (output.Output, error) { return amp, nil }}

@@ -71,11 +71,10 @@ phone_pages:
 		t.Fatal(err)
 	}
 	amp := &fakeAmp{relay: &gpiotest.Pin{N: "GPIO17"}}
-	pacer := multicast.NewPacer(nil)
+	pacer := startPacer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	wg.Go(func() { _ = pacer.Run(ctx) })
 	mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer})
 	kinds := output.Kinds{config.OutputPolycom: mc.Polycom,
 		config.OutputSIP: func(string, int, *config.Output) (output.Output, error) { return amp, nil }}

@@ -21,7 +21,9 @@ import (
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/audiotest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 	"github.com/parkpage/parkpage/multicast"
 	"github.com/parkpage/parkpage/multicast/polycom"
 	"github.com/parkpage/parkpage/relays"
@@ -120,10 +122,9 @@ phone_pages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	pacer := multicast.NewPacer(nil)
+	pacer := startPacer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = pacer.Run(ctx) })
 	b := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer})
 	kinds := output.Kinds{config.OutputPolycom: b.Polycom, config.OutputRTP: b.RTP,
 		config.OutputSIP: func(string, int, *config.Output) (output.Output, error) { return r.amp, nil }}
@@ -208,39 +209,8 @@ func encode(t *testing.T, c codec.Name, pcm []int16) [][]byte {
 	return fs
 }
 
-// peak normalised cross-correlation of want in got.
-func correlation(got, want []int16) float64 {
-	dec := func(x []int16) []float64 {
-		o := make([]float64, len(x))
-		for i := range o {
-			o[i] = float64(x[i])
-		}
-		return o
-	}
-	g, w := dec(got), dec(want)
-	if len(g) < len(w) {
-		return 0
-	}
-	e := make([]float64, len(g)+1)
-	for i, v := range g {
-		e[i+1] = e[i] + v*v
-	}
-	var ew float64
-	for _, v := range w {
-		ew += v * v
-	}
-	best := 0.0
-	for lag := 0; lag+len(w) <= len(g); lag++ {
-		var dot float64
-		for i, v := range w {
-			dot += g[lag+i] * v
-		}
-		if eg := e[lag+len(w)] - e[lag]; eg > 0 {
-			best = max(best, dot/math.Sqrt(eg*ew))
-		}
-	}
-	return best
-}
+// correlation is the peak normalised cross-correlation of want in got.
+func correlation(got, want []int16) float64 { return audiotest.PeakCorrelation(got, want) }
 
 func (r *rig) waitPages(t *testing.T, n int) {
 	deadline := time.Now().Add(10 * time.Second)
@@ -331,4 +301,12 @@ func TestYealinkPageRelayed(t *testing.T) {
 	if cc := correlation(got, voice[len(voice)/4:len(voice)*3/4]); cc < 0.8 {
 		t.Errorf("amplifier heard the Yealink page with correlation %.2f (%d samples)", cc, len(got))
 	}
+}
+
+// startPacer runs a Pacer until the test ends.
+func startPacer(t *testing.T) *multicast.Pacer {
+	t.Helper()
+	p := multicast.NewPacer(nil)
+	runtest.Start(t, "pacer", p.Run)
+	return p
 }

@@ -63,23 +63,7 @@ func start(t *testing.T, cfg Config, b Backend, bus *events.Bus) string {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	s := New(cfg, b, bus, metrics.NewSet(), slog.New(slog.DiscardHandler))
-	ln, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return serve(t, New(cfg, b, bus, metrics.NewSet(), slog.New(slog.DiscardHandler)))
 }
 
 func do(t *testing.T, method, url, body string, hdr ...string) (int, map[string]any) {
@@ -379,7 +363,8 @@ func TestTrustedSourceGetsInDuringLockout(t *testing.T) {
 	}
 }
 
-// serve runs s on its listener until the test ends.
+// serve runs s on its listener until the test ends, and returns its base
+// URL.
 func serve(t *testing.T, s *Server) string {
 	t.Helper()
 	ln, err := s.Listen()
@@ -387,9 +372,16 @@ func serve(t *testing.T, s *Server) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
+	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
 	return "http://" + ln.Addr().String()
 }
 

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,42 +16,25 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parkpage/parkpage/internal/api"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 )
-
-// lockedBuffer collects the app's log output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runApp runs an App (no parts: the admin API only) on the config text
 // and returns it with its log.
-func runApp(t *testing.T, yaml string) (*App, string, *lockedBuffer) {
+func runApp(t *testing.T, yaml string) (*App, string, *logtest.Buffer) {
 	t.Helper()
 	return runAppWith(t, yaml, nil)
 }
 
 // runAppWith is runApp with prepare called before Run (to set hooks).
-func runAppWith(t *testing.T, yaml string, prepare func(*App)) (*App, string, *lockedBuffer) {
+func runAppWith(t *testing.T, yaml string, prepare func(*App)) (*App, string, *logtest.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "parkpage.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	ready := make(chan struct{})
 	a, err := New(Options{ConfigPath: path, StateDir: filepath.Join(dir, "state"), LogOutput: logs, Version: "test",
 		Ready: func(*App) { close(ready) }})

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/parkpage/parkpage/internal/testsupport/ffmpegtest"
 )
 
 // Reference vectors from the ITU-T G.711 tables (µ-law Table 2a, A-law
@@ -105,23 +106,6 @@ func TestG711Monotonic(t *testing.T) {
 	}
 }
 
-func ffmpegBin(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Fatalf("ffmpeg is required as the reference peer (apt-get install ffmpeg): %v", err)
-	}
-	return p
-}
-
-func runFFmpeg(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command(ffmpegBin(t), append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
-	}
-}
-
 func s16le(pcm []int16) []byte {
 	var b bytes.Buffer
 	_ = binary.Write(&b, binary.LittleEndian, pcm)
@@ -162,7 +146,7 @@ func TestG711AgainstFFmpeg(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, law.format+".raw")
-		runFFmpeg(t, "-f", law.format, "-ar", "8000", "-ac", "1", "-i", codes, "-f", "s16le", out)
+		ffmpegtest.Run(t, "-f", law.format, "-ar", "8000", "-ac", "1", "-i", codes, "-f", "s16le", out)
 		b, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)
@@ -178,7 +162,7 @@ func TestG711AgainstFFmpeg(t *testing.T) {
 		}
 
 		enc := filepath.Join(dir, "ramp."+law.format)
-		runFFmpeg(t, "-f", "s16le", "-ar", "8000", "-ac", "1", "-i", rampFile, "-f", law.format, enc)
+		ffmpegtest.Run(t, "-f", "s16le", "-ar", "8000", "-ac", "1", "-i", rampFile, "-f", law.format, enc)
 		theirs, err := os.ReadFile(enc)
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 func testEngine(t *testing.T, codecs ...codec.Name) *Engine {
@@ -27,15 +28,7 @@ func testEngine(t *testing.T, codecs ...codec.Name) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("pacer: %v", err)
-		}
-	})
+	runtest.Start(t, "engine", e.Run)
 	return e
 }
 

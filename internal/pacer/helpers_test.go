@@ -14,6 +14,9 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // recvTimeout bounds every wait for a packet: generous, since the machine
@@ -111,17 +114,10 @@ func parse(t testing.TB, b []byte) (id, seq int) {
 func startPacer(t testing.TB, log *slog.Logger, opts ...Option) *Pacer {
 	t.Helper()
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log = logtest.Stderr(slog.LevelWarn)
 	}
 	p := New(log, opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := p.Run(ctx); err != nil {
-			t.Errorf("pacer: %v", err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	runtest.Start(t, "pacer", p.Run)
 	return p
 }
 
@@ -137,18 +133,6 @@ func waitThread(t testing.TB, p *Pacer) int {
 	}
 	t.Fatal("pacer thread did not start")
 	return 0
-}
-
-// waitFor polls cond until it holds, failing the test after recvTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(recvTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never happened", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // switches is how often thread tid has gone to sleep (voluntary context

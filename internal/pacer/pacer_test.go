@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // TestBatchesStreams runs many streams on one socket, all started on one
@@ -96,7 +98,7 @@ func TestIdleSleeps(t *testing.T) {
 	p := startPacer(t, nil)
 	tid := waitThread(t, p)
 	// The loop thread starts, looks once for streams, and sleeps.
-	waitFor(t, "loop asleep", func() bool { return threadState(t, tid) == 'S' })
+	runtest.WaitFor(t, "loop asleep", recvTimeout, func() bool { return threadState(t, tid) == 'S' })
 
 	idle := func(what string) {
 		t.Helper()
@@ -125,7 +127,7 @@ func TestIdleSleeps(t *testing.T) {
 	if res := result(t, res); res.Err != nil || res.Packets != 3 {
 		t.Fatalf("result %+v", res)
 	}
-	waitFor(t, "loop asleep again", func() bool { return threadState(t, tid) == 'S' })
+	runtest.WaitFor(t, "loop asleep again", recvTimeout, func() bool { return threadState(t, tid) == 'S' })
 	idle("after the last stream")
 }
 
@@ -157,7 +159,7 @@ func TestStreamsComeAndGo(t *testing.T) {
 	ctxB, cancelB := context.WithCancel(context.Background())
 	b := p.Play(ctxB, to, &seqSource{id: 1, n: -1, interval: Frame})
 	c := p.Play(context.Background(), to, &seqSource{id: 2, n: 25, interval: Frame})
-	waitFor(t, "three streams counted", func() bool { return p.Counters().Streams == 3 })
+	runtest.WaitFor(t, "three streams counted", recvTimeout, func() bool { return p.Counters().Streams == 3 })
 	recv(func() bool { return seen[1] >= 3 && seen[2] >= 1 })
 	cancelB()
 	rb := result(t, b)
@@ -170,12 +172,12 @@ func TestStreamsComeAndGo(t *testing.T) {
 	// Stream 0 keeps going, gap-free, after the others left.
 	mark := seen[0]
 	recv(func() bool { return seen[0] >= mark+3 && seen[2] == 25 && seen[1] == rb.Packets })
-	waitFor(t, "one stream left", func() bool { return p.Counters().Streams == 1 })
+	runtest.WaitFor(t, "one stream left", recvTimeout, func() bool { return p.Counters().Streams == 1 })
 	cancelA()
 	if ra := result(t, a); !errors.Is(ra.Err, context.Canceled) {
 		t.Fatalf("stream 0: %+v", ra)
 	}
-	waitFor(t, "no stream left", func() bool { return p.Counters().Streams == 0 })
+	runtest.WaitFor(t, "no stream left", recvTimeout, func() bool { return p.Counters().Streams == 0 })
 }
 
 // TestConcurrentPlay hands streams over from many goroutines at once, some
@@ -271,7 +273,7 @@ func TestClockedAndReporter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	src = &clockedSource{seqSource: seqSource{n: -1, interval: Frame}}
 	c := p.Play(ctx, sink{pc, r.addr()}, src)
-	waitFor(t, "three failed packets", func() bool { return p.Counters().Errors >= 3 })
+	runtest.WaitFor(t, "three failed packets", recvTimeout, func() bool { return p.Counters().Errors >= 3 })
 	cancel()
 	res = result(t, c)
 	if !errors.Is(res.Err, context.Canceled) || res.Packets != 0 || len(src.sent) < 3 || src.sent[0] == nil {

@@ -2,7 +2,6 @@ package sipstack
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -24,14 +22,7 @@ func (p *phone) registerOnce(s *Stack, user, password string) *sip.Response {
 	if res.StatusCode != 401 {
 		return res
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req.RemoveHeader("Via")
-	res2, err := p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return res2
+	return p.answerChallenge(req, res, user, password)
 }
 
 // Wrong passwords (and forged nonces) lock the source out: after five

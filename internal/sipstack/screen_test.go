@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 func rawInvite(dst net.Addr, from *net.UDPAddr, i int) []byte {
@@ -92,7 +94,7 @@ func TestUntrustedFloodIsRateLimited(t *testing.T) {
 // Datagrams that are not SIP are dropped and logged at most once per
 // source and kind per interval, truncated, and counted.
 func TestUnparseableDatagramsLogRateLimited(t *testing.T) {
-	var logs lockedLog
+	var logs logtest.Buffer
 	ms := metrics.NewSet()
 	s := startStackLog(t, t.TempDir(), "", &logs, ms)
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -108,7 +110,7 @@ func TestUnparseableDatagramsLogRateLimited(t *testing.T) {
 			c.WriteTo(junk, dst)
 		}
 		want := fmt.Sprintf("parkpage_sip_unparseable_datagrams_total %d\n", 20*k)
-		waitFor(t, want, time.Minute, func() bool {
+		runtest.WaitFor(t, want, time.Minute, func() bool {
 			var b bytes.Buffer
 			ms.WritePrometheus(&b)
 			return strings.Contains(b.String(), want)
@@ -123,28 +125,10 @@ func TestUnparseableDatagramsLogRateLimited(t *testing.T) {
 	}
 }
 
-// lockedLog collects log output.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // On TCP, sipgo parses the stream itself: its parse errors reach the log
 // truncated and at most once per interval.
 func TestUnparseableTCPStreamLogIsTamed(t *testing.T) {
-	var logs lockedLog
+	var logs logtest.Buffer
 	s := startStackLog(t, t.TempDir(), "", &logs, nil)
 	junk := "GARBAGE " + strings.Repeat("y", 3000) + "\r\nContent-Length: 0\r\n\r\n"
 	for range 20 {
@@ -157,7 +141,7 @@ func TestUnparseableTCPStreamLogIsTamed(t *testing.T) {
 		c.Read(make([]byte, 100)) // sipgo closes the connection after the error
 		c.Close()
 	}
-	waitFor(t, "a parse error logged", time.Minute, func() bool { return strings.Contains(logs.String(), "parse") })
+	runtest.WaitFor(t, "a parse error logged", time.Minute, func() bool { return strings.Contains(logs.String(), "parse") })
 	out := logs.String()
 	if strings.Contains(out, strings.Repeat("y", 200)) || strings.Count(out, "\n") > 3 {
 		t.Errorf("sipgo's parse errors not tamed (%d bytes):\n%.2000s", len(out), out)

@@ -28,6 +28,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // startStack parses a config whose sip: section is sipYAML (listeners on
@@ -97,7 +98,35 @@ type phone struct {
 
 func newPhone(t testing.TB) *phone {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
+	p := &phone{t: t, got: make(chan struct{}, 1)}
+	p.cli, p.addr = startPeer(t, "test-phone", func(srv *sipgo.Server) {
+		srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+			at := time.Now()
+			p.mu.Lock()
+			if p.onNotify != nil {
+				p.onNotify(req, at)
+			}
+			p.notifys = append(p.notifys, req)
+			d := p.notifyDelay
+			p.mu.Unlock()
+			select {
+			case p.got <- struct{}{}:
+			default:
+			}
+			time.Sleep(d)
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	})
+	return p
+}
+
+// startPeer runs a sipgo user agent on a UDP port of 127.0.0.1 until the
+// test ends: handle registers its request handlers before it serves. It
+// returns the agent's client, which sends from that port, and the port's
+// address.
+func startPeer(t testing.TB, userAgent string, handle func(*sipgo.Server)) (*sipgo.Client, netip.AddrPort) {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(userAgent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,31 +138,15 @@ func newPhone(t testing.TB) *phone {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &phone{t: t, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), got: make(chan struct{}, 1)}
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		at := time.Now()
-		p.mu.Lock()
-		if p.onNotify != nil {
-			p.onNotify(req, at)
-		}
-		p.notifys = append(p.notifys, req)
-		d := p.notifyDelay
-		p.mu.Unlock()
-		select {
-		case p.got <- struct{}{}:
-		default:
-		}
-		time.Sleep(d)
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	handle(srv)
 	go func() { _ = srv.ServeUDP(conn) }()
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(int(p.addr.Port())))
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(int(addr.Port())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cli = cli
 	t.Cleanup(func() { conn.Close(); ua.Close() })
-	return p
+	return cli, addr
 }
 
 // request builds a request from user to ext at the stack.
@@ -181,6 +194,13 @@ func (p *phone) register(s *Stack, user, password string, expires int) *sip.Resp
 	if res.StatusCode != 401 {
 		p.t.Fatalf("REGISTER without credentials: %d, want 401", res.StatusCode)
 	}
+	return p.answerChallenge(req, res, user, password)
+}
+
+// answerChallenge sends req again with digest credentials answering the
+// 401 challenge res, and returns the final response.
+func (p *phone) answerChallenge(req *sip.Request, res *sip.Response, user, password string) *sip.Response {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req.RemoveHeader("Via")
@@ -341,7 +361,7 @@ func TestBLFVersionsNeverGoBack(t *testing.T) {
 	}
 	pr.Set(nil) // and free again
 	var last DialogInfo
-	waitFor(t, "the final state", 10*time.Second, func() bool {
+	runtest.WaitFor(t, "the final state", 10*time.Second, func() bool {
 		ns := ph.notifies()
 		d, err := ParseDialogInfo(ns[len(ns)-1].Body())
 		if err != nil {
@@ -427,7 +447,7 @@ func TestBLFRefreshAndExpiry(t *testing.T) {
 		t.Fatal("no Subscription-State")
 	}
 	if pr.Subscribers() != 0 {
-		waitFor(t, "subscription dropped", 2*time.Second, func() bool { return pr.Subscribers() == 0 })
+		runtest.WaitFor(t, "subscription dropped", 2*time.Second, func() bool { return pr.Subscribers() == 0 })
 	}
 	// The phone reboots and subscribes anew (new Call-ID): state at once.
 	again := newPhone(t)
@@ -444,17 +464,6 @@ func TestBLFRefreshAndExpiry(t *testing.T) {
 	}
 	if res := again.do(again.request(sip.SUBSCRIBE, s, "703", "1001", "Event: presence")); res.StatusCode != 489 {
 		t.Fatalf("SUBSCRIBE Event: presence: %d", res.StatusCode)
-	}
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -537,7 +546,7 @@ func TestTLSListener(t *testing.T) {
 			}
 		}
 		body := make([]byte, clen)
-		if _, err := readFull(rd, body); err != nil {
+		if _, err := io.ReadFull(rd, body); err != nil {
 			t.Fatal(err)
 		}
 		return start, head.String() + "\r\n" + string(body)
@@ -562,16 +571,4 @@ func TestTLSListener(t *testing.T) {
 			t.Fatalf("unexpected %q", start)
 		}
 	}
-}
-
-func readFull(r *bufio.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := r.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }

@@ -2,7 +2,6 @@ package sipstack
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -20,36 +19,19 @@ func TestRequestAndNotifyOwners(t *testing.T) {
 	s := startStack(t, t.TempDir(), "")
 
 	// The far end: challenges the first SUBSCRIBE, accepts the second.
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pbxAddr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	sources := make(chan string, 10)
-	srv.OnSubscribe(func(req *sip.Request, tx sip.ServerTransaction) {
-		sources <- req.Source()
-		if h := req.GetHeader("Authorization"); h == nil || !strings.Contains(h.Value(), `username="watcher"`) {
-			res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-			res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm="pbx", nonce="abc", algorithm=MD5`))
-			_ = tx.Respond(res)
-			return
-		}
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	cli, pbxAddr := startPeer(t, "pbx", func(srv *sipgo.Server) {
+		srv.OnSubscribe(func(req *sip.Request, tx sip.ServerTransaction) {
+			sources <- req.Source()
+			if h := req.GetHeader("Authorization"); h == nil || !strings.Contains(h.Value(), `username="watcher"`) {
+				res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+				res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm="pbx", nonce="abc", algorithm=MD5`))
+				_ = tx.Respond(res)
+				return
+			}
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
 	})
-	go func() { _ = srv.ServeUDP(conn) }()
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(int(pbxAddr.Port())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); ua.Close() })
 
 	contact, err := s.Contact("watcher")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -159,7 +160,7 @@ func (b *baresip) readEvents() {
 			return
 		}
 		buf := make([]byte, n+1)
-		if _, err := readFullConn(rd, buf); err != nil {
+		if _, err := io.ReadFull(rd, buf); err != nil {
 			return
 		}
 		var m map[string]any
@@ -174,18 +175,6 @@ func (b *baresip) readEvents() {
 		default:
 		}
 	}
-}
-
-func readFullConn(rd *bufio.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := rd.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // command sends a menu command ("dial", "transfer", "hangup").

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 var msgStamp = regexp.MustCompile(`(?m)^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\n\w+ message received \[\d+\] bytes :\n\n(\w+) `)
@@ -28,17 +29,6 @@ func receivedAt(t *testing.T, log, method string) []time.Time {
 	return out
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // BLF keys on a slot and on the park extension: NOTIFY bodies follow the
 // slot (idle, occupied with the caller's identity and label, idle again)
 // with increasing versions, each soon after the change; a phone
@@ -49,7 +39,7 @@ func TestBLFSubscriberNotifies(t *testing.T) {
 	slotSub := e.startSipp("subscribe.xml", sippOpts{service: "702", keys: map[string]string{"from": "1001"}})
 	lotSub := e.startSipp("subscribe.xml", sippOpts{service: "700", keys: map[string]string{"from": "1002"}})
 	for _, s := range []*sipp{slotSub, lotSub} {
-		waitFor(t, "first NOTIFY", 5*time.Second, func() bool { return len(receivedAt(t, s.Messages(), "NOTIFY")) >= 1 })
+		runtest.WaitFor(t, "first NOTIFY", 5*time.Second, func() bool { return len(receivedAt(t, s.Messages(), "NOTIFY")) >= 1 })
 	}
 	caller := e.startSipp("park.xml", sippOpts{service: "702", keys: map[string]string{"hold": "800"}})
 	parked := e.waitEvent(events.CallParked, "702", 5*time.Second)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 // A parked leg that sends no RTP for park.rtp_timeout is hung up and its
@@ -34,7 +35,7 @@ func TestSessionTimer(t *testing.T) {
 	c := e.startSipp("park_wait_bye.xml", sippOpts{service: "701", keys: map[string]string{"hdr": "Session-Expires: 2", "hdr2": "Supported: timer"}})
 	e.waitEvent(events.CallParked, "701", 5*time.Second)
 	if !strings.Contains(c.Messages(), "Session-Expires: 2;refresher=uac") {
-		waitFor(t, "200 with Session-Expires", 2*time.Second, func() bool { return strings.Contains(c.Messages(), "Session-Expires: 2;refresher=uac") })
+		runtest.WaitFor(t, "200 with Session-Expires", 2*time.Second, func() bool { return strings.Contains(c.Messages(), "Session-Expires: 2;refresher=uac") })
 	}
 	ev := e.waitEvent(events.CallAbandoned, "701", 5*time.Second)
 	if ev.Reason != "session timer expired" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 	"github.com/parkpage/parkpage/park"
 )
 
@@ -114,7 +115,7 @@ lots:
 	consult := e.startSipp("consult_refused.xml", sippOpts{service: "700", keys: map[string]string{"from": "1001"}})
 	early := newRTPPeer(t, consult.MPort)
 	consult.MustPass(10 * time.Second)
-	waitFor(t, "prompt", 3*time.Second, func() bool { return strings.Contains(strings.Join(e.speak.said(), "|"), "no park slots are free") })
+	runtest.WaitFor(t, "prompt", 3*time.Second, func() bool { return strings.Contains(strings.Join(e.speak.said(), "|"), "no park slots are free") })
 	if n := early.count(); n < 5 {
 		t.Errorf("the parker got %d packets of the prompt in early media", n)
 	}
@@ -150,7 +151,7 @@ func TestAttendedTransferToLot(t *testing.T) {
 	if !strings.Contains(ev.Caller, "sip:1001@") || ev.Parker != "" {
 		t.Fatalf("consultation parked as %+v", ev)
 	}
-	waitFor(t, "slot prompt", 3*time.Second, func() bool { return strings.Contains(strings.Join(e.speak.said(), "|"), "seven oh one") })
+	runtest.WaitFor(t, "slot prompt", 3*time.Second, func() bool { return strings.Contains(strings.Join(e.speak.said(), "|"), "seven oh one") })
 	ds := e.stack.DialogsByCallID("consult-1@test")
 	if len(ds) != 1 {
 		t.Fatalf("%d consultation dialogs", len(ds))
@@ -177,7 +178,7 @@ privacy:
 `)
 	consult := e.startSipp("consult_wait_bye.xml", sippOpts{service: "703", keys: map[string]string{"from": "1001"},
 		extra: []string{"-cid_str", "consult-%u@test"}})
-	waitFor(t, "free prompt", 5*time.Second, func() bool {
+	runtest.WaitFor(t, "free prompt", 5*time.Second, func() bool {
 		return strings.Contains(strings.Join(e.speak.said(), "|"), "seven oh three is free")
 	})
 	if st := e.slot("703"); st.State != park.StateFree {
@@ -190,7 +191,7 @@ privacy:
 	replaces := fmt.Sprintf("Replaces: consult-1@test;to-tag=%s;from-tag=consult1", ds[0].LocalTag)
 	// A private caller first: refused, the parker is told.
 	e.startSipp("refuse_403.xml", sippOpts{service: "703", keys: map[string]string{"hdr": replaces, "hdr2": "X-Confidential: 1"}}).MustPass(10 * time.Second)
-	waitFor(t, "refusal prompt", 3*time.Second, func() bool {
+	runtest.WaitFor(t, "refusal prompt", 3*time.Second, func() bool {
 		return strings.Contains(strings.Join(e.speak.said(), "|"), "this call cannot be parked")
 	})
 	// Then the real caller.

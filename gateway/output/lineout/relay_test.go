@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,30 +15,18 @@ import (
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/testsupport/clocktest"
 	"github.com/parkpage/parkpage/relays"
 )
-
-// timeline records "ms what" lines against the bubble's fake clock.
-type timeline struct {
-	t0    time.Time
-	mu    sync.Mutex
-	lines []string
-}
-
-func (tl *timeline) add(format string, args ...any) {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	tl.lines = append(tl.lines, fmt.Sprintf("%05d %s", time.Since(tl.t0).Milliseconds(), fmt.Sprintf(format, args...)))
-}
 
 // recPin is a gpiotest pin that records every level driven.
 type recPin struct {
 	*gpiotest.Pin
-	tl *timeline
+	tl *clocktest.Timeline
 }
 
 func (p *recPin) Out(l gpio.Level) error {
-	p.tl.add("%s %s", p.N, l)
+	p.tl.Add("%s %s", p.N, l)
 	return p.Pin.Out(l)
 }
 
@@ -48,13 +35,13 @@ func (p *recPin) Out(l gpio.Level) error {
 // write and its close.
 type realtimeDevice struct {
 	*fakeDevice
-	tl     *timeline
+	tl     *clocktest.Timeline
 	writes int
 }
 
 func (d *realtimeDevice) WriteI(buf []int16, channels int) (int, error) {
 	if d.writes == 0 {
-		d.tl.add("first write")
+		d.tl.Add("first write")
 	}
 	d.writes++
 	n, err := d.fakeDevice.WriteI(buf, channels)
@@ -63,7 +50,7 @@ func (d *realtimeDevice) WriteI(buf []int16, channels int) (int, error) {
 }
 
 func (d *realtimeDevice) Close() error {
-	d.tl.add("device closed")
+	d.tl.Add("device closed")
 	return d.fakeDevice.Close()
 }
 
@@ -76,7 +63,7 @@ func (d *realtimeDevice) Close() error {
 // played out. Exact times: a synctest bubble.
 func TestLineOutWithRelays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tl := &timeline{t0: time.Now()}
+		tl := clocktest.NewTimeline()
 		cfg, _, err := config.Parse("test.yaml", []byte(`
 relays:
   amp-enable: { pin: GPIO5, role: page_active, lead: 400ms, hold: 800ms }
@@ -137,9 +124,7 @@ zones:
 			"01200 GPIO6 High", // ptt hold 300 ms
 			"01700 GPIO5 Low",  // amplifier hold 800 ms
 		}
-		tl.mu.Lock()
-		got := append([]string(nil), tl.lines...)
-		tl.mu.Unlock()
+		got := tl.Lines()
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("timeline:\n got %q\nwant %q", got, want)
 		}

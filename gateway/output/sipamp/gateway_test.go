@@ -10,7 +10,6 @@ import (
 	"time"
 
 	pionrtp "github.com/pion/rtp"
-	"golang.org/x/net/ipv4"
 
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/output"
@@ -52,7 +51,7 @@ zones:
     outputs:
       - { type: rtp, group: %s, port: %d, interface: lo, loopback: true, codec: pcmu }
       - { type: sip, uri: "%s", preset: algo, answer_timeout: 3s, retry: %d, settle: 0s }
-`, group, rx.port, amp.uri("page"), tc.retry)
+`, group, rx.Port(), amp.uri("page"), tc.retry)
 			cfg, _, err := config.Parse("test.yaml", []byte(yaml))
 			if err != nil {
 				t.Fatal(err)
@@ -126,15 +125,11 @@ zones:
 }
 
 // loListener is a UDP socket joined to a multicast group on lo.
-type loListener struct {
-	pc   *ipv4.PacketConn
-	port int
-}
+type loListener struct{ *mcasttest.Conn }
 
 func joinLo(t *testing.T, group string) *loListener {
 	t.Helper()
-	c := mcasttest.Listen(t, group, 0)
-	return &loListener{pc: c.PC, port: c.Port()}
+	return &loListener{mcasttest.Listen(t, group, 0)}
 }
 
 // collect reads n RTP packets' payloads (or fails the test after 10 s).
@@ -143,9 +138,9 @@ func (l *loListener) collect(t *testing.T, n int) <-chan [][]byte {
 	go func() {
 		var got [][]byte
 		buf := make([]byte, 2048)
-		_ = l.pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_ = l.PC.SetReadDeadline(time.Now().Add(10 * time.Second))
 		for len(got) < n {
-			k, _, _, err := l.pc.ReadFrom(buf)
+			k, _, _, err := l.PC.ReadFrom(buf)
 			if err != nil {
 				t.Errorf("multicast listener: %v after %d packets", err, len(got))
 				break

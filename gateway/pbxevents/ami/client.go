@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -157,7 +156,7 @@ func (c *Client) Run(ctx context.Context) error {
 			// manager is not hammered.
 			c.attempts = 0
 		}
-		delay := backoff(c.attempts, c.opts.MinBackoff, c.opts.MaxBackoff)
+		delay := pbxevents.Backoff(c.attempts, c.opts.MinBackoff, c.opts.MaxBackoff)
 		c.attempts++
 		switch {
 		case up:
@@ -185,19 +184,6 @@ func (c *Client) setState(s connState, level slog.Level, msg string, args ...any
 	}
 	c.state = s
 	c.log.Log(context.Background(), level, msg, args...)
-}
-
-// backoff is min·2ⁿ capped at max, jittered to [½, 1] of that so that many
-// boxes behind one restarted PBX do not reconnect in step.
-func backoff(n int, min, max time.Duration) time.Duration {
-	d := max
-	if n < 32 {
-		if v := min << n; v > 0 && v < max {
-			d = v
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 func (c *Client) nextID() string {

@@ -2,7 +2,6 @@ package ami
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/pbxevents"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/testsupport/logtest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
 const (
@@ -236,20 +236,7 @@ func runClient(t *testing.T, cfg config.AMI, opts Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	runtest.Start(t, "Run", c.Run)
 }
 
 func fastOptions(r *recorder) Options {
@@ -350,22 +337,11 @@ func TestClientReplaysAsteriskSession(t *testing.T) {
 				t.Fatalf("last event %+v is not the sentinel", last)
 			}
 			checkEvents(t, got[:len(got)-1], tc.want)
-			waitFor(t, "pings answered", func() bool { return srv.pongs.Load() >= 3 })
+			runtest.WaitFor(t, "pings answered", 10*time.Second, func() bool { return srv.pongs.Load() >= 3 })
 			if n := srv.logins.Load(); n != 1 {
 				t.Errorf("%d logins on a healthy connection, want 1", n)
 			}
 		})
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -427,8 +403,8 @@ func TestClientPingTimeout(t *testing.T) {
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, testSecret), opts)
 
-	waitFor(t, "a second login", func() bool { return srv.logins.Load() >= 2 })
-	waitFor(t, "pongs on the second connection", func() bool { return srv.pongs.Load() >= 3 })
+	runtest.WaitFor(t, "a second login", 10*time.Second, func() bool { return srv.logins.Load() >= 2 })
+	runtest.WaitFor(t, "pongs on the second connection", 10*time.Second, func() bool { return srv.pongs.Load() >= 3 })
 	if n := srv.logins.Load(); n != 2 {
 		t.Errorf("%d logins, want 2: the answered connection must stay up", n)
 	}
@@ -448,7 +424,11 @@ func TestClientLoginRefused(t *testing.T) {
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, "wrong"), opts)
 
-	waitFor(t, "four refused logins", func() bool { return srv.refusals.Load() >= 4 })
+	// The server counts a refusal before the client has read and logged
+	// it: wait for both.
+	runtest.WaitFor(t, "four refused logins, logged", 10*time.Second, func() bool {
+		return srv.refusals.Load() >= 4 && logs.Count(slog.LevelDebug, "ami login refused", nil) >= 4
+	})
 	if n := logs.Count(slog.LevelError, "ami login refused", nil); n != 1 {
 		t.Errorf("%d 'login refused' errors after %d refusals, want exactly 1", n, srv.refusals.Load())
 	}
@@ -475,7 +455,7 @@ func TestClientUnreachable(t *testing.T) {
 	opts := fastOptions(r)
 	opts.Logger = slog.New(logs)
 	runClient(t, testConfig(addr, testSecret), opts)
-	waitFor(t, "retries", func() bool { return logs.Count(slog.LevelDebug, "ami manager unreachable", nil) >= 4 })
+	runtest.WaitFor(t, "retries", 10*time.Second, func() bool { return logs.Count(slog.LevelDebug, "ami manager unreachable", nil) >= 4 })
 	if n := logs.Count(slog.LevelWarn, "ami manager unreachable", nil); n != 1 {
 		t.Errorf("%d 'unreachable' warnings, want 1", n)
 	}

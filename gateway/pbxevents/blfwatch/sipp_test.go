@@ -14,6 +14,7 @@ import (
 	"github.com/parkpage/parkpage/internal/sipstack"
 	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/proctest"
+	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 	"github.com/parkpage/parkpage/internal/testsupport/sipptest"
 )
 
@@ -126,29 +127,9 @@ func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	remove := stack.HandleNotify(w.HandleNotify)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Error("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		remove()
-	})
-	return &testWatcher{w: w, sip: stack, rec: rec, logs: logs, stop: stop}
+	t.Cleanup(stack.HandleNotify(w.HandleNotify)) // runs after run.Stop: last registered, first run
+	run := runtest.Start(t, "Run", w.Run)
+	return &testWatcher{w: w, sip: stack, rec: rec, logs: logs, stop: run.Stop}
 }
 
 // waitEvents waits for n park events.

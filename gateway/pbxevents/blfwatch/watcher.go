@@ -259,7 +259,7 @@ func (w *Watcher) runSlot(ctx context.Context, s *slot) {
 			// not hammered.
 			failures = 0
 		}
-		delay := backoff(failures, w.opts.MinRetry, w.opts.MaxRetry)
+		delay := pbxevents.Backoff(failures, w.opts.MinRetry, w.opts.MaxRetry)
 		failures++
 		if ra := retryAfter(err); ra > delay {
 			delay = ra
@@ -364,19 +364,6 @@ func refreshDelay(d time.Duration) time.Duration {
 		return d - time.Minute
 	}
 	return max(d/2, 0)
-}
-
-// backoff is min·2ⁿ capped at max, jittered to [½, 1] of that so that the
-// slots (and the boxes) behind a restarted PBX do not come back in step.
-func backoff(n int, min, max time.Duration) time.Duration {
-	d := max
-	if n < 32 {
-		if v := min << n; v > 0 && v < max {
-			d = v
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 // subscribe sends one SUBSCRIBE on sub (the first one, or an in-dialog

@@ -170,17 +170,6 @@ func TestRefreshDelay(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for n := range 40 {
-		want := min(time.Second<<min(n, 20), time.Minute)
-		for range 20 {
-			if d := backoff(n, time.Second, time.Minute); d < want/2 || d > want {
-				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, want/2, want)
-			}
-		}
-	}
-}
-
 // requesterFunc adapts a func to Requester.
 type requesterFunc func(ctx context.Context, req *sip.Request, auth sipgo.DigestAuth) (*sip.Response, error)
 

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/parkpage/parkpage/internal/codec/internal/testsig"
+	"github.com/parkpage/parkpage/internal/testsupport/ffmpegtest"
 )
 
 const rate = 16000
@@ -26,26 +26,6 @@ var signals = sync.OnceValue(func() map[string][]int16 {
 	}
 })
 
-// ffmpegPath returns the ffmpeg binary or fails the test: ffmpeg is the
-// reference peer and a missing peer is an error, not a skip.
-func ffmpegPath(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Fatalf("ffmpeg is required as the G.722 reference peer (apt-get install ffmpeg): %v", err)
-	}
-	return p
-}
-
-func runFFmpeg(t *testing.T, args ...string) {
-	t.Helper()
-	cmd := exec.Command(ffmpegPath(t), append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
-	}
-}
-
 func writeRaw(t *testing.T, path string, pcm []int16) {
 	t.Helper()
 	var buf bytes.Buffer
@@ -57,19 +37,6 @@ func writeRaw(t *testing.T, path string, pcm []int16) {
 	}
 }
 
-func readRaw(t *testing.T, path string) []int16 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := make([]int16, len(b)/2)
-	if err := binary.Read(bytes.NewReader(b), binary.LittleEndian, pcm); err != nil {
-		t.Fatal(err)
-	}
-	return pcm
-}
-
 // ffmpegDecode decodes a raw G.722 bitstream with ffmpeg.
 func ffmpegDecode(t *testing.T, dir string, bits []byte) []int16 {
 	t.Helper()
@@ -78,8 +45,8 @@ func ffmpegDecode(t *testing.T, dir string, bits []byte) []int16 {
 	if err := os.WriteFile(in, bits, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runFFmpeg(t, "-f", "g722", "-i", in, "-f", "s16le", "-ar", "16000", "-ac", "1", out)
-	return readRaw(t, out)
+	ffmpegtest.Run(t, "-f", "g722", "-i", in, "-f", "s16le", "-ar", "16000", "-ac", "1", out)
+	return ffmpegtest.ReadS16(t, out)
 }
 
 // ffmpegEncode encodes 16 kHz PCM to a raw G.722 bitstream with ffmpeg.
@@ -88,7 +55,7 @@ func ffmpegEncode(t *testing.T, dir string, pcm []int16) []byte {
 	in := filepath.Join(dir, "in.raw")
 	out := filepath.Join(dir, "out.g722")
 	writeRaw(t, in, pcm)
-	runFFmpeg(t, "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", in, "-c:a", "g722", "-f", "g722", out)
+	ffmpegtest.Run(t, "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", in, "-c:a", "g722", "-f", "g722", out)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

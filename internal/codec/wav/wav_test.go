@@ -7,13 +7,13 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/parkpage/parkpage/internal/codec/internal/testsig"
+	"github.com/parkpage/parkpage/internal/testsupport/ffmpegtest"
 )
 
 func TestWriteReadRoundTrip(t *testing.T) {
@@ -45,36 +45,6 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if err := Write(&b, 8000, 9, make([]int16, 9)); err == nil {
 		t.Error("9 channels accepted")
 	}
-}
-
-func ffmpegBin(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Fatalf("ffmpeg is required as the reference peer (apt-get install ffmpeg): %v", err)
-	}
-	return p
-}
-
-func ffmpeg(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command(ffmpegBin(t), append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
-	}
-}
-
-func readS16(t *testing.T, path string) []int16 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := make([]int16, len(b)/2)
-	if err := binary.Read(bytes.NewReader(b), binary.LittleEndian, pcm); err != nil {
-		t.Fatal(err)
-	}
-	return pcm
 }
 
 // TestReadFFmpegFiles reads WAV files ffmpeg writes in every supported
@@ -121,11 +91,11 @@ func TestReadFFmpegFiles(t *testing.T) {
 		decArgs = append(decArgs, "-i", w)
 		decMaps = append(decMaps, "-map", itoa(i), "-f", "s16le", "-c:a", "pcm_s16le", filepath.Join(dir, tc.codec+".raw"))
 	}
-	ffmpeg(t, encArgs...)
-	ffmpeg(t, append(decArgs, decMaps...)...)
+	ffmpegtest.Run(t, encArgs...)
+	ffmpegtest.Run(t, append(decArgs, decMaps...)...)
 
 	for _, tc := range tests {
-		want := readS16(t, filepath.Join(dir, tc.codec+".raw"))
+		want := ffmpegtest.ReadS16(t, filepath.Join(dir, tc.codec+".raw"))
 		fh, err := os.Open(filepath.Join(dir, tc.codec+".wav"))
 		if err != nil {
 			t.Fatal(err)
@@ -168,8 +138,8 @@ func TestFFmpegReadsOurFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out.raw")
-	ffmpeg(t, "-i", path, "-f", "s16le", "-ar", "16000", "-ac", "2", out)
-	if got := readS16(t, out); !slices.Equal(got, in) {
+	ffmpegtest.Run(t, "-i", path, "-f", "s16le", "-ar", "16000", "-ac", "2", out)
+	if got := ffmpegtest.ReadS16(t, out); !slices.Equal(got, in) {
 		t.Fatalf("ffmpeg read %d samples that differ from the %d written", len(got), len(in))
 	}
 }
@@ -210,7 +180,7 @@ func TestLoad16kMono(t *testing.T) {
 func TestLoadFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "chime.wav")
-	ffmpeg(t, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000:duration=0.5", "-ac", "2", "-c:a", "pcm_s24le", path)
+	ffmpegtest.Run(t, "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000:duration=0.5", "-ac", "2", "-c:a", "pcm_s24le", path)
 	pcm, err := LoadFile16kMono(path)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,8 @@
 // Package clocktest is a manual clock.Clock for tests: time moves only
 // when the test calls Advance, which runs the timers that fall due, in
-// order, each at its own instant, on the test's goroutine. Only tests
-// import it.
+// order, each at its own instant, on the test's goroutine. Timeline
+// records "ms what" lines for tests that compare what happened when. Only
+// tests import it.
 package clocktest
 
 import (

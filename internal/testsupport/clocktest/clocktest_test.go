@@ -3,6 +3,7 @@ package clocktest
 import (
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -35,4 +36,20 @@ func TestAdvance(t *testing.T) {
 	}
 	go c.AfterFunc(time.Second, func() {})
 	c.WaitTimer(t, 5*time.Second)
+}
+
+func TestTimeline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tl := NewTimeline()
+		tl.Add("start %s", "a")
+		time.Sleep(1500 * time.Millisecond)
+		tl.Add("end")
+		want := []string{"00000 start a", "01500 end"}
+		if got := tl.Lines(); !slices.Equal(got, want) {
+			t.Errorf("lines %q, want %q", got, want)
+		}
+		if d := time.Since(tl.Start()); d != 1500*time.Millisecond {
+			t.Errorf("since start %v", d)
+		}
+	})
 }

@@ -1,12 +1,15 @@
 // Package logtest is a slog.Handler for tests that keeps every record, so
 // a test can count what a part logged (a warning once per outage, not once
-// per retry). Only tests import it.
+// per retry). Buffer keeps a part's text log (or a process's output) for
+// the test to read, and Stderr logs to the test's output. Only tests
+// import it.
 package logtest
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 )
@@ -61,4 +64,10 @@ func (r *Recorder) Count(level slog.Level, msg string, errIs error) int {
 		}
 	}
 	return n
+}
+
+// Stderr is a text logger to stderr at level and above: for the parts a
+// test starts whose warnings should show in its output.
+func Stderr(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }

@@ -86,6 +86,31 @@ func (c *Conn) Quiet(d time.Duration) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
+// CollectUntil reads datagrams in the background until done is closed,
+// then sends them all on the returned channel. It polls done every 20 ms,
+// so it may keep a datagram or two that arrive just after done closes.
+func (c *Conn) CollectUntil(done <-chan struct{}) <-chan []Packet {
+	out := make(chan []Packet, 1)
+	go func() {
+		var got []Packet
+		buf := make([]byte, 2048)
+		for {
+			select {
+			case <-done:
+				out <- got
+				return
+			default:
+			}
+			_ = c.PC.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			n, _, _, err := c.PC.ReadFrom(buf)
+			if err == nil {
+				got = append(got, Packet{time.Now(), bytes.Clone(buf[:n])})
+			}
+		}
+	}()
+	return out
+}
+
 // Packet is a datagram and when it arrived.
 type Packet struct {
 	At   time.Time

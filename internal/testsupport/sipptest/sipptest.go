@@ -14,10 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 )
 
@@ -51,7 +51,7 @@ type Sipp struct {
 	port int
 	dir  string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  logtest.Buffer
 	done chan struct{}
 	err  error
 }
@@ -229,28 +229,4 @@ func (s *Sipp) Errors() string {
 func (s *Sipp) Logs() string {
 	return fmt.Sprintf("output:\n%s\nerrors:\n%s\nmessages:\n%s",
 		proctest.Tail(s.Output(), 30), proctest.Tail(s.Errors(), 30), proctest.Tail(s.Messages(), 80))
-}
-
-// syncBuffer is a bytes.Buffer safe for sipp's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func (b *syncBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.Reset()
 }

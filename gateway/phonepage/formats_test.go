@@ -91,7 +91,12 @@ func TestPolycomFrameSizesRelayed(t *testing.T) {
 			r.waitPages(t, 1)
 			got, _ := r.heard()
 			sent := len(frames) * int(tc.ticks) * 2 // 16 kHz samples
-			if d := len(got) - sent; d < -codec.FrameSamples || d > codec.FrameSamples {
+			// A frame size taken wrongly from the packet length gives 2/3 or
+			// 3/2 of the audio. Never more than a frame over; under; a few
+			// frames may go at the start on a busy machine, since a live
+			// reader joins at the live edge when the zone is ready (about
+			// 80 ms seen with both cores loaded), hence the 15 %.
+			if d := len(got) - sent; d < -sent*15/100 || d > codec.FrameSamples {
 				t.Errorf("amplifier got %d samples, the page had %d", len(got), sent)
 			}
 			if cc := correlation(got, voice[len(voice)/4:len(voice)*3/4]); cc < 0.8 {

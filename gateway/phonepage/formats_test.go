@@ -92,7 +92,7 @@ func TestPolycomFrameSizesRelayed(t *testing.T) {
 			got, _ := r.heard()
 			sent := len(frames) * int(tc.ticks) * 2 // 16 kHz samples
 			// A frame size taken wrongly from the packet length gives 2/3 or
-			// 3/2 of the audio. Never more than a frame over; under; a few
+			// 3/2 of the audio. Never more than a frame over; under, a few
 			// frames may go at the start on a busy machine, since a live
 			// reader joins at the live edge when the zone is ready (about
 			// 80 ms seen with both cores loaded), hence the 15 %.

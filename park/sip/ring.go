@@ -139,7 +139,9 @@ func (s *Server) ring(ctx context.Context, r park.Ring) {
 	conn, err := p.connect(leg, dlg)
 	if err != nil {
 		hangup()
+		p.backToMusic()
 		s.park.Unretrieve(r.Call, err.Error())
+		s.log.Warn("answered ring not connected", "kind", r.Kind, "slot", r.Slot, "by", answerer.String(), "reason", err.Error())
 		return
 	}
 	dlg.SetHandler(sipstack.DialogHandler{

@@ -64,6 +64,7 @@ type env struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	logBuf *bytes.Buffer
+	logMu  *sync.Mutex
 }
 
 var portMu sync.Mutex
@@ -129,7 +130,7 @@ func startEnv(t *testing.T, cfg *config.Config, tune ...func(*Options)) *env {
 		go func() { defer wg.Done(); _ = srv.Run(ctx) }()
 		wg.Wait()
 	}()
-	e := &env{t: t, cfg: cfg, stack: stack, srv: srv, sub: sub, speak: speak, addr: stack.Addr("udp"), cancel: cancel, done: done, logBuf: logBuf}
+	e := &env{t: t, cfg: cfg, stack: stack, srv: srv, sub: sub, speak: speak, addr: stack.Addr("udp"), cancel: cancel, done: done, logBuf: logBuf, logMu: &logMu}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -144,6 +145,13 @@ func startEnv(t *testing.T, cfg *config.Config, tune ...func(*Options)) *env {
 		}
 	})
 	return e
+}
+
+// logs returns the server's log so far.
+func (e *env) logs() string {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return e.logBuf.String()
 }
 
 type lockedWriter struct {

@@ -409,6 +409,7 @@ func (s *Server) pickupSlot(call *sipstack.IncomingCall, slot string) {
 		leg.Close()
 		s.park.Unretrieve(c.ID, "parked leg missing")
 		_ = call.Respond(480, "")
+		s.log.Warn("pickup refused: parked leg missing", "slot", c.Slot, "retriever", retr.String())
 		return
 	}
 	var conn *connection

@@ -67,9 +67,8 @@ func TestParkPickupChurn(t *testing.T) {
 func churnCycle(t *testing.T, e *env, slot string, i int) {
 	t.Helper()
 	callerID := fmt.Sprintf("churn-c-%s-%d-%%u@test", slot, i)
-	caller := e.startSipp("park_wait_bye.xml", sippOpts{service: slot, extra: []string{"-cid_str", callerID}})
+	caller := startUntil(t, e, "park_wait_bye.xml", sippOpts{service: slot, extra: []string{"-cid_str", callerID}}, slot, park.StateParked)
 	callerRTP := newRTPPeer(t, caller.MPort)
-	e.waitSlot(slot, park.StateParked, 10*time.Second)
 	heardMusic(t, fmt.Sprintf("cycle %d in %s: parked caller", i, slot), callerRTP.waitPackets(10, 10*time.Second))
 
 	scenario := "retrieve.xml"
@@ -77,9 +76,8 @@ func churnCycle(t *testing.T, e *env, slot string, i int) {
 		scenario = "retrieve_late.xml"
 	}
 	retrID := fmt.Sprintf("churn-r-%s-%d-%%u@test", slot, i)
-	r := e.startSipp(scenario, sippOpts{service: slot, keys: map[string]string{"from": "1002"}, extra: []string{"-cid_str", retrID}})
+	r := startUntil(t, e, scenario, sippOpts{service: slot, keys: map[string]string{"from": "1002"}, extra: []string{"-cid_str", retrID}}, slot, park.StateFree)
 	rRTP := newRTPPeer(t, r.MPort)
-	e.waitSlot(slot, park.StateFree, 10*time.Second)
 	if err := relays(callerRTP, rRTP, 0x55); err != nil {
 		t.Fatalf("cycle %d in %s (%s): caller to retriever: %v\n%s", i, slot, scenario, err, r.Messages())
 	}
@@ -93,4 +91,35 @@ func churnCycle(t *testing.T, e *env, slot string, i int) {
 	}
 	r.MustPass(10 * time.Second)
 	caller.MustPass(10 * time.Second)
+}
+
+// startUntil starts a sipp and waits until slot is in state. A sipp that
+// could not bind a port that was free when chosen (other tests run sipp
+// too) is started again on new ports; any other early exit fails the test.
+func startUntil(t *testing.T, e *env, scenario string, o sippOpts, slot, state string) *sipp {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s := e.startSipp(scenario, o)
+		deadline := time.Now().Add(15 * time.Second)
+		for e.slot(slot).State != state {
+			select {
+			case <-s.Done():
+				if e.slot(slot).State == state {
+					return s
+				}
+				if strings.Contains(s.Logs(), "Unable to bind") && attempt < 4 {
+					t.Logf("%s could not bind its ports (attempt %d); starting it again", scenario, attempt)
+					goto again
+				}
+				t.Fatalf("%s ended before slot %s was %s:\n%s", scenario, slot, state, s.Logs())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("slot %s is %s 15 s after %s started, want %s", slot, e.slot(slot).State, scenario, state)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return s
+	again:
+	}
 }

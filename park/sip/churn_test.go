@@ -3,10 +3,12 @@ package parksip
 import (
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parkpage/parkpage/internal/testsupport/proctest"
 	"github.com/parkpage/parkpage/park"
 )
 
@@ -67,8 +69,8 @@ func TestParkPickupChurn(t *testing.T) {
 func churnCycle(t *testing.T, e *env, slot string, i int) {
 	t.Helper()
 	callerID := fmt.Sprintf("churn-c-%s-%d-%%u@test", slot, i)
-	caller := startUntil(t, e, "park_wait_bye.xml", sippOpts{service: slot, extra: []string{"-cid_str", callerID}}, slot, park.StateParked)
-	callerRTP := newRTPPeer(t, caller.MPort)
+	callerRTP := freeRTPPeer(t)
+	caller := startUntil(t, e, "park_wait_bye.xml", sippOpts{service: slot, mport: callerRTP.port(), extra: []string{"-cid_str", callerID}}, slot, park.StateParked)
 	heardMusic(t, fmt.Sprintf("cycle %d in %s: parked caller", i, slot), callerRTP.waitPackets(10, 10*time.Second))
 
 	scenario := "retrieve.xml"
@@ -76,8 +78,8 @@ func churnCycle(t *testing.T, e *env, slot string, i int) {
 		scenario = "retrieve_late.xml"
 	}
 	retrID := fmt.Sprintf("churn-r-%s-%d-%%u@test", slot, i)
-	r := startUntil(t, e, scenario, sippOpts{service: slot, keys: map[string]string{"from": "1002"}, extra: []string{"-cid_str", retrID}}, slot, park.StateFree)
-	rRTP := newRTPPeer(t, r.MPort)
+	rRTP := freeRTPPeer(t)
+	r := startUntil(t, e, scenario, sippOpts{service: slot, mport: rRTP.port(), keys: map[string]string{"from": "1002"}, extra: []string{"-cid_str", retrID}}, slot, park.StateFree)
 	if err := relays(callerRTP, rRTP, 0x55); err != nil {
 		t.Fatalf("cycle %d in %s (%s): caller to retriever: %v\n%s", i, slot, scenario, err, r.Messages())
 	}
@@ -123,3 +125,20 @@ func startUntil(t *testing.T, e *env, scenario string, o sippOpts, slot, state s
 	again:
 	}
 }
+
+// freeRTPPeer binds an RTP peer on a free even port, choosing again when
+// another process takes the port first.
+func freeRTPPeer(t *testing.T) *rtpPeer {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := tryRTPPeer(t, proctest.FreeUDPPair(t))
+		if err == nil {
+			return p
+		}
+		if attempt == 4 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (p *rtpPeer) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }

@@ -298,9 +298,18 @@ type recvd struct {
 
 func newRTPPeer(t *testing.T, port int) *rtpPeer {
 	t.Helper()
+	p, err := tryRTPPeer(t, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryRTPPeer is newRTPPeer returning the error when port is taken.
+func tryRTPPeer(t *testing.T, port int) (*rtpPeer, error) {
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 	if err != nil {
-		t.Fatalf("rtp peer on %d: %v", port, err)
+		return nil, fmt.Errorf("rtp peer on %d: %w", port, err)
 	}
 	p := &rtpPeer{t: t, conn: c, got: make(chan struct{}, 1)}
 	go func() {
@@ -325,7 +334,7 @@ func newRTPPeer(t *testing.T, port int) *rtpPeer {
 		}
 	}()
 	t.Cleanup(func() { c.Close() })
-	return p
+	return p, nil
 }
 
 func (p *rtpPeer) count() int {

@@ -364,10 +364,11 @@ func (p *parked) connect(other *media.Leg, otherDlg *sipstack.Dialog) (*connecti
 	if p.gone {
 		return nil, errors.New("the parked caller hung up")
 	}
-	p.leg.StopMusic()
+	// NewBridge stops the music itself once the bridge stands; stopping it
+	// here first left a caller whose bridge failed in silence.
 	br, err := media.NewBridge(p.leg, other)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	c := &connection{dlgs: [2]*sipstack.Dialog{p.dlg, otherDlg}, legs: [2]*media.Leg{p.leg, other}, br: br}
 	p.conn = c
@@ -406,14 +407,23 @@ func (s *Server) pickupSlot(call *sipstack.IncomingCall, slot string) {
 		leg.Close()
 		s.park.Unretrieve(c.ID, "parked leg missing")
 		_ = call.Respond(480, "")
+		s.log.Warn("pickup refused: parked leg missing", "slot", c.Slot, "retriever", retr.String())
 		return
 	}
 	var conn *connection
 	var connMu sync.Mutex
+	// acked is closed once the ACK has been handled: its SDP is the
+	// answer to a late offer, which the bridge needs. The stack confirms
+	// the dialog (Answer returns) before it runs the Ack handler.
+	acked := make(chan struct{})
+	var ackOnce sync.Once
 	call.SetHandler(sipstack.DialogHandler{
 		Reinvite: func(req *sip.Request) sipstack.Reply { return s.reinvite(req, leg, nil) },
 		Request:  s.inDialogRequest,
-		Ack:      func(req *sip.Request) { lateAnswer(req, leg) },
+		Ack: func(req *sip.Request) {
+			lateAnswer(req, leg)
+			ackOnce.Do(func() { close(acked) })
+		},
 		Ended: func(string) {
 			connMu.Lock()
 			cn := conn
@@ -423,16 +433,36 @@ func (s *Server) pickupSlot(call *sipstack.IncomingCall, slot string) {
 			}
 		},
 	})
-	if err := call.Answer(ans, identityHeaders(c.Caller)...); err != nil {
+	// fail handles every failure once the 200 OK has gone to the
+	// retriever: the retriever is told (BYE; nothing is sent if its dialog
+	// already ended), the caller goes back to its slot with hold music, and
+	// the reason is logged.
+	fail := func(reason string) {
 		leg.Close()
-		s.park.Unretrieve(c.ID, "retriever went away")
+		s.hangupLater(call.Dialog)
+		p.backToMusic()
+		s.park.Unretrieve(c.ID, reason)
+		s.log.Warn("pickup failed after answering the retriever", "slot", c.Slot, "caller", c.Caller.String(),
+			"retriever", retr.String(), "reason", reason)
+	}
+	err = call.Answer(ans, identityHeaders(c.Caller)...)
+	if err == nil && s.opt.pickupAnswered != nil {
+		err = s.opt.pickupAnswered(call)
+	}
+	if err != nil {
+		fail("retriever's answer not completed: " + err.Error())
 		return
+	}
+	if _, ok := leg.Negotiated(); !ok {
+		select {
+		case <-acked:
+		case <-call.Done():
+		case <-time.After(5 * time.Second):
+		}
 	}
 	cn, err := p.connect(leg, call.Dialog)
 	if err != nil {
-		leg.Close()
-		s.hangupLater(call.Dialog)
-		s.park.Unretrieve(c.ID, err.Error())
+		fail(err.Error())
 		return
 	}
 	connMu.Lock()
@@ -446,6 +476,17 @@ func (s *Server) pickupSlot(call *sipstack.IncomingCall, slot string) {
 	s.park.Retrieved(c.ID)
 	s.markRetrieved(c.Slot)
 	s.log.Info("call retrieved", "slot", c.Slot, "caller", c.Caller.String(), "retriever", retr.String())
+}
+
+// backToMusic restarts the hold music of a caller whose connection to a
+// retriever or answerer failed (it is still parked unless it hung up).
+func (p *parked) backToMusic() {
+	p.mu.Lock()
+	leg, gone := p.leg, p.gone || p.conn != nil
+	p.mu.Unlock()
+	if !gone {
+		leg.PlayMusic()
+	}
 }
 
 func (s *Server) hangupLater(d *sipstack.Dialog) {

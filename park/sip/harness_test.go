@@ -64,6 +64,7 @@ type env struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	logBuf *bytes.Buffer
+	logMu  *sync.Mutex
 }
 
 var portMu sync.Mutex
@@ -129,7 +130,7 @@ func startEnv(t *testing.T, cfg *config.Config, tune ...func(*Options)) *env {
 		go func() { defer wg.Done(); _ = srv.Run(ctx) }()
 		wg.Wait()
 	}()
-	e := &env{t: t, cfg: cfg, stack: stack, srv: srv, sub: sub, speak: speak, addr: stack.Addr("udp"), cancel: cancel, done: done, logBuf: logBuf}
+	e := &env{t: t, cfg: cfg, stack: stack, srv: srv, sub: sub, speak: speak, addr: stack.Addr("udp"), cancel: cancel, done: done, logBuf: logBuf, logMu: &logMu}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -144,6 +145,13 @@ func startEnv(t *testing.T, cfg *config.Config, tune ...func(*Options)) *env {
 		}
 	})
 	return e
+}
+
+// logs returns the server's log so far.
+func (e *env) logs() string {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return e.logBuf.String()
 }
 
 type lockedWriter struct {
@@ -290,9 +298,18 @@ type recvd struct {
 
 func newRTPPeer(t *testing.T, port int) *rtpPeer {
 	t.Helper()
+	p, err := tryRTPPeer(t, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryRTPPeer is newRTPPeer returning the error when port is taken.
+func tryRTPPeer(t *testing.T, port int) (*rtpPeer, error) {
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 	if err != nil {
-		t.Fatalf("rtp peer on %d: %v", port, err)
+		return nil, fmt.Errorf("rtp peer on %d: %w", port, err)
 	}
 	p := &rtpPeer{t: t, conn: c, got: make(chan struct{}, 1)}
 	go func() {
@@ -317,7 +334,7 @@ func newRTPPeer(t *testing.T, port int) *rtpPeer {
 		}
 	}()
 	t.Cleanup(func() { c.Close() })
-	return p
+	return p, nil
 }
 
 func (p *rtpPeer) count() int {

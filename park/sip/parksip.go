@@ -64,6 +64,11 @@ type Options struct {
 	// lapsed session timers, default 1s; MinSE the smallest session
 	// interval accepted (Min-SE), default 90s as RFC 4028 recommends.
 	Housekeep, MinSE time.Duration
+
+	// pickupAnswered, set only by tests, runs once a retriever's 200 OK
+	// has been acknowledged; an error fails the pickup as if the answer
+	// had not completed.
+	pickupAnswered func(*sipstack.IncomingCall) error
 }
 
 // Server is the park server's SIP side.

@@ -108,6 +108,7 @@ func (s *Server) ring(ctx context.Context, r park.Ring) {
 	if p == nil {
 		hangup()
 		s.park.Unretrieve(r.Call, "parked leg missing")
+		s.log.Warn("answered ring not connected", "kind", r.Kind, "slot", r.Slot, "by", answerer.String(), "reason", "parked leg missing")
 		return
 	}
 	dlg.SetHandler(sipstack.DialogHandler{
@@ -131,13 +132,16 @@ func (s *Server) ring(ctx context.Context, r park.Ring) {
 	case <-dlg.Done():
 		leg.Close()
 		s.park.Unretrieve(r.Call, string(r.Kind)+" answerer hung up during the whisper")
+		s.log.Info("answered ring not connected", "kind", r.Kind, "slot", r.Slot, "by", answerer.String(), "reason", "answerer hung up during the whisper")
 		return
 	default:
 	}
 	conn, err := p.connect(leg, dlg)
 	if err != nil {
 		hangup()
+		p.backToMusic()
 		s.park.Unretrieve(r.Call, err.Error())
+		s.log.Warn("answered ring not connected", "kind", r.Kind, "slot", r.Slot, "by", answerer.String(), "reason", err.Error())
 		return
 	}
 	dlg.SetHandler(sipstack.DialogHandler{

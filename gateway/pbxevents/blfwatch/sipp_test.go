@@ -129,7 +129,16 @@ func startWatcher(t *testing.T, port int, tune func(*Options)) *testWatcher {
 	}
 	t.Cleanup(stack.HandleNotify(w.HandleNotify)) // runs after run.Stop: last registered, first run
 	run := runtest.Start(t, "Run", w.Run)
-	return &testWatcher{w: w, sip: stack, rec: rec, logs: logs, stop: run.Stop}
+	stop := func() {
+		// A NOTIFY being handled sets everNotify (what the tests wait for)
+		// before it is answered, and holds emitMu until it has been: wait
+		// for that answer, so the unsubscribe cannot overtake the 200 that
+		// sipp's scenario expects first (seen on a loaded machine).
+		w.emitMu.Lock()
+		w.emitMu.Unlock()
+		run.Stop()
+	}
+	return &testWatcher{w: w, sip: stack, rec: rec, logs: logs, stop: stop}
 }
 
 // waitEvents waits for n park events.

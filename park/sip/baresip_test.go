@@ -47,6 +47,24 @@ func startBaresip(t *testing.T, name string, toneHz int) *baresip {
 	if _, err := exec.LookPath("baresip"); err != nil {
 		t.Fatalf("baresip is not installed (apt-get install baresip): %v", err)
 	}
+	// A port found free can be taken by another test's process before
+	// baresip binds it: then start again on new ports.
+	for attempt := 1; ; attempt++ {
+		b, retry := tryBaresip(t, name, toneHz)
+		if b != nil {
+			go b.readEvents()
+			return b
+		}
+		if !retry || attempt == 5 {
+			t.Fatalf("baresip %s did not start (attempt %d)", name, attempt)
+		}
+	}
+}
+
+// tryBaresip starts baresip on fresh ports and waits for its control port.
+// It returns nil and retry true when a port it chose was taken meanwhile.
+func tryBaresip(t *testing.T, name string, toneHz int) (_ *baresip, retry bool) {
+	t.Helper()
 	dir := t.TempDir()
 	sipPort := proctest.FreeUDPPair(t)
 	ctrlPort := proctest.FreePort(t, "tcp")
@@ -92,32 +110,47 @@ snd_path %s
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("baresip: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = b.cmd.Wait(); close(exited) }()
+	logTail := func() string {
+		b.logMu.Lock()
+		defer b.logMu.Unlock()
+		return proctest.Tail(b.log.String(), 40)
+	}
 	t.Cleanup(func() {
 		if b.ctrl != nil {
 			b.ctrl.Close()
 		}
 		_ = b.cmd.Process.Kill()
-		_ = b.cmd.Wait()
+		<-exited
 		if t.Failed() {
-			b.logMu.Lock()
-			t.Logf("baresip %s log:\n%s", name, proctest.Tail(b.log.String(), 40))
-			b.logMu.Unlock()
+			t.Logf("baresip %s log:\n%s", name, logTail())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: baresip starts in well under a second, but a loaded
+	// machine can stall it; an exit ends the wait at once.
+	deadline := time.Now().Add(time.Minute)
 	for {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctrlPort))
 		if err == nil {
 			b.ctrl = c
 			break
 		}
+		select {
+		case <-exited:
+			if l := logTail(); strings.Contains(l, "Address already in use") {
+				t.Logf("baresip %s: a chosen port was taken meanwhile; starting again on new ports", name)
+				return nil, true
+			}
+			t.Fatalf("baresip %s exited before its control port opened:\n%s", name, logTail())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("baresip %s: control port never opened", name)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	go b.readEvents()
-	return b
+	return b, false
 }
 
 // freeUDPRange returns the first of n consecutive free UDP ports on

@@ -23,7 +23,7 @@ const (
 func newLANPair(t *testing.T) lanPair {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (CI runs as root)")
+		t.Fatal("needs root to create network namespaces: run make test as root or with sudo (CI runs as root)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatalf("ip (iproute2) is not installed: %v", err)

@@ -34,7 +34,7 @@ func TestNoDefaultRouteSameInterface(t *testing.T) {
 	if os.Getenv(netnsChild) == "" {
 		unshare, err := exec.LookPath("unshare")
 		if err != nil {
-			t.Skip("needs unshare (util-linux) for a private network namespace")
+			t.Fatalf("needs unshare (util-linux) for a private network namespace: %v", err)
 		}
 		script := `ip link set lo up && ip route add 224.0.0.0/4 dev lo && exec "$0" -test.run='^TestNoDefaultRouteSameInterface$' -test.v -test.count=1`
 		cmd := exec.Command(unshare, "-rn", "sh", "-c", script, os.Args[0])

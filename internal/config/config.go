@@ -56,6 +56,9 @@ type Config struct {
 	// Yealink RTP multicast) relayed to zones' amplifiers, line outs and
 	// relays (phonepages.go).
 	PhonePages []*PhonePage `yaml:"phone_pages"`
+	// Labels are slot labels and announcements recorded from a phone
+	// (labels.go in gateway/labelrec).
+	Labels Labels `yaml:"labels"`
 
 	// Source names where the config came from ("embedded default" or a path).
 	Source string `yaml:"-"`
@@ -322,6 +325,23 @@ type Relay struct {
 	ActiveLow bool     `yaml:"active_low"` // energise by driving low
 	Lead      Duration `yaml:"lead"`       // on this long before audio, default 400ms
 	Hold      Duration `yaml:"hold"`       // off this long after audio, default 800ms
+}
+
+// Labels configures recording a slot's label or whole announcement from a
+// phone: dial RecordPrefix + slot ("*7" + "704"), speak after the beep,
+// hash to stop, 1 to keep.
+type Labels struct {
+	// RecordPrefix + a slot number records that slot's label, spoken in
+	// place of {label} in its announcements. Default "*7"; "off" turns
+	// recording from phones off.
+	RecordPrefix string `yaml:"record_prefix"`
+	// AnnouncementPrefix + a slot number records the slot's whole
+	// announcement, played instead of the spoken template. Default "*8";
+	// "off" turns it off.
+	AnnouncementPrefix string `yaml:"announcement_prefix"`
+	// Allow lists the users and @groups who may record; empty: every
+	// caller the SIP stack lets in (trusted sources and registered users).
+	Allow []string `yaml:"allow"`
 }
 
 // PageExt is an extension phones dial to page live.

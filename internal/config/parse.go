@@ -184,6 +184,8 @@ func (c *Config) applyDefaults(ps *problems) {
 	if b := c.External.BLF; b != nil {
 		def("external.blf.expires", func() { b.Expires = Duration(600 * time.Second) })
 	}
+	def("labels.record_prefix", func() { c.Labels.RecordPrefix = "*7" })
+	def("labels.announcement_prefix", func() { c.Labels.AnnouncementPrefix = "*8" })
 	for pn, p := range c.Pages {
 		if p == nil {
 			p = &PageExt{}
@@ -294,6 +296,23 @@ func (c *Config) validate(ps *problems) {
 	c.validatePages(ps)
 	c.validateExternal(ps)
 	c.validatePhonePages(ps)
+	c.validateLabels(ps)
+}
+
+func (c *Config) validateLabels(ps *problems) {
+	l := &c.Labels
+	for _, k := range []struct{ key, v string }{{"labels.record_prefix", l.RecordPrefix}, {"labels.announcement_prefix", l.AnnouncementPrefix}} {
+		if k.v == "off" {
+			continue
+		}
+		if !dtmfRe.MatchString(k.v) {
+			ps.add(k.key, "%q is not a dial prefix of digits, * and # (or off)", k.v)
+		}
+	}
+	if l.RecordPrefix != "off" && l.RecordPrefix == l.AnnouncementPrefix {
+		ps.add("labels.announcement_prefix", "%q is also labels.record_prefix: use two prefixes", l.AnnouncementPrefix)
+	}
+	c.checkPickup(ps, "labels.allow", l.Allow)
 }
 
 func (c *Config) validateExternal(ps *problems) {

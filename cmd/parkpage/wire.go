@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/parkpage/parkpage/gateway"
 	"github.com/parkpage/parkpage/gateway/announcer"
+	"github.com/parkpage/parkpage/gateway/labelrec"
 	"github.com/parkpage/parkpage/gateway/livepage"
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/gateway/output/lineout"
@@ -24,6 +26,7 @@ import (
 	"github.com/parkpage/parkpage/internal/app"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/labels"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
 	"github.com/parkpage/parkpage/multicast"
@@ -69,6 +72,8 @@ type core struct {
 	ext   *pbxevents.Sources
 	live  *livepage.Server
 	phone *phonepage.Receiver
+	recs  *labels.Store
+	rec   *labelrec.Server
 }
 
 func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
@@ -121,9 +126,17 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("zones: %w", err)
 	}
 	closers = append(closers, func() { c.gw.Close() })
-	if c.ann, err = announcer.New(cfg, announcer.Options{Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log,
-		Parked: c.parkedNow, SlotParties: c.slotParties}); err != nil {
+	// Labels recorded from phones live in the state directory (read at
+	// start; the directory is made on the first recording).
+	if c.recs, err = labels.Open(filepath.Join(cfg.StateDir, "labels"), log); err != nil {
 		return nil, err
+	}
+	if c.ann, err = announcer.New(cfg, announcer.Options{Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log,
+		Parked: c.parkedNow, SlotParties: c.slotParties, Recordings: c.recs}); err != nil {
+		return nil, err
+	}
+	if c.rec, err = labelrec.New(cfg, labelrec.Options{SIP: c.stack, Media: c.media, Store: c.recs, Speaker: c.audio, Logger: log, Metrics: a.Metrics()}); err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
 	}
 	if c.live, err = livepage.New(cfg, livepage.Options{SIP: c.stack, Media: c.media, Pager: c.gw, Logger: log}); err != nil {
 		return nil, fmt.Errorf("pages: %w", err)
@@ -139,7 +152,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 
 	c.registerMetrics(a.Metrics(), cfg)
 	a.AddPart(c)
-	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook})
+	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook, Labels: c.recs})
 	return c, nil
 }
 
@@ -149,6 +162,9 @@ func (c *core) Start(ctx context.Context) error {
 		return err
 	}
 	if err := c.live.Start(ctx); err != nil {
+		return err
+	}
+	if err := c.rec.Start(ctx); err != nil {
 		return err
 	}
 	return c.phone.Start(ctx)
@@ -180,6 +196,7 @@ func (c *core) Run(ctx context.Context) error {
 	stopExt, extDone := start(runner{"external", c.ext.Run}, errc)
 	stopLive, liveDone := start(runner{"pages", c.live.Run}, errc)
 	stopPhone, phoneDone := start(runner{"phone_pages", c.phone.Run}, errc)
+	stopRec, recDone := start(runner{"labels", c.rec.Run}, errc)
 
 	var err error
 	select {
@@ -191,6 +208,8 @@ func (c *core) Run(ctx context.Context) error {
 	stopExt()
 	stopLive()
 	stopPhone()
+	stopRec()
+	<-recDone
 	<-annDone
 	<-extDone
 	<-liveDone
@@ -226,6 +245,7 @@ func (c *core) Reload(cfg *config.Config) error {
 	add("external", c.ext.Reload(cfg.External))
 	add("pages", c.live.Reload(cfg))
 	add("phone_pages", c.phone.Reload(cfg.PhonePages))
+	add("labels", c.rec.Reload(cfg))
 	return errors.Join(errs...)
 }
 

@@ -60,6 +60,9 @@ type Options struct {
 	// parks it missed and stops runs whose call has gone. Parks reported
 	// by another PBX cannot be resynchronised.
 	Parked func() []events.Event
+	// Recordings, if set, are labels and announcements recorded from a
+	// phone (internal/labels), used in place of synthesised words.
+	Recordings Recordings
 }
 
 // Announcer follows park events and pages them.
@@ -232,7 +235,7 @@ func (a *Announcer) stop(slot, why string) {
 
 func (a *Announcer) start(e events.Event) {
 	cfg := a.cfg.Load()
-	rule, ok := RuleFor(cfg, e.Slot)
+	rule, ok := a.rule(cfg, e.Slot)
 	if !ok {
 		a.log.Info("park not announced: slot is in no configured lot", "slot", e.Slot, "source", e.Source)
 		return
@@ -358,7 +361,7 @@ func (a *Announcer) warmLoop(ctx context.Context) {
 		start := time.Now()
 		for _, lot := range cfg.Park.Lots {
 			for s := lot.Slots.First; s <= lot.Slots.Last && ctx.Err() == nil; s++ {
-				rule, ok := RuleFor(cfg, itoa(s))
+				rule, ok := a.rule(cfg, itoa(s))
 				if !ok || !rule.Enabled || dependsOnCall(cfg, rule) {
 					continue
 				}
@@ -392,6 +395,15 @@ func itoa(n int) string {
 			return string(b[i:])
 		}
 	}
+}
+
+// rule is RuleFor with the slot's phone recordings in force.
+func (a *Announcer) rule(cfg *config.Config, slot string) (Rule, bool) {
+	r, ok := RuleFor(cfg, slot)
+	if !ok {
+		return r, false
+	}
+	return WithRecordings(r, a.o.Recordings), true
 }
 
 // PartyName is the speakable part of a SIP party, "Alice <sip:201@pbx>" →

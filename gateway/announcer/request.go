@@ -41,7 +41,7 @@ func (a *Announcer) Announce(ctx context.Context, req api.AnnounceRequest) (stri
 	}
 	var specs []Spec
 	if req.Slot != "" {
-		rule, ok := RuleFor(cfg, req.Slot)
+		rule, ok := a.rule(cfg, req.Slot)
 		if !ok {
 			return "", &api.FieldError{Field: "slot", Msg: fmt.Sprintf("%q is not a configured park slot", req.Slot)}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/parkpage/parkpage/internal/announce"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/labels"
 )
 
 // Rule is how parks in one slot are announced: the slot's settings over its
@@ -23,10 +24,13 @@ type Rule struct {
 	Zones   []string
 	// Template is the slot's or lot's own template; "" defers to each zone's
 	// template, then to announce.template.
-	Template    string
-	Recording   string
-	RepeatEvery time.Duration
-	RepeatMax   int
+	Template  string
+	Recording string
+	// LabelRecording is a recorded label (WAV path) spoken in place of
+	// {label}; "" = the label's text is synthesised.
+	LabelRecording string
+	RepeatEvery    time.Duration
+	RepeatMax      int
 }
 
 // RuleFor returns the announcement rule of a slot; ok is false when the
@@ -108,6 +112,16 @@ func Compose(cfg *config.Config, r Rule, f announce.Fields, zones []string) ([]S
 		if err != nil {
 			return nil, err
 		}
+		labelWAV := ""
+		if r.LabelRecording != "" && r.Recording == "" {
+			lf := zf
+			lf.Label = announce.LabelMark
+			if spliced, err := announce.Phrase(tmpl, lf); err == nil && strings.Contains(spliced, announce.LabelMark) {
+				// The page's text (logs, Polycom caller ID) keeps the
+				// label's words; only the speech uses the recording.
+				labelWAV, text = r.LabelRecording, spliced
+			}
+		}
 		if i, ok := byText[text]; ok {
 			specs[i].Zones = append(specs[i].Zones, z)
 			continue
@@ -115,12 +129,36 @@ func Compose(cfg *config.Config, r Rule, f announce.Fields, zones []string) ([]S
 		byText[text] = len(specs)
 		specs = append(specs, Spec{
 			Zones:    []string{z},
-			Text:     text,
-			Request:  announce.Request{Text: text, Voice: cfg.Announce.Voice, Chime: cfg.Announce.Chime, Repeat: cfg.Announce.Repeat, OverrideWAV: r.Recording},
+			Text:     strings.ReplaceAll(text, announce.LabelMark, r.Label),
+			Request:  announce.Request{Text: text, Voice: cfg.Announce.Voice, Chime: cfg.Announce.Chime, Repeat: cfg.Announce.Repeat, OverrideWAV: r.Recording, LabelWAV: labelWAV},
 			CallerID: CallerID(r.Slot, r.Label),
 		})
 	}
 	return specs, nil
+}
+
+// Recordings are slot labels and announcements recorded from a phone;
+// *labels.Store is one.
+type Recordings interface {
+	Get(slot string, k labels.Kind) (labels.Recording, bool)
+	Path(r labels.Recording) string
+}
+
+// WithRecordings returns r with a slot's phone recordings in force: a
+// recorded announcement replaces the spoken template (and any configured
+// recording: the phone's is the newer word), a recorded label is spoken in
+// place of {label}.
+func WithRecordings(r Rule, recs Recordings) Rule {
+	if recs == nil {
+		return r
+	}
+	if rec, ok := recs.Get(r.Slot, labels.KindAnnouncement); ok {
+		r.Recording = recs.Path(rec)
+	}
+	if rec, ok := recs.Get(r.Slot, labels.KindLabel); ok {
+		r.LabelRecording = recs.Path(rec)
+	}
+	return r
 }
 
 // CallerID is what a Polycom phone shows during a park announcement: the

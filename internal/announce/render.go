@@ -149,6 +149,9 @@ type Request struct {
 	Chime       string // built-in chime name, WAV path, or "none"; "" = Config.Chime
 	Repeat      int    // times the phrase is spoken, 1 to MaxRepeat; 0 = 1
 	OverrideWAV string // recording spoken instead of Text (a per-slot prompt); "" = use TTS
+	// LabelWAV is a recorded label spoken where Text has LabelMark (see
+	// splice.go); "" = none.
+	LabelWAV string
 }
 
 // Renderer turns Requests into audio. It is safe for concurrent use.
@@ -187,7 +190,7 @@ func (r *Renderer) Resolve(req Request) (Request, error) {
 	if req.OverrideWAV != "" {
 		// The recording replaces speech: text and voice no longer matter,
 		// so drop them from the key.
-		req.Text, req.Voice = "", ""
+		req.Text, req.Voice, req.LabelWAV = "", "", ""
 	}
 	switch {
 	case req.Repeat < 1 || req.Repeat > MaxRepeat:
@@ -247,6 +250,12 @@ func (r *Renderer) render(ctx context.Context, req Request) (*Rendered, error) {
 		pcm, err := r.cfg.LoadWAV(req.OverrideWAV)
 		if err != nil {
 			return nil, fmt.Errorf("override recording: %w", err)
+		}
+		speech = pcm
+	} else if req.LabelWAV != "" {
+		pcm, err := r.splice(ctx, req)
+		if err != nil {
+			return nil, err
 		}
 		speech = pcm
 	} else {

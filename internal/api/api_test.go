@@ -2,11 +2,13 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -19,7 +21,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/codec/wav"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/labels"
 )
 
 type fakeBackend struct {
@@ -27,6 +32,57 @@ type fakeBackend struct {
 	announced []AnnounceRequest
 	parkEvs   []ParkEventRequest
 	reloadErr error
+	labels    *fakeLabels
+}
+
+func (f *fakeBackend) Labels() LabelStore {
+	if f.labels == nil {
+		return nil
+	}
+	return f.labels
+}
+
+// fakeLabels counts changes; every delete succeeds.
+type fakeLabels struct {
+	mu      sync.Mutex
+	changes int
+}
+
+func (l *fakeLabels) List() []labels.Recording { return nil }
+func (l *fakeLabels) Get(string, labels.Kind) (labels.Recording, bool) {
+	return labels.Recording{}, false
+}
+func (l *fakeLabels) Path(labels.Recording) string { return "" }
+func (l *fakeLabels) Save(slot string, k labels.Kind, pcm []int16, by string) (labels.Recording, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.changes++
+	return labels.Recording{Slot: slot, Kind: k, By: by}, nil
+}
+func (l *fakeLabels) Delete(string, labels.Kind) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.changes++
+	return nil
+}
+
+func (l *fakeLabels) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changes
+}
+
+// toneWAV is a second of 300 Hz, a recording the label checks accept.
+func toneWAV(t *testing.T) string {
+	pcm := make([]int16, codec.SampleRate)
+	for i := range pcm {
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*300*float64(i)/codec.SampleRate))
+	}
+	var b bytes.Buffer
+	if err := wav.Write(&b, codec.SampleRate, 1, pcm); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 func (f *fakeBackend) Status() Status {
@@ -423,28 +479,39 @@ func TestOversizedBodies(t *testing.T) {
 // a non-browser client (no such headers) get through.
 func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 	token := "tok-0123456789abcdef"
-	fb := &fakeBackend{}
+	fb := &fakeBackend{labels: &fakeLabels{}}
 	s := New(Config{Listen: "127.0.0.1:0", BearerTokens: []string{token}}, fb, events.New(), metrics.NewSet(), slog.New(slog.DiscardHandler))
 	base := serve(t, s)
 	bodies := map[string]string{
-		"/api/v1/announcements": `{"zones":["all"],"text":"hello"}`,
-		"/api/v1/park-events":   `{"event":"parked","slot":"704"}`,
-		"/api/v1/reload":        ``,
+		"/api/v1/announcements":        `{"zones":["all"],"text":"hello"}`,
+		"/api/v1/park-events":          `{"event":"parked","slot":"704"}`,
+		"/api/v1/reload":               ``,
+		"/api/v1/labels/{slot}/{kind}": toneWAV(t),
 	}
+	// Routes with wildcards are tried on one concrete path.
+	concrete := map[string]string{"/api/v1/labels/{slot}/{kind}": "/api/v1/labels/704/label"}
 	var changing int
 	for _, p := range s.Patterns() {
 		method, path, _ := strings.Cut(p, " ")
 		if method == "GET" {
 			continue
 		}
+		pattern := path
 		changing++
 		body, ok := bodies[path]
 		if !ok {
 			t.Errorf("state-changing route %s has no test body: add it", p)
 			continue
 		}
+		if c, ok := concrete[path]; ok {
+			path = c
+		} else if strings.Contains(path, "{") {
+			t.Errorf("state-changing route %s has no concrete path: add it", p)
+			continue
+		}
 		auth := []string{"Authorization", "Bearer " + token, "Content-Type", "application/json"}
-		if code, _ := do(t, "GET", base+path, "", auth...); code != http.StatusMethodNotAllowed {
+		readable := slices.Contains(s.Patterns(), "GET "+pattern) // the same path reads too
+		if code, _ := do(t, "GET", base+path, "", auth...); !readable && code != http.StatusMethodNotAllowed {
 			t.Errorf("GET %s: %d, want 405", path, code)
 		}
 		for _, hdr := range [][]string{
@@ -456,14 +523,14 @@ func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 				t.Errorf("%s %s with %s: %s: %d %v, want 403", method, path, hdr[0], hdr[1], code, m)
 			}
 		}
-		before := len(fb.announced) + len(fb.parkEvs)
+		before := len(fb.announced) + len(fb.parkEvs) + fb.labels.count()
 		if code, m := do(t, method, base+path, body, append(auth, "Sec-Fetch-Site", "same-origin", "Origin", base)...); code >= 300 {
 			t.Errorf("same-origin %s %s: %d %v", method, path, code, m)
 		}
 		if code, m := do(t, method, base+path, body, auth...); code >= 300 {
 			t.Errorf("non-browser %s %s: %d %v", method, path, code, m)
 		}
-		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs) != before+2 {
+		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs)+fb.labels.count() != before+2 {
 			t.Errorf("%s: the refused requests changed state", path)
 		}
 	}

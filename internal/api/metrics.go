@@ -38,6 +38,7 @@ var metricHelp = map[string]string{
 	"parkpage_pacer_max_wakeup_seconds":        "Longest wake-up of the sending loop.",
 	"parkpage_zones_paging":                    "Zones playing a page now.",
 	"parkpage_live_pages":                      "Live pages in progress.",
+	"parkpage_label_recordings_total":          "Labels and announcements recorded from phones, by result (saved, or the reason refused).",
 	"parkpage_announcements_running":           "Announcements playing or repeating now.",
 	"parkpage_announce_cache_hits":             "Rendered-announcement cache hits.",
 	"parkpage_announce_cache_misses":           "Rendered-announcement cache misses.",

@@ -66,3 +66,6 @@ func (b backend) ParkEvent(ctx context.Context, ev api.ParkEventRequest) error {
 	}
 	return b.a.parkEvent(ctx, ev)
 }
+
+// Labels implements api.LabelsBackend.
+func (b backend) Labels() api.LabelStore { return b.a.labels }

@@ -40,6 +40,7 @@ func TestPrepare(t *testing.T) {
 		{"announcement", tone(300, 0.3, 3*time.Second, time.Second), KindAnnouncement, nil},
 		{"silent", tone(440, 0, time.Second, time.Second), KindLabel, ErrSilent},
 		{"empty", nil, KindLabel, ErrSilent},
+		{"clicks in silence", clicks(tone(440, 0, 2*time.Second, 0)), KindLabel, ErrSilent},
 		{"clipped", tone(440, 1.2, time.Second, time.Second), KindLabel, ErrClipped},
 		{"too short", tone(440, 0.1, 100*time.Millisecond, time.Second), KindLabel, ErrTooShort},
 		{"label too long", tone(440, 0.1, 6*time.Second, 0), KindLabel, ErrTooLong},
@@ -153,4 +154,14 @@ func TestOpenSurvivesBadIndex(t *testing.T) {
 	if _, err := Open(dir, nil); err != nil {
 		t.Fatalf("garbage index stopped the start: %v", err)
 	}
+}
+
+// clicks puts a 20 ms burst at both ends, as sipp's WAV header or a
+// handset knock does.
+func clicks(pcm []int16) []int16 {
+	for i := range block {
+		pcm[i] = int16(12000 * math.Sin(float64(i)))
+		pcm[len(pcm)-1-i] = pcm[i]
+	}
+	return pcm
 }

@@ -83,6 +83,8 @@ const (
 	// edges survive.
 	margin = 60 * time.Millisecond
 	fade   = 10 * time.Millisecond
+	// minVoice is the least voiced time that is not taken for silence.
+	minVoice = 100 * time.Millisecond
 )
 
 // Prepare checks a recording (16 kHz mono PCM) and returns it trimmed to
@@ -95,8 +97,10 @@ func Prepare(pcm []int16, k Kind, targetDBFS float64) ([]int16, error) {
 	if math.IsInf(loud, -1) || loud < silentDBFS {
 		return nil, ErrSilent
 	}
-	first, last := voiced(pcm, loud-gateBelow)
-	if first < 0 {
+	first, last, blocks := voiced(pcm, max(loud-gateBelow, silentDBFS))
+	// A click or two (a handset knocked, a codec's start-up burst) in
+	// silence is not a voice.
+	if blocks*block < samples(minVoice) {
 		return nil, ErrSilent
 	}
 	voice := pcm[first:last]
@@ -132,8 +136,9 @@ func Prepare(pcm []int16, k Kind, targetDBFS float64) ([]int16, error) {
 func samples(d time.Duration) int { return int(d * codec.SampleRate / time.Second) }
 
 // voiced returns the sample span from the first to the end of the last
-// 20 ms block louder than gateDBFS; first is -1 when there is none.
-func voiced(pcm []int16, gateDBFS float64) (first, last int) {
+// 20 ms block louder than gateDBFS, and how many blocks are; first is -1
+// when there is none.
+func voiced(pcm []int16, gateDBFS float64) (first, last, blocks int) {
 	gate := math.Pow(10, gateDBFS/10) * 32768 * 32768
 	first, last = -1, -1
 	for i := 0; i < len(pcm); i += block {
@@ -147,9 +152,10 @@ func voiced(pcm []int16, gateDBFS float64) (first, last int) {
 				first = i
 			}
 			last = i + len(b)
+			blocks++
 		}
 	}
-	return first, last
+	return first, last, blocks
 }
 
 // removeDC subtracts the mean: some phones' ADCs carry an offset that the

@@ -66,16 +66,14 @@ func CheckSlot(slot string) error {
 	return nil
 }
 
-// Open reads the store in dir (state_dir/labels), creating it. An index
+// Open reads the store in dir (state_dir/labels); the directory is made
+// by the first Save, so opening never fails on a fresh state dir. An index
 // entry whose file is missing is dropped with a warning, and files no
 // entry names are removed: a crash between writing a file and the index
 // leaves at most one of them behind.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("labels: %w", err)
 	}
 	s := &Store{dir: dir, log: log, now: time.Now, recs: map[key]Recording{}}
 	b, err := os.ReadFile(filepath.Join(dir, indexFile))
@@ -154,6 +152,9 @@ func (s *Store) Path(r Recording) string { return filepath.Join(s.dir, r.File) }
 func (s *Store) Save(slot string, k Kind, pcm []int16, by string) (Recording, error) {
 	if err := CheckSlot(slot); err != nil {
 		return Recording{}, err
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return Recording{}, fmt.Errorf("labels: %w", err)
 	}
 	h := sha256.New()
 	for _, v := range pcm {

@@ -31,11 +31,11 @@ func init() {
 // Board is the front desk's lot wall (GET /api/v1/board): the slots as a
 // person reads them, grouped by lot.
 type Board struct {
-	Now        time.Time `json:"now"`
-	AmberAfter float64   `json:"amber_after_seconds"`
+	Now        time.Time  `json:"now"`
+	AmberAfter float64    `json:"amber_after_seconds"`
 	Lots       []BoardLot `json:"lots"`
-	Parked     int       `json:"parked"`
-	Ringing    int       `json:"ringing"`
+	Parked     int        `json:"parked"`
+	Ringing    int        `json:"ringing"`
 }
 
 // BoardLot is one park lot on the board.

@@ -66,6 +66,15 @@ type Slot struct {
 	Caller string     `json:"caller,omitempty"`
 	Parker string     `json:"parker,omitempty"`
 	Since  *time.Time `json:"since,omitempty"`
+	// Timeout is the slot's park timeout in seconds (ring-back after it).
+	Timeout float64 `json:"timeout_seconds,omitempty"`
+	// Returned: the call came back after a ring-back nobody answered.
+	Returned bool `json:"returned,omitempty"`
+	// RingTarget is who rings for the call (state ringback).
+	RingTarget string `json:"ring_target,omitempty"`
+	// ParkedAt is when the caller was first parked (Since restarts when
+	// the call returns to its slot).
+	ParkedAt *time.Time `json:"parked_at,omitempty"`
 }
 
 // Zone is a paging zone (GET /api/v1/zones).

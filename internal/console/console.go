@@ -389,6 +389,7 @@ var funcs = template.FuncMap{
 	"unix": func(t time.Time) int64 { return t.UnixMilli() },
 	// stateText is a slot state as the front desk says it.
 	"stateText": StateText,
+	"lampOf":    lampOf,
 }
 
 // StateText is a slot state in words.

@@ -57,6 +57,8 @@ type BoardSlot struct {
 	ParkerName   string     `json:"parker_name,omitempty"`
 	ParkerNumber string     `json:"parker_number,omitempty"`
 	Since        *time.Time `json:"since,omitempty"`
+	// RingTarget is who rings for the call (state ringback).
+	RingTarget string `json:"ring_target,omitempty"`
 	// Timeout is when the call rings back, in seconds after Since.
 	Timeout float64 `json:"timeout_seconds,omitempty"`
 	// Wait is the wait so far in seconds, Age its colour: ok, amber, red.
@@ -79,10 +81,21 @@ func buildBoard(slots []api.Slot, now time.Time) Board {
 		if s.State != "free" && s.State != "" {
 			bs.CallerName, bs.CallerNumber = SplitParty(s.Caller)
 			bs.ParkerName, bs.ParkerNumber = SplitParty(s.Parker)
+			// The wait shown is the caller's whole wait, across returns.
 			bs.Since = s.Since
-			bs.Timeout = defaultTimeout.Seconds()
-			if s.Since != nil {
-				wait := now.Sub(*s.Since)
+			if s.ParkedAt != nil {
+				bs.Since = s.ParkedAt
+			}
+			bs.Timeout = s.Timeout
+			if bs.Timeout <= 0 {
+				bs.Timeout = defaultTimeout.Seconds()
+			}
+			bs.RingTarget = s.RingTarget
+			if s.State == "parked" && s.Returned {
+				bs.State = "returned"
+			}
+			if bs.Since != nil {
+				wait := now.Sub(*bs.Since)
 				bs.Wait = max(0, wait.Seconds())
 				bs.Age = ageOf(wait, time.Duration(bs.Timeout*float64(time.Second)))
 			}
@@ -200,6 +213,21 @@ func RegisterPanel(p Panel) {
 	defer panels.mu.Unlock()
 	panels.ps = append(panels.ps, p)
 	slices.SortStableFunc(panels.ps, func(a, b Panel) int { return a.Order - b.Order })
+}
+
+// lampView is a lamp with the label it shows: none when the lot's heading
+// already says it.
+type lampView struct {
+	BoardSlot
+	ShownLabel string
+}
+
+func lampOf(s BoardSlot, lotLabel string) lampView {
+	v := lampView{BoardSlot: s}
+	if s.Label != lotLabel {
+		v.ShownLabel = s.Label
+	}
+	return v
 }
 
 // deskView is the front desk's template data.

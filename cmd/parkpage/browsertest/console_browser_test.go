@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -75,30 +76,61 @@ func waitSecs(s string) int {
 
 func lampSel(slot string) string { return fmt.Sprintf(`.lamp[data-slot="%s"]`, slot) }
 
+// apiSlotState is a slot's state as GET /api/v1/slots says (basic auth).
+func apiSlotState(t *testing.T, ap *appliance, pw, slot string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", ap.api+"/api/v1/slots", nil)
+	req.SetBasicAuth("admin", pw)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Slots []struct{ Slot, State string }
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("GET /api/v1/slots: %d %v", res.StatusCode, err)
+	}
+	for _, s := range body.Slots {
+		if s.Slot == slot {
+			return s.State
+		}
+	}
+	return ""
+}
+
 // The console end to end in headless Chromium against the real binary with
 // sipp peers: the login page refuses a wrong password and takes the right
 // one; a cross-site form and a script POST without the JSON Content-Type
 // are refused; a call parked with sipp shows on the front desk with a wait
-// time counting up, and each front-desk action works on a real call: move
-// it to another slot, pick it up (sipp), hang it up, ring it to an
-// extension (a sipp phone behind sip.pbx answers). Screenshots of the
-// login page and the front desk at desktop and 768 px width are kept.
+// time counting up; a call whose ring-back cannot be made shows returned,
+// red; each front-desk action works on a real call: move it to another
+// slot, hang it up, ring it to an extension (a sipp phone behind sip.pbx
+// answers); a pickup (sipp dials the slot) clears the lamp; and a call
+// parked while the browser's connection was cut shows once it reconnects
+// (the board reloads, it does not rely on events since). Screenshots of
+// the login page and the front desk at desktop and 768 px width are kept.
 func TestConsoleLoginAndFrontDesk(t *testing.T) {
 	t.Parallel()
 	const pw = "front-desk-pass"
-	// The "PBX" behind which extension 202 answers the desk's ring.
-	// (its sipp starts just before the ring: it waits 20 s for the INVITE).
+	// The "PBX" behind which extension 202 answers the desk's ring (its
+	// sipp starts just before the ring).
 	phonePort := proctest.FreePort(t, "udp")
 	ap := startApplianceSIP(t, fmt.Sprintf("  pbx: \"sip:127.0.0.1:%d\"\n", phonePort), fmt.Sprintf(`
 http: {password_hash: %q}
 park:
   lots:
     - {extension: "700", slots: 701-706, label: Reception, find_slot: first, timeout: 10m}
+    - {extension: "800", slots: 801-802, label: Warehouse, find_slot: first, timeout: 2s}
 `, hashPassword(t, pw)))
-	ctx := newBrowser(t, 3*time.Minute)
+	// The browser reaches the appliance through a proxy the test can cut.
+	proxy := newCutProxy(t, strings.TrimPrefix(ap.api, "http://"))
+	base := proxy.URL()
+	ctx := newBrowser(t, 4*time.Minute)
 
 	// Not logged in: the front desk sends the browser to the login page.
-	do(t, ctx, "front desk without a session", chromedp.Navigate(ap.api+"/"), chromedp.WaitVisible(`#password`))
+	do(t, ctx, "front desk without a session", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#password`))
 	if u := eval[string](t, ctx, `location.pathname + location.search`); u != "/login?next=%2F" {
 		t.Errorf("redirected to %s", u)
 	}
@@ -111,7 +143,7 @@ park:
 		t.Errorf("login error %q", msg)
 	}
 	screenshot(t, ctx, "login")
-	login(t, ctx, ap.api, pw)
+	login(t, ctx, base, pw)
 	poll(t, ctx, "the board's live stream", `document.querySelector('#conn').classList.contains('live')`)
 
 	// A call parked with sipp shows on the board, its wait counting up.
@@ -129,9 +161,17 @@ park:
 	}
 	first := waitSecs(eval[string](t, ctx, `document.querySelector('`+lampSel("701")+` .lamp-wait').textContent`))
 	poll(t, ctx, "the wait counts up", fmt.Sprintf(`(() => { const [m, s] = document.querySelector('%s .lamp-wait').textContent.split(':').map(Number); return m*60+s >= %d })()`, lampSel("701"), first+2))
+
+	// A call in the warehouse lot (timeout 2 s) whose parker has no
+	// extension to ring back: back in its slot, red.
+	stray := ap.sipp(t, "testdata/park_wait_long.xml", "800", map[string]string{"parker": "127.0.0.1", "from": "4255550142"})
+	poll(t, ctx, "returned call, red", `(() => { const l = document.querySelector('`+lampSel("801")+`'); return l?.dataset.state === 'returned' && l.classList.contains('age-red') })()`)
+	if c := eval[string](t, ctx, `document.querySelector('`+lampSel("701")+`').className`); !strings.Contains(c, "age-ok") {
+		t.Errorf("lamp 701 after a few seconds: %q, want age-ok", c)
+	}
 	screenshot(t, ctx, "frontdesk")
 
-	// Move it to 703.
+	// Move 701 to 703.
 	do(t, ctx, "move 701 to 703",
 		chromedp.Click(lampSel("701")+` button[data-action="move"]`),
 		chromedp.WaitVisible(`#act-move[open] select`),
@@ -143,12 +183,12 @@ park:
 	// browser sends the session cookie: same site) is refused, and so is a
 	// same-origin script POST to the JSON API without its Content-Type.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" enctype="text/plain" action="%s/api/v1/slots/703/hangup"><input name="{}" value=""></form><script>document.getElementById('f').submit()</script>`, ap.api)
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" enctype="text/plain" action="%s/api/v1/slots/703/hangup"><input name="{}" value=""></form><script>document.getElementById('f').submit()</script>`, base)
 	}))
 	defer evil.Close()
 	do(t, ctx, "cross-site form", chromedp.Navigate(evil.URL))
-	poll(t, ctx, "cross-site form refused", `location.href.startsWith('`+ap.api+`') && document.body.innerText.includes('cross-site request refused')`)
-	do(t, ctx, "back to the front desk", chromedp.Navigate(ap.api+"/"), chromedp.WaitVisible(lampSel("703")))
+	poll(t, ctx, "cross-site form refused", `location.href.startsWith('`+base+`') && document.body.innerText.includes('cross-site request refused')`)
+	do(t, ctx, "back to the front desk", chromedp.Navigate(base+"/"), chromedp.WaitVisible(lampSel("703")))
 	if code := eval[int](t, ctx, `fetch('/api/v1/slots/703/hangup', {method: 'POST', body: '{}'}).then(r => r.status)`); code != http.StatusUnsupportedMediaType {
 		t.Errorf("same-origin POST without Content-Type: application/json: %d, want 415", code)
 	}
@@ -163,31 +203,49 @@ park:
 	caller.MustPass(60 * time.Second)
 	retriever.MustPass(30 * time.Second)
 
-	// Hang up from the desk: the caller gets a BYE.
-	waiter := ap.sipp(t, "park_wait_bye.xml", "700", nil)
-	poll(t, ctx, "second call on the board", `document.querySelector('`+lampSel("701")+`')?.dataset.state === 'parked'`)
-	do(t, ctx, "hang up 701",
-		chromedp.Click(lampSel("701")+` button[data-action="hangup"]`),
+	// Hang up the warehouse call from the desk: its caller gets a BYE.
+	do(t, ctx, "hang up 801",
+		chromedp.Click(lampSel("801")+` button[data-action="hangup"]`),
 		chromedp.WaitVisible(`#act-hangup[open]`),
 		chromedp.Click(`#act-hangup button[value="ok"]`))
-	poll(t, ctx, "hung-up call leaves the board", `document.querySelector('`+lampSel("701")+`').dataset.state === 'free'`)
-	waiter.MustPass(30 * time.Second)
+	poll(t, ctx, "hung-up call leaves the board", `document.querySelector('`+lampSel("801")+`').dataset.state === 'free'`)
+	stray.MustPass(30 * time.Second)
 
-	// Ring it to extension 202 (through sip.pbx): 202 answers and gets it.
-	caller = ap.sipp(t, "park.xml", "700", map[string]string{"hold": "20000"})
-	poll(t, ctx, "third call on the board", `document.querySelector('`+lampSel("701")+`')?.dataset.state === 'parked'`)
+	// The connection drops; a call parks meanwhile; once the browser is
+	// back the board shows it (no event for it ever reached the page).
+	proxy.cut()
+	poll(t, ctx, "the board sees the connection gone", `document.querySelector('#conn').classList.contains('down')`)
+	caller = ap.sipp(t, "testdata/park_wait_long.xml", "700", nil)
+	for apiSlotState(t, ap, pw, "701") != "parked" {
+		select {
+		case <-caller.Done():
+			t.Fatalf("the caller ended before it was parked:\n%s", caller.Output())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if st := eval[string](t, ctx, `document.querySelector('`+lampSel("701")+`').dataset.state`); st != "free" {
+		t.Fatalf("slot 701 %q on a board that is cut off", st)
+	}
+	proxy.restore()
+	poll(t, ctx, "the call parked during the outage, after the reconnect", `document.querySelector('#conn').classList.contains('live') && document.querySelector('`+lampSel("701")+`').dataset.state === 'parked'`)
+
+	// Ring it to extension 202 (through sip.pbx): a bad target is refused
+	// at the field; 202 answers, gets the call and hangs up after a while.
 	do(t, ctx, "a bad extension is refused at the field",
 		chromedp.Click(lampSel("701")+` button[data-action="ring"]`),
 		chromedp.WaitVisible(`#act-ring[open] input`),
 		chromedp.SendKeys(`#ring-to`, "sip:evil@example.com"),
 		chromedp.Click(`#act-ring button[value="ok"]`),
 		chromedp.WaitVisible(`#act-ring .field-msg`))
-	phone := sipptest.Start(t, sipptest.Options{Scenario: filepath.Join(sippDir, "uas_answer.xml"), Port: phonePort, Timeout: 60 * time.Second,
+	if msg := eval[string](t, ctx, `document.querySelector('#act-ring .field-msg').textContent`); !strings.Contains(msg, "not an extension or number") {
+		t.Errorf("bad ring target: %q", msg)
+	}
+	phone := sipptest.Start(t, sipptest.Options{Scenario: "testdata/uas_answer_hangup.xml", Port: phonePort, Timeout: 90 * time.Second,
 		Keys: map[string]string{"from": "202", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))}, Args: []string{"-mp", fmt.Sprint(proctest.FreePort(t, "udp"))}})
 	do(t, ctx, "ring 202",
 		chromedp.SetValue(`#ring-to`, "202"),
 		chromedp.Click(`#act-ring button[value="ok"]`))
 	poll(t, ctx, "answered ring takes the call off the board", `document.querySelector('`+lampSel("701")+`').dataset.state === 'free'`)
-	caller.MustPass(60 * time.Second)
 	phone.MustPass(30 * time.Second)
+	caller.MustPass(30 * time.Second)
 }

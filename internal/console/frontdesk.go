@@ -157,8 +157,9 @@ func SplitParty(s string) (name, number string) {
 		}
 		if uq, err := strconv.Unquote(name); err == nil {
 			name = uq
+		} else {
+			name = strings.Trim(name, `"`)
 		}
-		name = strings.Trim(name, `"`)
 	} else if !hasScheme(s) {
 		return s, ""
 	}
@@ -170,10 +171,9 @@ func SplitParty(s string) (name, number string) {
 		}
 	}
 	if i := strings.IndexAny(uri, "@;?"); i >= 0 {
-		if uri[i] == '@' {
-			number = uri[:i]
-		} else {
-			number = uri[:i]
+		number = uri[:i]
+		if uri[i] != '@' && strings.Contains(number, ".") {
+			number = "" // sip:host;params: no user part
 		}
 	} else if !strings.Contains(uri, ".") {
 		number = uri

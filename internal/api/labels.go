@@ -1,25 +1,51 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
-	"os"
-
-	"github.com/parkpage/parkpage/internal/codec/wav"
-	"github.com/parkpage/parkpage/internal/labels"
+	"regexp"
+	"time"
 )
 
-// LabelStore is the recorded labels and announcements; *labels.Store is
-// one.
-type LabelStore interface {
-	List() []labels.Recording
-	Get(slot string, k labels.Kind) (labels.Recording, bool)
-	Path(r labels.Recording) string
-	Save(slot string, k labels.Kind, pcm []int16, by string) (labels.Recording, error)
-	Delete(slot string, k labels.Kind) error
+// LabelRecording is a slot's label or announcement recorded from a phone
+// or uploaded (internal/labels keeps them).
+type LabelRecording struct {
+	Slot     string    `json:"slot"`
+	Kind     string    `json:"kind"` // label or announcement
+	Seconds  float64   `json:"seconds"`
+	Recorded time.Time `json:"recorded"`
+	By       string    `json:"by,omitempty"`
+	File     string    `json:"file"`
 }
+
+// LabelProblem is why an uploaded recording was refused: Code is silent,
+// clipped, too_short or too_long.
+type LabelProblem struct{ Code, Msg string }
+
+func (p *LabelProblem) Error() string { return p.Msg }
+
+// ErrNoLabel is returned for a slot and kind with no recording.
+var ErrNoLabel = errors.New("no recording")
+
+// LabelStore is the recorded labels as the API sees them (the wiring
+// adapts internal/labels, which the API does not import: it would pull
+// the codecs in).
+type LabelStore interface {
+	List() []LabelRecording
+	// Open returns the recording as a WAV file; ErrNoLabel if none.
+	Open(slot, kind string) (io.ReadCloser, error)
+	// Upload checks, levels and keeps a WAV (any rate and channels);
+	// *LabelProblem when the audio is refused, another error when it is
+	// not a WAV parkpage reads (ErrNotWAV in the chain) or cannot be kept.
+	Upload(slot, kind string, wav []byte) (LabelRecording, error)
+	// Delete removes it; ErrNoLabel if none.
+	Delete(slot, kind string) error
+}
+
+// ErrNotWAV is in the chain of an Upload error for a body that is not a
+// WAV file.
+var ErrNotWAV = errors.New("not a WAV file")
 
 // LabelsBackend is a Backend with recorded labels (optional).
 type LabelsBackend interface {
@@ -29,6 +55,8 @@ type LabelsBackend interface {
 // maxLabelUpload bounds an uploaded recording: 20 s of 48 kHz stereo
 // 16-bit WAV, more than the longest announcement allowed.
 const maxLabelUpload = 4 << 20
+
+var labelSlotRe = regexp.MustCompile(`^[0-9]{1,8}$`)
 
 func (s *Server) labelRoutes() {
 	s.handle("GET /api/v1/labels", s.listLabels)
@@ -52,24 +80,27 @@ func (s *Server) listLabels(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recordings": st.List()})
+	list := st.List()
+	if list == nil {
+		list = []LabelRecording{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"recordings": list})
 }
 
 // labelTarget reads {slot}/{kind}, answering 400/404 itself.
-func (s *Server) labelTarget(w http.ResponseWriter, r *http.Request) (string, labels.Kind, bool) {
-	slot := r.PathValue("slot")
-	k, err := labels.ParseKind(r.PathValue("kind"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "kind", err.Error())
+func (s *Server) labelTarget(w http.ResponseWriter, r *http.Request) (string, string, bool) {
+	slot, kind := r.PathValue("slot"), r.PathValue("kind")
+	if kind != "label" && kind != "announcement" {
+		writeError(w, http.StatusBadRequest, "kind", kind+" is not label or announcement")
 		return "", "", false
 	}
-	if err := labels.CheckSlot(slot); err != nil {
-		writeError(w, http.StatusBadRequest, "slot", err.Error())
+	if !labelSlotRe.MatchString(slot) {
+		writeError(w, http.StatusBadRequest, "slot", "not a slot number")
 		return "", "", false
 	}
 	for _, sl := range s.backend.Slots() {
 		if sl.Slot == slot {
-			return slot, k, true
+			return slot, kind, true
 		}
 	}
 	writeError(w, http.StatusNotFound, "slot", "slot "+slot+" is not a configured park slot")
@@ -81,17 +112,15 @@ func (s *Server) getLabel(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	slot, k, ok := s.labelTarget(w, r)
+	slot, kind, ok := s.labelTarget(w, r)
 	if !ok {
 		return
 	}
-	rec, ok := st.Get(slot, k)
-	if !ok {
-		writeError(w, http.StatusNotFound, "", "slot "+slot+" has no recorded "+string(k))
+	f, err := st.Open(slot, kind)
+	if errors.Is(err, ErrNoLabel) {
+		writeError(w, http.StatusNotFound, "", "slot "+slot+" has no recorded "+kind)
 		return
-	}
-	f, err := os.Open(st.Path(rec))
-	if err != nil {
+	} else if err != nil {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}
@@ -101,15 +130,14 @@ func (s *Server) getLabel(w http.ResponseWriter, r *http.Request) {
 	io.Copy(w, f)
 }
 
-// putLabel takes a WAV recording (any rate and channel count the wav
-// package reads), checks and levels it as a phone recording is, and keeps
-// it.
+// putLabel takes a WAV recording and keeps it, checked and levelled as a
+// phone recording is.
 func (s *Server) putLabel(w http.ResponseWriter, r *http.Request) {
 	st := s.labelStore(w)
 	if st == nil {
 		return
 	}
-	slot, k, ok := s.labelTarget(w, r)
+	slot, kind, ok := s.labelTarget(w, r)
 	if !ok {
 		return
 	}
@@ -123,27 +151,18 @@ func (s *Server) putLabel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "", err.Error())
 		return
 	}
-	pcm, err := wav.Load16kMono(bytes.NewReader(body))
-	if err != nil {
-		writeError(w, http.StatusUnsupportedMediaType, "audio", "not a WAV file parkpage reads: "+err.Error())
-		return
-	}
-	pcm, err = labels.Prepare(pcm, k, 0)
-	if err != nil {
-		code := ""
-		if p, ok := labels.AsProblem(err); ok {
-			code = p.Code
-		}
-		w.Header().Set("Content-Type", "application/json")
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"field": "audio", "error": err.Error(), "code": code})
-		return
-	}
-	rec, err := st.Save(slot, k, pcm, "api")
-	if err != nil {
+	rec, err := st.Upload(slot, kind, body)
+	var p *LabelProblem
+	switch {
+	case errors.As(err, &p):
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"field": "audio", "error": p.Msg, "code": p.Code})
+	case errors.Is(err, ErrNotWAV):
+		writeError(w, http.StatusUnsupportedMediaType, "audio", err.Error())
+	case err != nil:
 		writeError(w, http.StatusInternalServerError, "", err.Error())
-		return
+	default:
+		writeJSON(w, http.StatusOK, rec)
 	}
-	writeJSON(w, http.StatusOK, rec)
 }
 
 func (s *Server) deleteLabel(w http.ResponseWriter, r *http.Request) {
@@ -151,15 +170,14 @@ func (s *Server) deleteLabel(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	slot, k, ok := s.labelTarget(w, r)
+	slot, kind, ok := s.labelTarget(w, r)
 	if !ok {
 		return
 	}
-	if err := st.Delete(slot, k); err != nil {
-		if errors.Is(err, labels.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "", "slot "+slot+" has no recorded "+string(k))
-			return
-		}
+	if err := st.Delete(slot, kind); errors.Is(err, ErrNoLabel) {
+		writeError(w, http.StatusNotFound, "", "slot "+slot+" has no recorded "+kind)
+		return
+	} else if err != nil {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}

@@ -167,6 +167,9 @@ func TestLabelsAPI(t *testing.T) {
 	put := func(path string, body []byte) (int, string) {
 		req, _ := http.NewRequest(http.MethodPut, ap.api+path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "audio/wav")
+		if strings.HasSuffix(path, "?type=text") { // a simple type a cross-site form could send
+			req.Header.Set("Content-Type", "text/plain")
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -189,6 +192,7 @@ func TestLabelsAPI(t *testing.T) {
 		{"/api/v1/labels/701/jingle", mk(0.2, time.Second), 400, `"field": "kind"`},
 		{"/api/v1/labels/999/label", mk(0.2, time.Second), 404, `"field": "slot"`},
 		{"/api/v1/labels/701/label", []byte("not a wav"), 415, `"field": "audio"`},
+		{"/api/v1/labels/701/label?type=text", mk(0.2, time.Second), 415, `Content-Type`},
 	} {
 		code, body := put(tc.path, tc.body)
 		if code != tc.code || !strings.Contains(body, tc.want) {
@@ -196,6 +200,7 @@ func TestLabelsAPI(t *testing.T) {
 		}
 	}
 	req, _ := http.NewRequest(http.MethodDelete, ap.api+"/api/v1/labels/701/announcement", nil)
+	req.Header.Set("Content-Type", "application/json") // every state-changing API request says it
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func (l *Leg) State() LegState {
 // timestamps that go on as if the stream had kept running through the
 // gap (a receiver sees the gap as lost packets, never as a new stream or
 // a jump back). Hold music restarts when st.Music.
-func (e *Engine) ResumeLeg(st LegState, now time.Time) (*Leg, error) {
+func (e *Engine) ResumeLeg(st LegState) (*Leg, error) {
 	conn, err := e.ports.listenPort(st.Port)
 	if err != nil {
 		return nil, fmt.Errorf("media: resume rtp port %d: %w", st.Port, err)
@@ -75,12 +75,9 @@ func (e *Engine) ResumeLeg(st LegState, now time.Time) (*Leg, error) {
 	l.out.ssrc, l.out.seq, l.out.ts, l.out.sent = st.SSRC, st.Seq, st.TS, st.Sent
 	if st.Sent && !st.Last.IsZero() {
 		// Packets of the gap count as sent (lost on the way): the next
-		// sequence number follows the time that passed, and advance
-		// derives the timestamp from the same time (o.last).
-		l.out.last = st.Last
-		if gap := now.Sub(st.Last); gap > 0 {
-			l.out.seq += uint16(gap / FrameDuration)
-		}
+		// paced packet's sequence number and timestamp both follow the
+		// time that passed since st.Last (outStream.advance).
+		l.out.last, l.out.resumed = st.Last, true
 	}
 	l.mu.Unlock()
 	if st.RemoteSDP != "" {

@@ -206,7 +206,7 @@ func (s *Server) resumeCall(key string, rec callRecord) error {
 	if err != nil {
 		return err
 	}
-	leg, err := s.media.ResumeLeg(rec.Media, now)
+	leg, err := s.media.ResumeLeg(rec.Media)
 	if err != nil {
 		dlg.Detach()
 		return err

@@ -105,12 +105,19 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	// One RTP engine for every SIP user: parked calls and hold music, SIP
 	// amplifiers, live pages; it sends through the pacer.
 	rtp := parksip.MediaConfig(cfg, c.stack)
+	rtp.MusicCache = filepath.Join(cfg.StateDir, "hold-music.cache") // a restart resumes parked calls' music sooner
 	rtp.Pacer = c.pacer
 	if c.media, err = media.NewEngine(rtp, log.With("component", "media")); err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
-	if c.park, err = parksip.New(cfg, parksip.Options{Stack: c.stack, Bus: bus, Speaker: c.audio, Logger: log, Media: c.media}); err != nil {
+	if c.park, err = parksip.New(cfg, parksip.Options{Stack: c.stack, Bus: bus, Speaker: c.audio, Logger: log, Media: c.media,
+		Journal: filepath.Join(cfg.StateDir, "calls.journal")}); err != nil {
 		return nil, err // sipstack says which address and what to do
+	}
+	// After the park server: its slots (resumed ones too) are the state
+	// resumed BLF subscribers are told at once.
+	if _, err := c.stack.KeepSubscriptions(filepath.Join(cfg.StateDir, "blf-subscriptions.json")); err != nil {
+		return nil, err
 	}
 	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
 		return nil, fmt.Errorf("relays: %w", err)

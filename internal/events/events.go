@@ -23,6 +23,7 @@ const (
 	CallAbandoned Type = "call.abandoned" // the parked caller hung up (or its media died)
 	CallRefused   Type = "call.refused"   // park or pickup refused (Reason says why)
 	CallMoved     Type = "call.moved"     // moved to another slot at the front desk (From the old slot)
+	CallResumed   Type = "call.resumed"   // a parked call taken over after a restart (back in its slot)
 
 	PageStarted   Type = "page.started"
 	PagePreempted Type = "page.preempted"

@@ -18,6 +18,9 @@ type portPool struct {
 	mu   sync.Mutex
 	next int
 	used map[int]bool
+	// reserved ports are kept for legs being resumed (listenPort): listen
+	// does not hand them out.
+	reserved map[int]bool
 }
 
 func newPortPool(ip netip.Addr, first, last int) (*portPool, error) {
@@ -46,7 +49,7 @@ func (p *portPool) listen() (*net.UDPConn, int, error) {
 		if p.next > p.last {
 			p.next = p.first
 		}
-		if p.used[port] {
+		if p.used[port] || p.reserved[port] {
 			continue
 		}
 		network := "udp4"
@@ -71,4 +74,25 @@ func (p *portPool) release(port int) {
 	p.mu.Lock()
 	delete(p.used, port)
 	p.mu.Unlock()
+}
+
+// listenPort opens a socket on one given port (a leg taken over from an
+// earlier process), inside or outside the range.
+func (p *portPool) listenPort(port int) (*net.UDPConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used[port] {
+		return nil, fmt.Errorf("rtp port %d is in use by another leg", port)
+	}
+	network := "udp4"
+	if p.ip.Is6() {
+		network = "udp6"
+	}
+	c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+	if err != nil {
+		return nil, err
+	}
+	p.used[port] = true
+	delete(p.reserved, port)
+	return c, nil
 }

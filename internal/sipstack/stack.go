@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -65,7 +66,14 @@ type Stack struct {
 
 	dialogs sync.Map // key -> *Dialog
 	subs    sync.Map // key -> *subscription
-	notify  notifyOwners
+	// subsPath keeps the subscriptions across restarts (blfsave.go);
+	// subsDirty says they changed since the last save.
+	subsPath  string
+	subsDirty atomic.Bool
+	subsKick  chan struct{}
+	// subsSaveMu orders the saves (the saver's and Close's).
+	subsSaveMu sync.Mutex
+	notify     notifyOwners
 
 	listenCfg []config.Listener
 	tlsCfg    *config.TLS
@@ -108,6 +116,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Stack, error) {
 		aut:       newAuthenticator("parkpage"),
 		handlers:  map[string]InviteHandler{},
 		presences: map[string]*Presence{},
+		subsKick:  make(chan struct{}, 1),
 		listenCfg: cfg.SIP.Listen,
 		tlsCfg:    cfg.SIP.TLS,
 		ctx:       ctx,
@@ -374,6 +383,7 @@ func (s *Stack) Run(ctx context.Context) error {
 // waits for the stack's goroutines.
 func (s *Stack) Close() error {
 	s.once.Do(func() {
+		s.saveSubscriptionsNow()
 		var ds []*Dialog
 		s.dialogs.Range(func(_, v any) bool { ds = append(ds, v.(*Dialog)); return true })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*sip.T1)
@@ -705,6 +715,8 @@ func (s *Stack) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 		err = d.uas.ReadBye(req, tx)
 	case d.uac != nil:
 		err = d.uac.ReadBye(req, tx)
+	default: // resumed: no sipgo session
+		err = errors.New("no session")
 	}
 	if err != nil {
 		s.respond(req, tx, 200, "")

@@ -90,6 +90,7 @@ func (s *Server) Move(from, to string) error {
 		s.cancelRing(c)
 		s.startTimeout(c, dst)
 	}
+	s.touch(c.ID) // the call journal follows the call to its new slot
 	if old.lot == nil {
 		delete(s.slots, old.name) // removed by a reload; gone with its call
 		s.notify(&slot{name: old.name, num: old.num, label: old.label})

@@ -140,6 +140,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	c.registerMetrics(a.Metrics(), cfg)
 	a.AddPart(c)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook})
+	a.SetSetupHooks(c.setupHooks(a)) // wire_setup.go
 	return c, nil
 }
 

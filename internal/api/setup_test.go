@@ -1,0 +1,31 @@
+package api
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDecodeEdits(t *testing.T) {
+	req, err := DecodeEdits(strings.NewReader(`{"base":"ab","edits":[{"path":["zones","front","outputs",0,"port"],"value":5004},{"path":["park","slots","701"],"delete":true}]}`))
+	if err != nil || len(req.Edits) != 2 || req.Edits[0].Path[3] != 0.0 || !req.Edits[1].Delete {
+		t.Fatalf("%+v %v", req, err)
+	}
+	for _, body := range []string{`{"edits":[{"path":"zones"}]}`, `{"edits":[],"extra":1}`, `[1]`} {
+		if _, err := DecodeEdits(strings.NewReader(body)); err == nil {
+			t.Errorf("%s decoded", body)
+		}
+	}
+}
+
+// FuzzDecodeSetupBodies: the setup console's JSON bodies decode or fail
+// with an error, never a panic.
+func FuzzDecodeSetupBodies(f *testing.F) {
+	f.Add(`{"edits":[{"path":["zones","a","outputs",0],"value":{"type":"rtp"}}],"check":true}`)
+	f.Add(`{"text":"hello","tone":true}`)
+	f.Add(`{"edits":[{"path":[1e300,-1,null,{}],"value":[[[]]]}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		DecodeEdits(strings.NewReader(body))
+		var tr OutputTestRequest
+		DecodeJSON(strings.NewReader(body), &tr)
+	})
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -226,37 +225,43 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// yamlTypes are the Content-Types an uploaded config may carry.
-var yamlTypes = []string{"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"}
+// ConfigUpload is the body of PUT /api/v1/config/file: a whole config
+// file. It is JSON (the file as a string), like every state-changing API
+// request, so a cross-site form cannot send it.
+type ConfigUpload struct {
+	YAML string `json:"yaml"`
+	// Base, when set, is the Version the upload replaces.
+	Base string `json:"base,omitempty"`
+	// Check validates only: nothing is written.
+	Check bool `json:"check,omitempty"`
+}
 
-// uploadConfig is PUT /api/v1/config/file: a whole config file as the
-// body, validated before it replaces anything; ?check=1 only validates.
+// uploadConfig is PUT /api/v1/config/file: a whole config file, validated
+// before it replaces anything.
 func (s *Server) uploadConfig(w http.ResponseWriter, r *http.Request) {
 	sb, ok := s.setupBackend(w)
 	if !ok {
-		return
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	known := false
-	for _, t := range yamlTypes {
-		known = known || mt == t
-	}
-	if !known {
-		writeError(w, http.StatusUnsupportedMediaType, "", "send the config file as application/yaml")
 		return
 	}
 	if r.ContentLength > maxConfigFile {
 		writeBodyError(w, &TooLargeError{Limit: maxConfigFile})
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxConfigFile))
+	var up ConfigUpload
+	err := DecodeJSON(http.MaxBytesReader(w, r.Body, maxConfigFile), &up)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		err = &TooLargeError{Limit: mbe.Limit}
+	}
 	if err != nil {
-		writeBodyError(w, &TooLargeError{Limit: maxConfigFile})
+		writeBodyError(w, err)
 		return
 	}
-	check, _ := strconv.ParseBool(r.URL.Query().Get("check"))
-	res, err := sb.SaveConfig(data, r.URL.Query().Get("base"), check)
-	s.answerSave(w, res, err, check)
+	if strings.TrimSpace(up.YAML) == "" {
+		writeBodyError(w, &FieldError{"yaml", "empty: send the whole config file"})
+		return
+	}
+	res, err := sb.SaveConfig([]byte(up.YAML), up.Base, up.Check)
+	s.answerSave(w, res, err, up.Check)
 }
 
 // editConfig is POST /api/v1/config/edits: changes to the file's keys,

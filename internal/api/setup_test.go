@@ -27,5 +27,7 @@ func FuzzDecodeSetupBodies(f *testing.F) {
 		DecodeEdits(strings.NewReader(body))
 		var tr OutputTestRequest
 		DecodeJSON(strings.NewReader(body), &tr)
+		var up ConfigUpload
+		DecodeJSON(strings.NewReader(body), &up)
 	})
 }

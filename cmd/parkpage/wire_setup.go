@@ -50,7 +50,7 @@ func (c *core) testOutputs(ctx context.Context, cfg *config.Config, req api.Outp
 	if req.Output != nil {
 		i := *req.Output
 		if i >= len(z.Outputs) {
-			return api.OutputTestResult{}, &api.FieldError{Field: "index", Msg: fmt.Sprintf("zone %q has %d outputs", req.Zone, len(z.Outputs))}
+			return api.OutputTestResult{}, &api.FieldError{Field: "output", Msg: fmt.Sprintf("zone %q has %d outputs", req.Zone, len(z.Outputs))}
 		}
 		only = []string{output.Name(req.Zone, i)}
 		if text == "" {

@@ -430,6 +430,10 @@ func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 		"/api/v1/announcements": `{"zones":["all"],"text":"hello"}`,
 		"/api/v1/park-events":   `{"event":"parked","slot":"704"}`,
 		"/api/v1/reload":        ``,
+		// The setup console's (setup_test.go's fake records them).
+		"/api/v1/config/upload":     `{"yaml":"zones: {}\n"}`,
+		"/api/v1/config/edits":      `{"edits":[{"path":["park","slots","701","label"],"value":"Sales"}]}`,
+		"/api/v1/zones/{zone}/test": `{"output":0}`,
 	}
 	var changing int
 	for _, p := range s.Patterns() {

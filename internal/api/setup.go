@@ -106,14 +106,13 @@ type SaveResult struct {
 	Warnings []ConfigProblem `json:"warnings"`
 }
 
-// OutputTestRequest is the body of POST /api/v1/zones/{zone}/test and
-// /api/v1/zones/{zone}/outputs/{index}/test (the path sets Zone and
-// Output).
+// OutputTestRequest is the body of POST /api/v1/zones/{zone}/test (the
+// path names the zone).
 type OutputTestRequest struct {
 	Zone string `json:"-"`
-	// Output is the output's index in the zone; nil tests them all and
-	// the zone's relays.
-	Output *int `json:"-"`
+	// Output is the output's index in the zone (0 is the first); absent
+	// tests them all and the zone's relays.
+	Output *int `json:"output,omitempty"`
 	// Text is said after the chime; empty: "This is a test of zone NAME".
 	Text string `json:"text,omitempty"`
 	// Tone sends the chime alone, no speech.
@@ -167,11 +166,10 @@ func (s *Server) setupBackend(w http.ResponseWriter) (SetupBackend, bool) {
 func (s *Server) setupRoutes() {
 	s.handle("GET /api/v1/config", s.getConfig)
 	s.handle("GET /api/v1/config/file", s.downloadConfig)
-	s.handle("PUT /api/v1/config/file", s.uploadConfig)
+	s.handle("POST /api/v1/config/upload", s.uploadConfig)
 	s.handle("POST /api/v1/config/edits", s.editConfig)
 	s.handle("GET /api/v1/config/backup", s.backup)
 	s.handle("POST /api/v1/zones/{zone}/test", s.testOutputs)
-	s.handle("POST /api/v1/zones/{zone}/outputs/{index}/test", s.testOutputs)
 	s.handle("GET /api/v1/hear", s.hear)
 }
 
@@ -225,7 +223,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// ConfigUpload is the body of PUT /api/v1/config/file: a whole config
+// ConfigUpload is the body of POST /api/v1/config/upload: a whole config
 // file. It is JSON (the file as a string), like every state-changing API
 // request, so a cross-site form cannot send it.
 type ConfigUpload struct {
@@ -236,7 +234,7 @@ type ConfigUpload struct {
 	Check bool `json:"check,omitempty"`
 }
 
-// uploadConfig is PUT /api/v1/config/file: a whole config file, validated
+// uploadConfig is POST /api/v1/config/upload: a whole config file, validated
 // before it replaces anything.
 func (s *Server) uploadConfig(w http.ResponseWriter, r *http.Request) {
 	sb, ok := s.setupBackend(w)
@@ -346,13 +344,9 @@ func (s *Server) testOutputs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	req.Zone = r.PathValue("zone")
-	if is := r.PathValue("index"); is != "" {
-		i, err := strconv.Atoi(is)
-		if err != nil || i < 0 {
-			writeError(w, http.StatusBadRequest, "index", fmt.Sprintf("%q is not an output index", is))
-			return
-		}
-		req.Output = &i
+	if req.Output != nil && *req.Output < 0 {
+		writeBodyError(w, &FieldError{"output", fmt.Sprintf("%d is not an output index", *req.Output)})
+		return
 	}
 	if len(req.Text) > 200 {
 		writeBodyError(w, &FieldError{"text", "longer than 200 characters"})

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
 )
@@ -30,4 +32,35 @@ func FuzzDecodeSetupBodies(f *testing.F) {
 		var up ConfigUpload
 		DecodeJSON(strings.NewReader(body), &up)
 	})
+}
+
+// The fake backend's setup routes record their state changes as
+// announcements, which the cross-site test counts.
+
+func (f *fakeBackend) record(what string) {
+	f.mu.Lock()
+	f.announced = append(f.announced, AnnounceRequest{Text: what})
+	f.mu.Unlock()
+}
+
+func (f *fakeBackend) ConfigDoc() (ConfigDoc, error) {
+	return ConfigDoc{Path: "/tmp/parkpage.yaml", Version: "v1", Config: map[string]any{}, YAML: "zones: {}\n"}, nil
+}
+
+func (f *fakeBackend) SaveConfig(data []byte, base string, check bool) (SaveResult, error) {
+	f.record("save")
+	return SaveResult{Saved: !check, Path: "/tmp/parkpage.yaml", Version: "v2"}, nil
+}
+
+func (f *fakeBackend) ApplyEdits(data []byte, edits []ConfigEdit) ([]byte, error) { return data, nil }
+
+func (f *fakeBackend) WriteBackup(w io.Writer) error { return nil }
+
+func (f *fakeBackend) TestOutputs(ctx context.Context, req OutputTestRequest) (OutputTestResult, error) {
+	f.record("test " + req.Zone)
+	return OutputTestResult{Zone: req.Zone, Reason: "done"}, nil
+}
+
+func (f *fakeBackend) Hear(ctx context.Context, req HearRequest) ([]byte, error) {
+	return []byte("RIFF"), nil
 }

@@ -127,7 +127,7 @@ func TestConsoleSaveEditsValidatesKeepsPreviousAndReloads(t *testing.T) {
 func TestConsoleUploadIsValidatedFirst(t *testing.T) {
 	a, path, _ := runApp(t, setupYAML)
 	before, _ := os.ReadFile(path)
-	code, m, raw := call(t, a, "PUT", "/api/v1/config/file", "application/json", upload("park:\n  lots:\n    - {extension: \"700\", slots: 701-705, timeout: 0s}\n", false))
+	code, m, raw := call(t, a, "POST", "/api/v1/config/upload", "application/json", upload("park:\n  lots:\n    - {extension: \"700\", slots: 701-705, timeout: 0s}\n", false))
 	if code != 422 {
 		t.Fatalf("bad upload: %d %s", code, raw)
 	}
@@ -137,16 +137,16 @@ func TestConsoleUploadIsValidatedFirst(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Errorf("a refused upload replaced the file")
 	}
-	code, _, _ = call(t, a, "PUT", "/api/v1/config/file", "application/yaml", setupYAML)
+	code, _, _ = call(t, a, "POST", "/api/v1/config/upload", "application/yaml", setupYAML)
 	if code != 415 {
 		t.Errorf("upload as YAML: %d, want 415 (the API takes JSON only)", code)
 	}
 	up := strings.Replace(setupYAML, "701-705", "701-703", 1)
-	code, m, raw = call(t, a, "PUT", "/api/v1/config/file", "application/json", upload(up, true))
+	code, m, raw = call(t, a, "POST", "/api/v1/config/upload", "application/json", upload(up, true))
 	if code != 200 || m["saved"] != false || m["checked"] != true {
 		t.Errorf("check: %d %s", code, raw)
 	}
-	code, m, raw = call(t, a, "PUT", "/api/v1/config/file", "application/json", upload(up, false))
+	code, m, raw = call(t, a, "POST", "/api/v1/config/upload", "application/json", upload(up, false))
 	if code != 200 || m["saved"] != true || a.Config().Park.Lots[0].Slots.Last != 703 {
 		t.Errorf("upload: %d %s", code, raw)
 	}
@@ -158,7 +158,7 @@ func TestConsoleSaveRefusedByReloadRestoresTheFile(t *testing.T) {
 	a, path, _ := runApp(t, setupYAML)
 	before, _ := os.ReadFile(path)
 	up := strings.Replace(setupYAML, "listen: 127.0.0.1:0\n", "listen: 127.0.0.1:1\n", 1)
-	code, _, raw := call(t, a, "PUT", "/api/v1/config/file", "application/json", upload(up, false))
+	code, _, raw := call(t, a, "POST", "/api/v1/config/upload", "application/json", upload(up, false))
 	if code != 409 || !strings.Contains(string(raw), "restart") {
 		t.Errorf("save moving the API: %d %s", code, raw)
 	}

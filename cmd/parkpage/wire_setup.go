@@ -203,6 +203,12 @@ func spoken(name string) string {
 // hear renders what a slot (or a text) announces on a zone, encoded in
 // the zone's codec and decoded back, as a WAV file.
 func hear(ctx context.Context, audio *announce.Service, cfg *config.Config, req api.HearRequest) ([]byte, error) {
+	if req.Zone == "" && req.Slot != "" {
+		// As the slot's first zone hears it.
+		if rule, ok := announcer.RuleFor(cfg, req.Slot); ok && len(rule.Zones) > 0 {
+			req.Zone = rule.Zones[0]
+		}
+	}
 	areq, c, err := announcementFor(cfg, req.Text, req.Slot, req.Zone, req.Codec, "")
 	if err != nil {
 		return nil, err

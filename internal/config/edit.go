@@ -363,6 +363,17 @@ func (c *Config) View() (map[string]any, error) {
 		return nil, err
 	}
 	maskSecrets(m, "")
+	// An unset slot timeout is zero in the struct: the slot takes its
+	// lot's, so the view leaves it out rather than show "0s".
+	if park, ok := m["park"].(map[string]any); ok {
+		if slots, ok := park["slots"].(map[string]any); ok {
+			for _, s := range slots {
+				if sm, ok := s.(map[string]any); ok && sm["timeout"] == "0s" {
+					delete(sm, "timeout")
+				}
+			}
+		}
+	}
 	return m, nil
 }
 

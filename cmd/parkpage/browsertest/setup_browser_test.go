@@ -82,7 +82,11 @@ zones:
 	input := func(key string) string { return fmt.Sprintf(`.field[data-pstr=%q] .cfg`, key) }
 	typeInto := func(key, v string) {
 		t.Helper()
-		do("type "+key, chromedp.WaitVisible(input(key)), chromedp.Clear(input(key)), chromedp.SendKeys(input(key), v))
+		do("find "+key, chromedp.WaitVisible(input(key)))
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(e => (e.value = '', true))(document.querySelector(%q))`, input(key)))); err != nil {
+			t.Fatalf("clear %s: %v", key, err)
+		}
+		do("type "+key, chromedp.SendKeys(input(key), v))
 	}
 
 	do("open Setup", chromedp.Navigate(ap.api+"/setup"), chromedp.WaitVisible(`#setup.ready .slots`))

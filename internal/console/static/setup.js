@@ -328,7 +328,7 @@
           F(['announce', 'template'], 'Announcement', 'text', { placeholder: (lot.announce && lot.announce.template) || 'zone or default' })];
         const row = h('tr', { dataset: { pstr: pstr(base), slot: String(n) } }, h('th', { scope: 'row', class: 'slot-num', text: String(n) }));
         for (const c of cells) { const f = field(base, c, false); f.querySelector('label').classList.add('sr-only'); row.append(h('td', {}, f)); }
-        row.append(h('td', { class: 'right' }, h('button', { class: 'btn btn-small hear-slot', type: 'button', text: '\u25B6 Hear', onclick: (e) => hearSlot(e.target, String(n)) })));
+        row.append(h('td', { class: 'right' }, h('button', { class: 'btn btn-small hear-slot', type: 'button', 'aria-label': `Hear slot ${n}`, onclick: (e) => hearSlot(e.currentTarget, String(n)) }, '\u25B6', h('span', { class: 'lbl', text: ' Hear' }))));
         tbody.append(row);
       }
       table.append(tbody);

@@ -308,7 +308,7 @@ func (s *Server) answerSave(w http.ResponseWriter, res SaveResult, err error, ch
 	switch {
 	case errors.As(err, &inv):
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
-			"error":    fmt.Sprintf("the config has %d problem(s); nothing was saved", countErrors(inv.Problems)),
+			"error":    problemCount(countErrors(inv.Problems)) + "; nothing was saved",
 			"problems": inv.Problems,
 		})
 	case errors.Is(err, ErrConflict):
@@ -319,6 +319,13 @@ func (s *Server) answerSave(w http.ResponseWriter, res SaveResult, err error, ch
 		res.Checked = check
 		writeJSON(w, http.StatusOK, res)
 	}
+}
+
+func problemCount(n int) string {
+	if n == 1 {
+		return "the config has 1 problem"
+	}
+	return fmt.Sprintf("the config has %d problems", n)
 }
 
 func countErrors(ps []ConfigProblem) int {

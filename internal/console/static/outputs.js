@@ -85,7 +85,7 @@
     status.textContent = 'Could not render it: ' + (data.error || 'no answer');
     status.className = 'field-msg';
   });
-  audio.addEventListener('playing', () => { status.className = 'hint'; status.textContent = 'Playing as the zone hears it.'; });
+  audio.addEventListener('loadeddata', () => { status.className = 'hint'; status.textContent = `${audio.duration.toFixed(1)} s, as the zone hears it.`; });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const q = new URLSearchParams();

@@ -102,12 +102,12 @@ func (a *App) SaveConfig(data []byte, base string, check bool) (SaveResult, erro
 		if st, err := os.Stat(path); err == nil {
 			mode = st.Mode().Perm()
 		}
-		if err := writeAtomic(path+PrevSuffix, old, mode); err != nil {
+		if err := config.WriteFile(path+PrevSuffix, old, mode); err != nil {
 			return res, fmt.Errorf("keep the previous config: %w", err)
 		}
 		res.Previous = path + PrevSuffix
 	}
-	if err := writeAtomic(path, data, mode); err != nil {
+	if err := config.WriteFile(path, data, mode); err != nil {
 		return res, fmt.Errorf("save config: %w", err)
 	}
 	if embedded {
@@ -122,7 +122,7 @@ func (a *App) SaveConfig(data []byte, base string, check bool) (SaveResult, erro
 			a.mu.Lock()
 			a.opts.ConfigPath = ""
 			a.mu.Unlock()
-		} else if werr := writeAtomic(path, old, mode); werr != nil {
+		} else if werr := config.WriteFile(path, old, mode); werr != nil {
 			err = errors.Join(err, fmt.Errorf("restore the previous config: %w", werr))
 		}
 		return res, &ReloadError{Err: err}
@@ -147,31 +147,6 @@ type ReloadError struct{ Err error }
 
 func (e *ReloadError) Error() string { return e.Err.Error() }
 func (e *ReloadError) Unwrap() error { return e.Err }
-
-// writeAtomic replaces path with data through a synced temporary file.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
 
 // registrationsFile is the SIP registrar's persisted bindings in the
 // state directory (internal/sipstack).

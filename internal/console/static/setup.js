@@ -356,7 +356,7 @@
   function renderZones(el) {
     el.append(h('p', { class: 'section-intro muted', text: 'A zone is a set of outputs paged together: phones listening to a multicast group, SIP amplifiers, a sound card\u2019s line out, and the relays switched with it. Test them on the Test outputs page.' }));
     renderMap(el, {
-      path: ['zones'], noun: 'zone', keyLabel: 'Zone name', keyHint: 'e.g. warehouse (lower-case)',
+      path: ['zones'], noun: 'zone', keyLabel: 'Zone name', keyHint: 'e.g. warehouse',
       title: (k) => `Zone ${k}`,
       fields: [F(['description'], 'Description', 'text'), F(['template'], 'Announcement (this zone)', 'text', { placeholder: 'lot or default', help: 'Fields: {slot} {label} {caller} {parker} {zone} {lot}' }),
         F(['relays'], 'Relays', 'list', { placeholder: 'none' }), F(['max_page'], 'Longest page', 'duration', { placeholder: '60s' })],

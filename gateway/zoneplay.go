@@ -3,10 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
+	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/events"
 )
@@ -26,7 +29,12 @@ func (g *Gateway) playZone(w *play, z *Zone, outputs *sync.WaitGroup) {
 	played, failed := false, false
 	acquired := false
 	if g.relays != nil {
+		began := time.Now()
 		err := g.relays.Acquire(ctx, []string{z.Name})
+		if len(z.Relays) > 0 {
+			w.page.report(paging.OutputResult{Zone: z.Name, Output: z.Name + "/relays", Type: "relay",
+				Address: strings.Join(z.Relays, ", "), Err: err, Cut: err != nil && ctx.Err() != nil, Took: time.Since(began)})
+		}
 		switch {
 		case err == nil:
 			acquired = true
@@ -71,7 +79,7 @@ func (g *Gateway) playZone(w *play, z *Zone, outputs *sync.WaitGroup) {
 // of them failed. A zone without outputs (relays only) is held for the
 // length of the audio.
 func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sync.WaitGroup) (allFailed bool) {
-	outs := pageOutputs(w.page.OutputTypes, z.Outputs)
+	outs := namedOutputs(w.page.Outputs, pageOutputs(w.page.OutputTypes, z.Outputs))
 	if len(outs) == 0 {
 		if la, ok := w.page.Audio.(output.LiveAudio); ok {
 			select { // relays held while the talker talks
@@ -131,7 +139,18 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 // playOutput plays pb on o and reports whether it failed. Ending because
 // ctx ended is a clean cut, not a failure.
 func (g *Gateway) playOutput(ctx context.Context, w *play, zone string, o output.Output, pb *output.Playback) bool {
+	began := time.Now()
 	err := o.Play(ctx, pb)
+	if w.page.OnOutput != nil {
+		info := describe(o)
+		r := paging.OutputResult{Zone: zone, Output: o.Name(), Type: info.Type, Address: info.Address, Took: time.Since(began)}
+		if err != nil && ctx.Err() != nil {
+			r.Cut = true
+		} else {
+			r.Err = err
+		}
+		w.page.report(r)
+	}
 	if err == nil {
 		return false
 	}
@@ -147,4 +166,25 @@ func (g *Gateway) playOutput(ctx context.Context, w *play, zone string, o output
 		Zones: []string{zone}, Output: o.Name(), Text: w.page.Text, Reason: err.Error(),
 	})
 	return true
+}
+
+// report tells the page's OnOutput, if any, how an output did.
+func (p *pageState) report(r paging.OutputResult) {
+	if p.OnOutput != nil {
+		p.OnOutput(r)
+	}
+}
+
+// namedOutputs keeps the outputs named in names (all when names is empty).
+func namedOutputs(names []string, outs []output.Output) []output.Output {
+	if len(names) == 0 {
+		return outs
+	}
+	var keep []output.Output
+	for _, o := range outs {
+		if slices.Contains(names, o.Name()) {
+			keep = append(keep, o)
+		}
+	}
+	return keep
 }

@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/parkpage/parkpage/gateway/announcer"
 	"github.com/parkpage/parkpage/internal/announce"
-	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/api"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/relays"
 )
@@ -77,39 +74,13 @@ func cmdRender(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	if *zone != "" && cfg.Zones[*zone] == nil {
-		return fail("no zone %q (zones: %s)", *zone, strings.Join(announcer.ZoneNames(cfg), ", "))
-	}
-	c := codec.Name(*codecName)
-	if c == "" {
-		c = codec.G722
-		if *zone != "" {
-			if cs := announcer.Codecs(cfg, []string{*zone}); len(cs) > 0 {
-				c = cs[0]
-			}
+	req, c, err := announcementFor(cfg, *text, *slot, *zone, *codecName, *caller)
+	if err != nil {
+		var fe *api.FieldError
+		if errors.As(err, &fe) {
+			return fail("%s", fe.Msg)
 		}
-	}
-	if !slices.Contains([]codec.Name{codec.PCMU, codec.PCMA, codec.G722, codec.Opus}, c) {
-		return fail("-codec %q is not pcmu, pcma, g722 or opus", c)
-	}
-	req := announce.Request{Text: *text, Voice: cfg.Announce.Voice, Chime: cfg.Announce.Chime, Repeat: cfg.Announce.Repeat}
-	if *slot != "" {
-		rule, ok := announcer.RuleFor(cfg, *slot)
-		if !ok {
-			return fail("%q is not a configured park slot", *slot)
-		}
-		zones := rule.Zones
-		if *zone != "" {
-			zones = []string{*zone}
-		}
-		if len(zones) == 0 {
-			zones = []string{""}
-		}
-		specs, err := announcer.Compose(cfg, rule, announce.Fields{Caller: *caller}, zones[:1])
-		if err != nil {
-			return fail("%v", err)
-		}
-		req = specs[0].Request
+		return fail("%v", err)
 	}
 	if *voice != "" {
 		req.Voice = *voice

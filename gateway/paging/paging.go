@@ -12,6 +12,7 @@ package paging
 
 import (
 	"context"
+	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
 )
@@ -42,6 +43,31 @@ type Page struct {
 	// own multicast page relayed to a zone's amplifiers uses it so the page
 	// never goes back out on multicast.
 	OutputTypes []string
+	// Outputs, when set, limits the page to the zones' outputs of these
+	// names (output.Name: "front/outputs[1]"); the zones' relays still
+	// switch. An installer's test of one output uses it.
+	Outputs []string
+	// OnOutput, when set, is told how each output played, and whether
+	// each zone's relays switched, as each ends: an installer's test page
+	// reports it. It is called from the gateway's goroutines with no
+	// gateway lock held, and must return quickly.
+	OnOutput func(OutputResult)
+}
+
+// OutputResult is how one output played a page (Page.OnOutput).
+type OutputResult struct {
+	Zone string
+	// Output is the output's name, or "ZONE/relays" for the zone's relays.
+	Output string
+	// Type is the output's type (polycom, rtp, sip, lineout), or "relay".
+	Type    string
+	Address string
+	// Err is why it failed; nil when it played (or the relays switched).
+	Err error
+	// Cut is true when the page was cut (a higher page, a cancel) before
+	// the output finished: neither played nor failed.
+	Cut  bool
+	Took time.Duration
 }
 
 // Reason says how a page ended (PageEnded's Reason, Handle.Wait's result).

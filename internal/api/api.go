@@ -464,6 +464,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/park-events", s.parkEvent)
 	s.handle("GET /api/v1/events", s.events)
 	s.labelRoutes()
+	s.setupRoutes() // setup.go
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {

@@ -468,9 +468,13 @@ func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 		"/api/v1/park-events":          `{"event":"parked","slot":"704"}`,
 		"/api/v1/reload":               ``,
 		"/api/v1/labels/{slot}/{kind}": "RIFF-not-checked-by-the-fake",
+		// The setup console's (setup_test.go's fake records them).
+		"/api/v1/config/upload":     `{"yaml":"zones: {}\n"}`,
+		"/api/v1/config/edits":      `{"edits":[{"path":["park","slots","701","label"],"value":"Sales"}]}`,
+		"/api/v1/zones/{zone}/test": `{"output":0}`,
 	}
 	// Routes with wildcards are tried on one concrete path.
-	concrete := map[string]string{"/api/v1/labels/{slot}/{kind}": "/api/v1/labels/704/label"}
+	concrete := map[string]string{"/api/v1/labels/{slot}/{kind}": "/api/v1/labels/704/label", "/api/v1/zones/{zone}/test": "/api/v1/zones/{zone}/test"}
 	var changing int
 	for _, p := range s.Patterns() {
 		method, path, _ := strings.Cut(p, " ")

@@ -72,6 +72,9 @@ type App struct {
 	parkEvent func(context.Context, api.ParkEventRequest) error
 	labels    api.LabelStore
 
+	setup  SetupHooks // the setup console's (setup.go)
+	saveMu sync.Mutex // one config save at a time
+
 	// console is the web console's environment: parts Provide it their
 	// services before Run (ConsoleEnv).
 	console *console.Env
@@ -141,10 +144,27 @@ func (a *App) loadConfig() (*config.Config, []config.Problem, error) {
 		warns []config.Problem
 		err   error
 	)
-	if a.opts.ConfigPath == "" {
+	a.mu.RLock()
+	path := a.opts.ConfigPath
+	a.mu.RUnlock()
+	if path == "" {
 		cfg, err = config.LoadDefault()
+		// A config the setup console saved over the embedded default
+		// (setup.go) is used from then on.
+		if err == nil {
+			dir := cfg.StateDir
+			if a.opts.StateDir != "" {
+				dir = a.opts.StateDir
+			}
+			if p := savedConfigPath(dir); fileExists(p) {
+				a.mu.Lock()
+				a.opts.ConfigPath = p
+				a.mu.Unlock()
+				cfg, warns, err = config.Load(p)
+			}
+		}
 	} else {
-		cfg, warns, err = config.Load(a.opts.ConfigPath)
+		cfg, warns, err = config.Load(path)
 	}
 	if err != nil {
 		return nil, nil, err

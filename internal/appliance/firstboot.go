@@ -129,27 +129,7 @@ func firstLine(s string) string {
 // writeFileSync writes a file atomically and durably (temp, fsync, rename):
 // a power cut during first boot leaves the old file or the new one.
 func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return config.WriteFile(path, data, perm)
 }
 
 // Plan is the config the appliance runs on.

@@ -86,9 +86,9 @@ func TestServeAsPhone(t *testing.T) {
 	}{
 		{"/provision/yealink/805ec0123456.cfg", "", 401},
 		{"/provision/yealink/805ec0123456.cfg", "wrong", 401},
-		{"/provision/yealink/805ec0999999.cfg", pass, 404},    // not in the registry
-		{"/provision/poly/805ec0123456.cfg", pass, 404},       // a Yealink asked as a Poly
-		{"/provision/yealink/0004f2abcdef.cfg", pass, 404},    // a Poly asked as a Yealink
+		{"/provision/yealink/805ec0999999.cfg", pass, 404}, // not in the registry
+		{"/provision/poly/805ec0123456.cfg", pass, 404},    // a Yealink asked as a Poly
+		{"/provision/yealink/0004f2abcdef.cfg", pass, 404}, // a Poly asked as a Yealink
 		{"/provision/yealink/805ec0123456-local.cfg", pass, 404},
 		{"/provision/poly/000000000000.cfg", pass, 404},
 		{"/provision/poly/sip.ld", pass, 404},

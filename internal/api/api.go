@@ -13,9 +13,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,11 +141,17 @@ type Server struct {
 	// browser resends basic-auth credentials to any page's form).
 	cross    *http.CrossOriginProtection
 	patterns []string
+	sessions sessions
+	// ui and public hold the console's routes (Handle, HandlePublic); ui
+	// is consulted before the API's own routes, public before any
+	// authentication.
+	ui, public *http.ServeMux
 }
 
 // New returns a server; call Listen then Serve.
 func New(cfg Config, backend Backend, bus *events.Bus, ms *metrics.Set, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, backend: backend, bus: bus, log: log, mux: http.NewServeMux(), metrics: ms}
+	s := &Server{cfg: cfg, backend: backend, bus: bus, log: log, mux: http.NewServeMux(), metrics: ms, ui: http.NewServeMux(), public: http.NewServeMux()}
+	s.sessions.now = time.Now
 	s.creds.Store(&cfg)
 	s.cross = http.NewCrossOriginProtection()
 	s.guard = authguard.New("api", authguard.DefaultLimits, authguard.Options{Trusted: s.trusted, Metrics: ms, Logger: log})
@@ -237,8 +245,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// ServeHTTP applies authentication, then routes.
+// ServeHTTP applies authentication and the cross-site checks, then
+// routes: public console routes (the login page, its assets), then the
+// console's, then the API's.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pat := s.public.Handler(r); pat != "" {
+		if err := s.cross.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, "", "cross-site request refused: "+err.Error())
+			return
+		}
+		h.ServeHTTP(w, r)
+		return
+	}
 	if r.URL.Path != "/healthz" && !s.authenticate(w, r) {
 		return
 	}
@@ -246,7 +264,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "", "cross-site request refused: "+err.Error())
 		return
 	}
+	if err := checkJSONType(r); err != nil {
+		writeError(w, http.StatusUnsupportedMediaType, "", err.Error())
+		return
+	}
+	if h, pat := s.ui.Handler(r); pat != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// checkJSONType refuses a state-changing request to the JSON API (every
+// method but GET, HEAD and OPTIONS under /api/) that does not say
+// Content-Type: application/json. A browser cannot send that type
+// cross-site without a CORS preflight, which parkpage never grants: a
+// second line of defence behind the Origin checks. Requests without a
+// body must say it too.
+func checkJSONType(r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		if ct == "" {
+			ct = "none"
+		}
+		return fmt.Errorf("Content-Type must be application/json (got %s)", ct)
+	}
+	return nil
+}
+
+// Handle registers an authenticated route of the console (pattern as for
+// http.ServeMux). It is served before the API's own routes, and like them
+// behind the login, the cross-site checks and, under /api/, the JSON
+// Content-Type check.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
+	s.ui.Handle(pattern, h)
+}
+
+// HandlePublic registers a route served without a login (the login page
+// and the console's static assets). Unsafe methods still pass the
+// cross-site check.
+func (s *Server) HandlePublic(pattern string, h http.Handler) {
+	s.public.Handle(pattern, h)
 }
 
 // trusted reports whether a source is in the trusted networks in force.
@@ -267,8 +334,19 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	if cfg.PasswordHash == "" && len(cfg.BearerTokens) == 0 {
 		return true // loopback only, see ListenAddr
 	}
+	if cfg.PasswordHash != "" && s.User(r) != "" {
+		return true // a console session
+	}
 	deny := func() bool {
-		if cfg.PasswordHash != "" {
+		if wantsHTML(r) && cfg.PasswordHash != "" {
+			// A browser navigating to a page goes to the login page.
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return false
+		}
+		if cfg.PasswordHash != "" && r.Header.Get("Sec-Fetch-Site") == "" {
+			// Not to a browser's script (the console's fetches after
+			// its session ended): the browser would show its own
+			// password prompt instead of the console's login page.
 			w.Header().Set("WWW-Authenticate", `Basic realm="parkpage"`)
 		}
 		writeError(w, http.StatusUnauthorized, "", "authentication required")
@@ -337,7 +415,8 @@ func (s *Server) routes() {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writeMetrics(w, s.metrics)
 	})
-	s.handle("GET /{$}", s.page)
+	s.handle("GET /{$}", s.page) // the console's front desk when mounted
+	s.handle("GET /classic", s.page)
 	s.handle("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st := s.backend.Status()
 		if st.Warnings == nil {

@@ -148,7 +148,7 @@ func TestBadBodies(t *testing.T) {
 		{`{"zones":["all"],"text":"x"} {}`, "", 400},
 	}
 	for _, tt := range tests {
-		code, m := do(t, "POST", base+"/api/v1/announcements", tt.body)
+		code, m := do(t, "POST", base+"/api/v1/announcements", tt.body, "Content-Type", "application/json")
 		if code != tt.code || m["error"] == nil {
 			t.Errorf("%s: %d %v", tt.body, code, m)
 		}
@@ -156,7 +156,7 @@ func TestBadBodies(t *testing.T) {
 			t.Errorf("%s: field %q, want %q", tt.body, f, tt.field)
 		}
 	}
-	code, m := do(t, "POST", base+"/api/v1/park-events", `{"event":"gone","slot":"704"}`)
+	code, m := do(t, "POST", base+"/api/v1/park-events", `{"event":"gone","slot":"704"}`, "Content-Type", "application/json")
 	if code != 400 || m["field"] != "event" {
 		t.Errorf("park-events: %d %v", code, m)
 	}
@@ -190,7 +190,7 @@ func TestAuth(t *testing.T) {
 		t.Errorf("wrong password: %d", res.StatusCode)
 	}
 	// The webhook token opens the webhook only.
-	if code, _ := do(t, "POST", base+"/api/v1/park-events", `{"event":"parked","slot":"704"}`, "Authorization", "Bearer hook-0123456789abcd"); code != 202 {
+	if code, _ := do(t, "POST", base+"/api/v1/park-events", `{"event":"parked","slot":"704"}`, "Authorization", "Bearer hook-0123456789abcd", "Content-Type", "application/json"); code != 202 {
 		t.Errorf("webhook with its token: %d", code)
 	}
 	if code, _ := do(t, "GET", base+"/api/v1/status", "", "Authorization", "Bearer hook-0123456789abcd"); code != 401 {
@@ -204,7 +204,7 @@ func TestAuth(t *testing.T) {
 func TestReloadError(t *testing.T) {
 	fb := &fakeBackend{reloadErr: io.ErrUnexpectedEOF}
 	base := start(t, Config{}, fb, events.New())
-	if code, m := do(t, "POST", base+"/api/v1/reload", ""); code != 422 || m["error"] == nil {
+	if code, m := do(t, "POST", base+"/api/v1/reload", "", "Content-Type", "application/json"); code != 422 || m["error"] == nil {
 		t.Errorf("reload: %d %v", code, m)
 	}
 }
@@ -412,7 +412,7 @@ func TestOversizedBodies(t *testing.T) {
 	}
 	// Just under the limit is still parsed (and refused for its content).
 	body := `{"zones":["all"],"text":"` + strings.Repeat("a", maxBody-100) + `"}`
-	if code, m := do(t, "POST", base+"/api/v1/announcements", body); code != 400 || m["field"] != "text" {
+	if code, m := do(t, "POST", base+"/api/v1/announcements", body, "Content-Type", "application/json"); code != 400 || m["field"] != "text" {
 		t.Errorf("body under the limit: %d %v", code, m)
 	}
 }

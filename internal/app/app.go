@@ -25,6 +25,7 @@ import (
 
 	"github.com/parkpage/parkpage/internal/api"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/console"
 	"github.com/parkpage/parkpage/internal/events"
 )
 
@@ -69,7 +70,15 @@ type App struct {
 	zones     func() []api.Zone
 	announce  func(context.Context, api.AnnounceRequest) (string, error)
 	parkEvent func(context.Context, api.ParkEventRequest) error
+
+	// console is the web console's environment: parts Provide it their
+	// services before Run (ConsoleEnv).
+	console *console.Env
 }
+
+// ConsoleEnv is the web console's environment; the wiring gives the
+// console's pages what they need with its Provide before Run.
+func (a *App) ConsoleEnv() *console.Env { return a.console }
 
 // Hooks connect API calls to the parts that answer them.
 type Hooks struct {
@@ -101,6 +110,7 @@ type Part interface {
 // as a *config.Error.
 func New(opts Options) (*App, error) {
 	a := &App{opts: opts, bus: events.New(), metrics: metrics.NewSet(), started: time.Now(), level: new(slog.LevelVar)}
+	a.console = &console.Env{}
 	cfg, warns, err := a.loadConfig()
 	if err != nil {
 		return nil, err
@@ -195,6 +205,13 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	srv := api.New(apiConfig(cfg), backend{a}, a.bus, a.metrics, a.log)
+	// The web console: its pages and routes, served behind the API's login.
+	a.console.Backend, a.console.Bus, a.console.Auth, a.console.Log = backend{a}, a.bus, srv, a.log
+	con, err := console.New(a.console)
+	if err != nil {
+		return err
+	}
+	con.Mount(srv)
 	ln, err := srv.Listen()
 	if err != nil {
 		return err

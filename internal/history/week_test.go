@@ -85,7 +85,7 @@ func scriptWeek(t *testing.T, clk *clocktest.Clock) (*config.Config, *events.Sub
 	anna, ben, carl := party("201", "Anna"), party("202", "Ben"), party("301", "Carl")
 	n := 0
 	for day := range 7 {
-		clk.Advance(weekStart.Add(time.Duration(day)*24*time.Hour).Sub(clk.Now()))
+		clk.Advance(weekStart.Add(time.Duration(day) * 24 * time.Hour).Sub(clk.Now()))
 		for i := range 40 {
 			n++
 			// 701 and 702 overlap: two slots in use at once.
@@ -119,7 +119,7 @@ func scriptWeek(t *testing.T, clk *clocktest.Clock) (*config.Config, *events.Sub
 			clk.Advance(5 * time.Minute)
 		}
 	}
-	clk.Advance(weekStart.Add(7*24*time.Hour).Sub(clk.Now()))
+	clk.Advance(weekStart.Add(7 * 24 * time.Hour).Sub(clk.Now()))
 	return cfg, sub
 }
 
@@ -233,10 +233,10 @@ func TestScriptedWeek(t *testing.T) {
 		t.Logf("%s: %s\n    %s", f.Kind, f.Title, f.Text)
 	}
 	for _, want := range []string{
-		FindLabelDrift + "/703700",   // 702 and 704 used around it
-		FindQueue + "/reception",         // 44 a day picked up by Anna and Ben
-		FindRingBacks + "/702700",    // 30 % rang back
-		FindTooManySlots + "/700",    // 10 slots, 2 in use at most
+		FindLabelDrift + "/703700", // 702 and 704 used around it
+		FindQueue + "/reception",   // 44 a day picked up by Anna and Ben
+		FindRingBacks + "/702700",  // 30 % rang back
+		FindTooManySlots + "/700",  // 10 slots, 2 in use at most
 	} {
 		if _, ok := kinds[want]; !ok {
 			t.Errorf("finding %s missing; have %v", want, keys(kinds))

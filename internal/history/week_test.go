@@ -139,32 +139,6 @@ func drain(s *Store, sub *events.Subscription) int {
 	}
 }
 
-func layoutOf(cfg *config.Config) Layout {
-	l := Layout{Groups: map[string][]string{}}
-	for u, su := range cfg.SIP.Users {
-		l.Groups[u] = su.Groups
-	}
-	for _, lot := range cfg.Park.Lots {
-		ll := LotLayout{Name: lot.Name, Label: lot.Label}
-		for n := lot.Slots.First; n <= lot.Slots.Last; n++ {
-			s := fmt.Sprint(n)
-			sl := SlotLayout{Slot: s}
-			if lot.Announce != nil {
-				sl.Zones = lot.Announce.Zones
-			}
-			if c := cfg.Park.Slots[s]; c != nil {
-				sl.Label = c.Label
-				if c.Announce != nil {
-					sl.Zones = c.Announce.Zones
-				}
-			}
-			ll.Slots = append(ll.Slots, sl)
-		}
-		l.Lots = append(l.Lots, ll)
-	}
-	return l
-}
-
 func slotStats(t *testing.T, r Report, slot string) SlotStats {
 	t.Helper()
 	for _, l := range r.Lots {
@@ -189,7 +163,7 @@ func TestScriptedWeek(t *testing.T) {
 	if n := drain(s, sub); n < 7*(40+10+5)*2 {
 		t.Fatalf("only %d events", n)
 	}
-	rep := s.BuildReport(layoutOf(cfg), ReportOptions{Days: 7})
+	rep := s.BuildReport(LayoutOf(cfg), ReportOptions{Days: 7})
 
 	tests := []struct {
 		slot string
@@ -259,10 +233,10 @@ func TestScriptedWeek(t *testing.T) {
 	}
 
 	// A higher queue threshold removes that finding; 30 days has the same parks.
-	if r2 := s.BuildReport(layoutOf(cfg), ReportOptions{Days: 7, QueuePerDay: 45}); len(r2.Findings) != 3 {
+	if r2 := s.BuildReport(LayoutOf(cfg), ReportOptions{Days: 7, QueuePerDay: 45}); len(r2.Findings) != 3 {
 		t.Errorf("queue 45: %d findings", len(r2.Findings))
 	}
-	if r30 := s.BuildReport(layoutOf(cfg), ReportOptions{Days: 30}); r30.Totals.Parks != 385 {
+	if r30 := s.BuildReport(LayoutOf(cfg), ReportOptions{Days: 30}); r30.Totals.Parks != 385 {
 		t.Errorf("30 days: %d parks", r30.Totals.Parks)
 	}
 
@@ -272,7 +246,7 @@ func TestScriptedWeek(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep2 := s2.BuildReport(layoutOf(cfg), ReportOptions{Days: 7})
+	rep2 := s2.BuildReport(LayoutOf(cfg), ReportOptions{Days: 7})
 	if fmt.Sprint(rep2.Lots) != fmt.Sprint(rep.Lots) || len(rep2.Findings) != len(rep.Findings) {
 		t.Errorf("after reopening:\n%v\nwant\n%v", rep2.Lots, rep.Lots)
 	}

@@ -262,7 +262,7 @@ func (s *Store) applyLocked(e event) {
 	case events.CallRetrieved:
 		outcome := OutcomePickedUp
 		switch e.Reason {
-		case "parker":
+		case string(ringParker), "parker":
 			outcome = OutcomeRingBack
 		case "fallback":
 			outcome = OutcomeFallback
@@ -560,3 +560,7 @@ func SplitParty(s string) (name, user string) {
 
 // reasonLost marks the event Reconcile writes for a park that vanished.
 const reasonLost = "parkpage restarted without this call"
+
+// ringParker is park.RingParker, the reason of a retrieval by the parker
+// answering its ring-back (history does not import park).
+const ringParker = "ringback"

@@ -111,7 +111,7 @@ func (n *Notifier) send(ctx context.Context, user string, e events.Event) {
 		return
 	}
 	for _, b := range bs {
-		req, err := n.request(b, e)
+		req, err := n.requestTo(n.o.Stack.Domain(), b, e.Slot)
 		if err != nil {
 			n.o.Logger.Warn("park feedback: bad contact", "parker", user, "contact", b.Contact, "error", err)
 			continue
@@ -130,13 +130,12 @@ func (n *Notifier) send(ctx context.Context, user string, e events.Event) {
 	}
 }
 
-// request builds the MESSAGE (RFC 3428) to one contact.
-func (n *Notifier) request(b sipstack.Binding, e events.Event) (*sip.Request, error) {
+// requestTo builds the MESSAGE (RFC 3428) to one contact.
+func (n *Notifier) requestTo(domain string, b sipstack.Binding, slot string) (*sip.Request, error) {
 	var target sip.Uri
 	if err := sip.ParseUri(b.Contact, &target); err != nil || target.Host == "" {
 		return nil, fmt.Errorf("contact %q: not a SIP URI", b.Contact)
 	}
-	domain := n.o.Stack.Domain()
 	req := sip.NewRequest(sip.MESSAGE, *target.Clone())
 	from := &sip.FromHeader{DisplayName: "Park", Address: sip.Uri{Scheme: "sip", User: "park", Host: domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
@@ -152,6 +151,6 @@ func (n *Notifier) request(b sipstack.Binding, e events.Event) (*sip.Request, er
 	if tr := strings.ToUpper(b.Transport); tr != "" && !strings.EqualFold(tr, "udp") {
 		req.SetTransport(tr)
 	}
-	req.SetBody([]byte(Text(e.Slot)))
+	req.SetBody([]byte(Text(slot)))
 	return req, nil
 }

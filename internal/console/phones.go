@@ -259,7 +259,7 @@ func markUnconfirmed(body string) []previewLine {
 		t := strings.TrimSpace(l)
 		pl := previewLine{Text: l, Comment: strings.HasPrefix(t, "#") || strings.HasPrefix(t, "<!--")}
 		switch {
-		case pl.Comment && strings.Contains(t, "UNCONFIRMED"):
+		case pl.Comment && strings.Contains(t, "UNCONFIRMED:"):
 			pl.Unsure = true
 			switch {
 			case strings.HasPrefix(t, "<!--"):

@@ -2,8 +2,7 @@ package console
 
 import (
 	"fmt"
-	"html/template"
-	"math"
+		"math"
 	"slices"
 	"time"
 )
@@ -16,12 +15,6 @@ func init() {
 			return "–"
 		}
 		return fmt.Sprintf("%.0f%%", 100*float64(n)/float64(of))
-	}
-	funcs["bar"] = func(n, of int) template.CSS {
-		if of == 0 {
-			return "width:0"
-		}
-		return template.CSS(fmt.Sprintf("width:%.1f%%", 100*float64(n)/float64(of)))
 	}
 	funcs["has"] = func(list []string, v string) bool { return slices.Contains(list, v) }
 	funcs["mul"] = func(a, b int) int { return a * b }

@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/history/historytest"
 	"github.com/parkpage/parkpage/internal/testsupport/clocktest"
 	"github.com/parkpage/parkpage/park"
 )
 
 // Each way a park ends, as park/sip reports it on the bus.
 func TestOutcomes(t *testing.T) {
-	t0 := weekStart
+	t0 := historytest.Start
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	parked := func(slot string) events.Event {
 		return events.Event{Type: events.CallParked, Time: t0, Slot: slot, Caller: `"ACME" <sip:+15550100@pbx>`, Parker: "<sip:201@pbx>", Source: "local"}

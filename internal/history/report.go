@@ -110,8 +110,8 @@ type Finding struct {
 const labelDriftDays = 30
 
 // minCoverage is how much history the findings about absence (unused
-// slots, too many slots) need.
-const minCoverage = 7 * 24 * time.Hour
+// slots, too many slots) need: about a week.
+const minCoverage = 6 * 24 * time.Hour
 
 // BuildReport computes the report over the last o.Days days.
 func (s *Store) BuildReport(l Layout, o ReportOptions) Report {

@@ -9,119 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/history/historytest"
 	"github.com/parkpage/parkpage/internal/testsupport/clocktest"
-	"github.com/parkpage/parkpage/park"
 )
-
-// weekConfig: one lot of ten slots, two receptionists in group
-// "reception", a warehouse clerk.
-const weekConfig = `
-sip:
-  users:
-    "201": {password: x, groups: [reception]}
-    "202": {password: x, groups: [reception]}
-    "301": {password: x}
-park:
-  lots:
-    - extension: "700"
-      slots: 701-710
-      timeout: 90s
-      ringback_time: 30s
-      fallback: "200"
-      announce: {zones: [all]}
-  slots:
-    "701": {label: Front}
-    "702": {label: Warehouse, announce: {zones: [warehouse]}}
-    "703": {label: Showroom}
-    "704": {label: Sales}
-zones:
-  all: {outputs: [{type: rtp, group: 239.1.1.1, port: 5000, interface: lo}]}
-  warehouse: {outputs: [{type: rtp, group: 239.1.1.2, port: 5000, interface: lo}]}
-`
-
-// Monday 2 December 2024, 08:00 UTC.
-var weekStart = time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC)
-
-func party(user, name string) park.Party {
-	return park.Party{Display: name, URI: "sip:" + user + "@pbx.lan", User: user}
-}
-
-// scriptWeek drives a real park server on a fake clock through a week:
-// every day 40 parks on 701 picked up by reception, 10 on 702 of which 3
-// ring back before the warehouse clerk picks them up, 5 on 704 of which
-// one caller hangs up; 703 is never used. Every park event goes to the
-// returned subscription's buffer.
-func scriptWeek(t *testing.T, clk *clocktest.Clock) (*config.Config, *events.Subscription) {
-	t.Helper()
-	cfg, _, err := config.Parse("week.yaml", []byte(weekConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus := events.New()
-	sub := bus.Subscribe(1 << 16)
-	srv, err := park.New(cfg, park.Options{Clock: clk, Bus: bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	caller := func(i int) park.Party { return party(fmt.Sprintf("+1555010%04d", i), fmt.Sprintf("Customer %d", i)) }
-	parkIn := func(slot string, i int, parker park.Party) *park.Call {
-		t.Helper()
-		c, err := srv.Park(park.ParkRequest{Ext: slot, Caller: caller(i), Parker: parker})
-		if err != nil {
-			t.Fatalf("park %s: %v", slot, err)
-		}
-		return c
-	}
-	pickup := func(slot string, by park.Party) {
-		t.Helper()
-		c, err := srv.Retrieve(slot, by)
-		if err != nil {
-			t.Fatalf("retrieve %s: %v", slot, err)
-		}
-		srv.Retrieved(c.ID)
-	}
-	anna, ben, carl := party("201", "Anna"), party("202", "Ben"), party("301", "Carl")
-	n := 0
-	for day := range 7 {
-		clk.Advance(weekStart.Add(time.Duration(day) * 24 * time.Hour).Sub(clk.Now()))
-		for i := range 40 {
-			n++
-			// 701 and 702 overlap: two slots in use at once.
-			parkIn("701", n, carl)
-			if i < 10 {
-				parkIn("702", n+1000, anna)
-				if i < 3 {
-					// 95 s: the 90 s timeout rings the parker back (no
-					// phone answers here: it falls back, then returns).
-					clk.Advance(95 * time.Second)
-				} else {
-					clk.Advance(20 * time.Second)
-				}
-				pickup("702", carl)
-			}
-			clk.Advance(time.Duration(15+i) * time.Second)
-			if i%2 == 0 {
-				pickup("701", anna)
-			} else {
-				pickup("701", ben)
-			}
-			if i < 5 {
-				c := parkIn("704", n+2000, ben)
-				clk.Advance(time.Minute)
-				if i == 0 {
-					srv.Hangup(c.ID, "caller hung up")
-				} else {
-					pickup("704", anna)
-				}
-			}
-			clk.Advance(5 * time.Minute)
-		}
-	}
-	clk.Advance(weekStart.Add(7 * 24 * time.Hour).Sub(clk.Now()))
-	return cfg, sub
-}
 
 func drain(s *Store, sub *events.Subscription) int {
 	n := 0
@@ -154,12 +45,12 @@ func slotStats(t *testing.T, r Report, slot string) SlotStats {
 
 func TestScriptedWeek(t *testing.T) {
 	dir := t.TempDir()
-	clk := clocktest.New(weekStart)
+	clk := clocktest.New(historytest.Start)
 	s, err := Open(dir, Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, sub := scriptWeek(t, clk)
+	cfg, sub := historytest.ScriptWeek(t, clk)
 	if n := drain(s, sub); n < 7*(40+10+5)*2 {
 		t.Fatalf("only %d events", n)
 	}
@@ -285,7 +176,7 @@ func keys(m map[string]Finding) []string {
 // that survives a restart, and a park the restart lost is closed as lost.
 func TestRunFollowsBus(t *testing.T) {
 	dir := t.TempDir()
-	clk := clocktest.New(weekStart)
+	clk := clocktest.New(historytest.Start)
 	s, err := Open(dir, Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
@@ -300,11 +191,11 @@ func TestRunFollowsBus(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the store never saw the park")
 		}
-		bus.Publish(events.Event{Type: events.CallParked, Time: weekStart, Lot: "default", Slot: "705", Caller: `"Acme" <sip:555@pbx>`, Parker: "<sip:201@pbx>", Source: "local"})
+		bus.Publish(events.Event{Type: events.CallParked, Time: historytest.Start, Lot: "default", Slot: "705", Caller: `"Acme" <sip:555@pbx>`, Parker: "<sip:201@pbx>", Source: "local"})
 		time.Sleep(10 * time.Millisecond)
 	}
-	bus.Publish(events.Event{Type: events.CallParked, Time: weekStart.Add(time.Second), Lot: "default", Slot: "706", Caller: "<sip:556@pbx>", Source: "local"})
-	bus.Publish(events.Event{Type: events.CallRetrieved, Time: weekStart.Add(40 * time.Second), Slot: "705", Retriever: `"Anna" <sip:201@pbx>`, Reason: "pickup"})
+	bus.Publish(events.Event{Type: events.CallParked, Time: historytest.Start.Add(time.Second), Lot: "default", Slot: "706", Caller: "<sip:556@pbx>", Source: "local"})
+	bus.Publish(events.Event{Type: events.CallRetrieved, Time: historytest.Start.Add(40 * time.Second), Slot: "705", Retriever: `"Anna" <sip:201@pbx>`, Reason: "pickup"})
 	for time.Now().Before(deadline) {
 		if r := s.Recent(5); len(r) == 2 && !r[1].Open() {
 			break

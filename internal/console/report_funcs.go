@@ -2,7 +2,7 @@ package console
 
 import (
 	"fmt"
-		"math"
+	"math"
 	"slices"
 	"time"
 )

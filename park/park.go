@@ -67,6 +67,16 @@ type SlotState struct {
 	CallerURI  string `json:"caller_uri,omitempty"`
 	// Call identifies the parked call (0 when free).
 	Call CallID `json:"-"`
+	// Timeout is the slot's park timeout (ring-back after it).
+	Timeout time.Duration `json:"-"`
+	// Returned: the call came back into its slot after a ring-back,
+	// fallback or pickup that did not connect.
+	Returned bool `json:"-"`
+	// RingTarget is who rings for the call while State is ringback.
+	RingTarget string `json:"-"`
+	// ParkedAt is when the caller was first parked (Since starts again
+	// when the call returns to its slot): the caller's whole wait.
+	ParkedAt time.Time `json:"-"`
 }
 
 // CallID identifies a parked call within one Server.
@@ -172,6 +182,10 @@ type Call struct {
 	ring  *Ring  // current ring attempt
 	taker string // "pickup", "ringback", "fallback" while phTaking
 	retr  Party
+	// returned is set when the call came back into its slot.
+	returned bool
+	// parkedAt is when this caller was parked (kept across returns).
+	parkedAt time.Time
 }
 
 type lot struct {
@@ -348,7 +362,7 @@ func (s *Server) sortedSlots() []*slot {
 }
 
 func (sl *slot) state() SlotState {
-	st := SlotState{Slot: sl.name, Label: sl.label, State: StateFree}
+	st := SlotState{Slot: sl.name, Label: sl.label, State: StateFree, Timeout: sl.parkTimeout()}
 	if sl.lot != nil {
 		st.Lot = sl.lot.name
 	}
@@ -356,7 +370,11 @@ func (sl *slot) state() SlotState {
 		st.State = StateParked
 		if c.phase == phRinging {
 			st.State = StateRingback
+			if c.ring != nil {
+				st.RingTarget = c.ring.Target
+			}
 		}
+		st.Returned, st.ParkedAt = c.returned, c.parkedAt
 		st.Caller, st.Parker, st.Since = c.Caller.String(), c.Parker.String(), c.Since
 		st.CallerName, st.CallerURI, st.Call = c.Caller.Display, c.Caller.URI, c.ID
 	}
@@ -522,6 +540,7 @@ func (s *Server) Park(r ParkRequest) (*Call, error) {
 	}
 	s.nextID++
 	c := &Call{ID: s.nextID, Lot: sl.lot.name, Slot: sl.name, Label: sl.label, Caller: r.Caller, Parker: r.Parker, Since: s.clock.Now()}
+	c.parkedAt = c.Since
 	sl.call = c
 	sl.lot.lastUsed = sl.num
 	s.calls[c.ID] = c
@@ -567,13 +586,7 @@ func (s *Server) slotOf(c *Call) *slot {
 // startTimeout (re)arms the park timeout of c.
 func (s *Server) startTimeout(c *Call, sl *slot) {
 	s.stopTimer(c)
-	d := sl.timeout
-	if sl.lot != nil && d <= 0 {
-		d = sl.lot.timeout
-	}
-	if d <= 0 {
-		d = 90 * time.Second
-	}
+	d := sl.parkTimeout()
 	c.phase = phParked
 	gen := c.gen
 	id := c.ID
@@ -629,6 +642,7 @@ func (s *Server) fallbackOrReturn(c *Call, sl *slot, why string) {
 
 func (s *Server) returnToSlot(c *Call, sl *slot, why string) {
 	c.ring = nil
+	c.returned = true
 	c.Since = s.clock.Now()
 	s.startTimeout(c, sl)
 	e := c.event(events.CallReturned)
@@ -713,7 +727,7 @@ func (s *Server) ringFailedLocked(c *Call, kind RingKind, reason string) {
 		s.fallbackOrReturn(c, sl, "ring-back "+reason)
 		return
 	}
-	s.returnToSlot(c, sl, "fallback "+reason)
+	s.returnToSlot(c, sl, string(kind)+" "+reason) // fallback, or a ring from the desk
 }
 
 // RingAnswered reports that a ring attempt was answered. It returns the
@@ -871,6 +885,7 @@ func (s *Server) Replace(id CallID, newCaller Party, info CallInfo) (*Call, erro
 	s.cancelRing(c)
 	c.Parker, c.Caller = c.Caller, newCaller
 	c.Since = s.clock.Now()
+	c.parkedAt, c.returned = c.Since, false
 	s.startTimeout(c, sl)
 	e := c.event(events.CallParked)
 	e.Source, e.Reason = "local", "attended transfer"

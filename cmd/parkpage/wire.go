@@ -23,6 +23,7 @@ import (
 	"github.com/parkpage/parkpage/internal/api"
 	"github.com/parkpage/parkpage/internal/app"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/console"
 	"github.com/parkpage/parkpage/internal/events"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/sipstack"
@@ -145,6 +146,8 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	c.registerMetrics(a.Metrics(), cfg)
 	a.AddPart(c)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook})
+	// The console's front desk acts on parked calls through the park server.
+	a.ConsoleEnv().Provide(console.DeskKey, console.Desk(c.park))
 	return c, nil
 }
 
@@ -237,10 +240,15 @@ func (c *core) Reload(cfg *config.Config) error {
 func (c *core) slots() []api.Slot {
 	var out []api.Slot
 	for _, s := range c.park.Slots() {
-		row := api.Slot{Slot: s.Slot, Lot: s.Lot, Label: s.Label, State: s.State, Caller: s.Caller, Parker: s.Parker}
+		row := api.Slot{Slot: s.Slot, Lot: s.Lot, Label: s.Label, State: s.State, Caller: s.Caller, Parker: s.Parker,
+			Timeout: s.Timeout.Seconds(), Returned: s.Returned, RingTarget: s.RingTarget}
 		if !s.Since.IsZero() {
 			t := s.Since
 			row.Since = &t
+		}
+		if !s.ParkedAt.IsZero() {
+			t := s.ParkedAt
+			row.ParkedAt = &t
 		}
 		out = append(out, row)
 	}

@@ -164,6 +164,9 @@ func (a *Announcer) handle(e events.Event) {
 	switch e.Type {
 	case events.CallParked, events.CallReturned:
 		a.start(e)
+	case events.CallMoved: // at the front desk: announce the new slot
+		a.stop(e.From, string(e.Type))
+		a.start(e)
 	case events.CallRetrieved, events.CallAbandoned, events.CallTimedOut, events.CallRangBack:
 		a.stop(e.Slot, string(e.Type))
 	case events.Lost:

@@ -66,6 +66,15 @@ type Slot struct {
 	Caller string     `json:"caller,omitempty"`
 	Parker string     `json:"parker,omitempty"`
 	Since  *time.Time `json:"since,omitempty"`
+	// Timeout is the slot's park timeout in seconds (ring-back after it).
+	Timeout float64 `json:"timeout_seconds,omitempty"`
+	// Returned: the call came back after a ring-back nobody answered.
+	Returned bool `json:"returned,omitempty"`
+	// RingTarget is who rings for the call (state ringback).
+	RingTarget string `json:"ring_target,omitempty"`
+	// ParkedAt is when the caller was first parked (Since restarts when
+	// the call returns to its slot).
+	ParkedAt *time.Time `json:"parked_at,omitempty"`
 }
 
 // Zone is a paging zone (GET /api/v1/zones).
@@ -249,12 +258,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // routes: public console routes (the login page, its assets), then the
 // console's, then the API's.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, pat := s.public.Handler(r); pat != "" {
+	// (ServeHTTP, not the handler Handler found: that sets path values.)
+	if _, pat := s.public.Handler(r); pat != "" {
 		if err := s.cross.Check(r); err != nil {
 			writeError(w, http.StatusForbidden, "", "cross-site request refused: "+err.Error())
 			return
 		}
-		h.ServeHTTP(w, r)
+		s.public.ServeHTTP(w, r)
 		return
 	}
 	if r.URL.Path != "/healthz" && !s.authenticate(w, r) {
@@ -268,8 +278,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "", err.Error())
 		return
 	}
-	if h, pat := s.ui.Handler(r); pat != "" {
-		h.ServeHTTP(w, r)
+	if _, pat := s.ui.Handler(r); pat != "" {
+		s.ui.ServeHTTP(w, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
-	"html/template"
 	"io"
 	"log/slog"
 	"math/big"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/console"
 )
 
 // maxAttempts wrong codes make a new code (shown on the console again).
@@ -80,28 +80,6 @@ func (s *Setup) Code() string {
 	return s.code
 }
 
-var setupPage = template.Must(template.New("setup").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>parkpage setup</title>
-<style>body{font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em}label{display:block;margin:.8em 0 .2em}
-input{font-size:1.1em;width:100%}.err{color:#a00}.ok{color:#070}.hint{color:#555;font-size:.9em;margin:.2em 0}pre{white-space:pre-wrap;background:#fee;padding:.5em}</style></head>
-<body><h1>parkpage: set the admin password</h1>
-{{if .Saved}}<p class="ok">Saved. parkpage restarts with the new password; log in as <b>admin</b> in a few seconds.</p>
-{{else}}<p>This box has no admin password yet. Enter the setup code shown on the box's screen or serial console,
-then choose the password for the user <b>admin</b>.</p>
-{{if .Error}}<p class="err">{{.Error}}</p>{{end}}
-<form method="post" action="/setup">
-<label for="code">Setup code</label><input id="code" name="code" autocomplete="off" required>
-<label for="password">Admin password (8 characters or more)</label><input id="password" name="password" type="password" minlength="8" required>
-<label for="confirm">Password again</label><input id="confirm" name="confirm" type="password" minlength="8" required>
-<label for="pbx">Your phone system (PBX) address, if parkpage works with one: calls from it are trusted, ring-backs go to it</label><input id="pbx" name="pbx" placeholder="192.168.1.10 or pbx.example.lan:5060" value="{{.PBX}}" autocomplete="off">
-{{if .PBXError}}<p class="err">{{.PBXError}}</p>{{end}}<p class="hint">Leave it empty if phones register to parkpage directly. Nothing else on the network is trusted until you name it.</p>
-<p><button type="submit">Save</button></p></form>{{end}}
-{{if .Problems}}<h2>Files refused from the boot partition</h2><pre>{{range .Problems}}{{.}}
-{{end}}</pre><p>The box runs on its last good config. Fix the file on the boot partition and restart the box.</p>{{end}}
-</body></html>
-`))
-
 type pageData struct {
 	Saved    bool
 	Error    string
@@ -117,6 +95,10 @@ func (s *Setup) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/healthz":
 		s.health(w)
+	case strings.HasPrefix(r.URL.Path, "/static/") && r.Method == http.MethodGet:
+		// The console's stylesheet: the page is a console page.
+		w.Header().Del("Cache-Control")
+		http.StripPrefix("/static/", console.Static()).ServeHTTP(w, r)
 	case r.URL.Path == "/" && r.Method == http.MethodGet:
 		s.render(w, http.StatusOK, pageData{Problems: s.Problems})
 	case r.URL.Path == "/setup" && r.Method == http.MethodPost:
@@ -128,10 +110,12 @@ func (s *Setup) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// render shows the setup page: a page of the web console
+// (templates/firstrun.html), served here before the console itself runs.
 func (s *Setup) render(w http.ResponseWriter, status int, d pageData) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	setupPage.Execute(w, d)
+	if err := console.RenderStandalone(w, status, "Set the admin password", "firstrun.html", d); err != nil {
+		s.Log.Error("setup page", "err", err)
+	}
 }
 
 func (s *Setup) health(w http.ResponseWriter) {

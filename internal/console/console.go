@@ -389,6 +389,7 @@ var funcs = template.FuncMap{
 	"unix": func(t time.Time) int64 { return t.UnixMilli() },
 	// stateText is a slot state as the front desk says it.
 	"stateText": StateText,
+	"lampOf":    lampOf,
 }
 
 // StateText is a slot state in words.
@@ -439,4 +440,27 @@ func WriteError(w http.ResponseWriter, code int, field, msg string) {
 // at most) into v; errors are *api.FieldError naming the field.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return api.DecodeJSON(http.MaxBytesReader(w, r.Body, 64<<10), v)
+}
+
+var standalone sync.Map // template name -> *template.Template
+
+// RenderStandalone renders a bare page (the layout without navigation)
+// from templates/<tmpl> outside a Console: the appliance's first-run
+// setup, served before there is a credential or a running appliance. Its
+// assets are under /static/: serve Static there.
+func RenderStandalone(w http.ResponseWriter, status int, title, tmpl string, data any) error {
+	t, ok := standalone.Load(tmpl)
+	if !ok {
+		parsed, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+tmpl)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return fmt.Errorf("console: %s: %w", tmpl, err)
+		}
+		t, _ = standalone.LoadOrStore(tmpl, parsed)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	return t.(*template.Template).ExecuteTemplate(w, "layout.html", View{Title: title, Asset: assetVersion(), Page: trimExt(tmpl), Bare: true, Data: data})
 }

@@ -57,6 +57,8 @@ type BoardSlot struct {
 	ParkerName   string     `json:"parker_name,omitempty"`
 	ParkerNumber string     `json:"parker_number,omitempty"`
 	Since        *time.Time `json:"since,omitempty"`
+	// RingTarget is who rings for the call (state ringback).
+	RingTarget string `json:"ring_target,omitempty"`
 	// Timeout is when the call rings back, in seconds after Since.
 	Timeout float64 `json:"timeout_seconds,omitempty"`
 	// Wait is the wait so far in seconds, Age its colour: ok, amber, red.
@@ -79,10 +81,21 @@ func buildBoard(slots []api.Slot, now time.Time) Board {
 		if s.State != "free" && s.State != "" {
 			bs.CallerName, bs.CallerNumber = SplitParty(s.Caller)
 			bs.ParkerName, bs.ParkerNumber = SplitParty(s.Parker)
+			// The wait shown is the caller's whole wait, across returns.
 			bs.Since = s.Since
-			bs.Timeout = defaultTimeout.Seconds()
-			if s.Since != nil {
-				wait := now.Sub(*s.Since)
+			if s.ParkedAt != nil {
+				bs.Since = s.ParkedAt
+			}
+			bs.Timeout = s.Timeout
+			if bs.Timeout <= 0 {
+				bs.Timeout = defaultTimeout.Seconds()
+			}
+			bs.RingTarget = s.RingTarget
+			if s.State == "parked" && s.Returned {
+				bs.State = "returned"
+			}
+			if bs.Since != nil {
+				wait := now.Sub(*bs.Since)
 				bs.Wait = max(0, wait.Seconds())
 				bs.Age = ageOf(wait, time.Duration(bs.Timeout*float64(time.Second)))
 			}
@@ -144,8 +157,9 @@ func SplitParty(s string) (name, number string) {
 		}
 		if uq, err := strconv.Unquote(name); err == nil {
 			name = uq
+		} else {
+			name = strings.Trim(name, `"`)
 		}
-		name = strings.Trim(name, `"`)
 	} else if !hasScheme(s) {
 		return s, ""
 	}
@@ -157,10 +171,9 @@ func SplitParty(s string) (name, number string) {
 		}
 	}
 	if i := strings.IndexAny(uri, "@;?"); i >= 0 {
-		if uri[i] == '@' {
-			number = uri[:i]
-		} else {
-			number = uri[:i]
+		number = uri[:i]
+		if uri[i] != '@' && strings.Contains(number, ".") {
+			number = "" // sip:host;params: no user part
 		}
 	} else if !strings.Contains(uri, ".") {
 		number = uri
@@ -200,6 +213,21 @@ func RegisterPanel(p Panel) {
 	defer panels.mu.Unlock()
 	panels.ps = append(panels.ps, p)
 	slices.SortStableFunc(panels.ps, func(a, b Panel) int { return a.Order - b.Order })
+}
+
+// lampView is a lamp with the label it shows: none when the lot's heading
+// already says it.
+type lampView struct {
+	BoardSlot
+	ShownLabel string
+}
+
+func lampOf(s BoardSlot, lotLabel string) lampView {
+	v := lampView{BoardSlot: s}
+	if s.Label != lotLabel {
+		v.ShownLabel = s.Label
+	}
+	return v
 }
 
 // deskView is the front desk's template data.

@@ -22,6 +22,7 @@ const (
 	CallReturned  Type = "call.returned"  // ring-back and fallback failed: back in its slot
 	CallAbandoned Type = "call.abandoned" // the parked caller hung up (or its media died)
 	CallRefused   Type = "call.refused"   // park or pickup refused (Reason says why)
+	CallMoved     Type = "call.moved"     // moved to another slot at the front desk (From the old slot)
 
 	PageStarted   Type = "page.started"
 	PagePreempted Type = "page.preempted"
@@ -55,6 +56,7 @@ type Event struct {
 	Retriever string `json:"retriever,omitempty"` // who picked it up
 	Target    string `json:"target,omitempty"`    // ring-back/fallback destination
 	Source    string `json:"source,omitempty"`    // where a park event came from: local, blf, ami, webhook
+	From      string `json:"from,omitempty"`      // call.moved: the slot it left
 
 	// Page events.
 	Page     string   `json:"page,omitempty"` // page ID

@@ -63,11 +63,18 @@ type appliance struct {
 // seed functions fill the state directory first.
 func startAppliance(t *testing.T, y string, seed ...func(stateDir string)) *appliance {
 	t.Helper()
+	return startApplianceSIP(t, "", y, seed...)
+}
+
+// startApplianceSIP is startAppliance with more lines for the sip section
+// (indented by two spaces, each ending in a newline).
+func startApplianceSIP(t *testing.T, sipExtra, y string, seed ...func(stateDir string)) *appliance {
+	t.Helper()
 	dir := t.TempDir()
 	sipPort := proctest.FreePort(t, "udp")
 	rtpBase := 10000 + (sipPort % 200 * 100) // below the ephemeral ports FreePort hands out
 	y = fmt.Sprintf("log: {level: debug}\nsip:\n  listen: [{transport: udp, address: \"127.0.0.1:%d\"}]\n  trusted: [127.0.0.0/8]\n  rtp_ports: %d-%d\n",
-		sipPort, rtpBase, rtpBase+99) + y
+		sipPort, rtpBase, rtpBase+99) + sipExtra + y
 	path := filepath.Join(dir, "parkpage.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

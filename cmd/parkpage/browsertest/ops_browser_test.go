@@ -58,7 +58,7 @@ func TestReportAfterScriptedWeek(t *testing.T) {
 	t.Parallel()
 	const pw = "report-pass-1"
 	ap := startAppliance(t, historytest.Users+fmt.Sprintf("http: {password_hash: %q}\n", hashPassword(t, pw))+historytest.Park, seedWeek(t))
-	ctx := newBrowser(t, 120*time.Second)
+	ctx := newBrowser(t, 300*time.Second)
 	login(t, ctx, ap.api, pw)
 
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#recent-list li.recent[data-slot="701"]`)); err != nil {
@@ -127,7 +127,7 @@ zones:
       - {type: rtp, group: 239.255.91.4, port: 10004, codec: pcmu, interface: lo}
       - {type: polycom, group: 239.255.91.116, port: 5001, channel: 29, codec: pcmu, interface: lo}
 `, hashPassword(t, pw)))
-	ctx := newBrowser(t, 120*time.Second)
+	ctx := newBrowser(t, 300*time.Second)
 	login(t, ctx, ap.api, pw)
 	if err := chromedp.Do(ctx, chromedp.Navigate(ap.api+"/phones"), chromedp.WaitVisible(`#add-phone`)); err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ zones:
 	reg.MustPass(20 * time.Second)
 	sipptest.Start(t, sipptest.Options{Scenario: filepath.Join(repoRoot, "park/testdata/sipp/subscribe.xml"), Target: ap.sip, Service: "702",
 		Timeout: 120 * time.Second, Keys: map[string]string{"from": "1001"}})
-	ctx := newBrowser(t, 120*time.Second)
+	ctx := newBrowser(t, 300*time.Second)
 	login(t, ctx, ap.api, pw)
 	var regs, watched, version, outputs string
 	deadline := time.Now().Add(30 * time.Second)

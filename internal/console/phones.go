@@ -187,8 +187,6 @@ func phonesPageData(r *http.Request, env *Env) (any, error) {
 				env.preview(r, v, p)
 			}
 		}
-	} else if len(v.Users) > 0 {
-		v.Gen = provision.Phone{Model: provision.YealinkT54W, User: v.Users[0]}
 	}
 	return v, nil
 }
@@ -201,6 +199,15 @@ func (env *Env) fillPhones(r *http.Request, v *phonesView) {
 		return
 	}
 	v.Info = provisioningInfo(r, reg)
+	defer func() {
+		// The generator's starting point: the first user on a T54W.
+		if v.Gen.Model == "" {
+			v.Gen.Model = provision.YealinkT54W
+			if len(v.Users) > 0 {
+				v.Gen.User = v.Users[0]
+			}
+		}
+	}()
 	for u := range cfg.SIP.Users {
 		v.Users = append(v.Users, u)
 	}

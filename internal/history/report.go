@@ -282,7 +282,7 @@ func (s *Store) labelDrift(l Layout, now time.Time) []Finding {
 		used[r.Slot] = true
 	}
 	days := labelDriftDays
-	if h := int(now.Sub(s.First()).Hours() / 24); h < days {
+	if h := int(math.Round(now.Sub(s.First()).Hours() / 24)); h < days {
 		days = h
 	}
 	var out []Finding
@@ -424,7 +424,7 @@ func tooManySlots(lots []LotStats, l Layout, days int, covered time.Duration) []
 			continue
 		}
 		span := days
-		if d := int(covered.Hours() / 24); d < span {
+		if d := int(math.Round(covered.Hours() / 24)); d < span {
 			span = d
 		}
 		want := lot.MaxInUse + 1

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkpage/parkpage/internal/atomicfile"
 	"github.com/parkpage/parkpage/internal/clock"
 	"github.com/parkpage/parkpage/internal/events"
 )
@@ -319,7 +320,7 @@ func (s *Store) compactLocked() error {
 		s.f.Close()
 		s.f = nil
 	}
-	if err := writeFileAtomic(s.path, data); err != nil {
+	if err := atomicfile.Write(s.path, data, 0o640); err != nil {
 		return fmt.Errorf("park history: %w", err)
 	}
 	s.lines = n
@@ -348,29 +349,6 @@ func (s *Store) encodeLocked() (data []byte, n int) {
 // newMemory is a store without a file.
 func newMemory(c clock.Clock) *Store {
 	return &Store{clock: c, log: slog.New(slog.DiscardHandler), open: map[string]*Record{}, pending: map[*Record][]event{}}
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // Reconcile ends, as lost, the local parks the history has open whose

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/parkpage/parkpage/internal/atomicfile"
 )
 
 // Registry is the installer's list of phones and the provisioning
@@ -154,31 +156,7 @@ func (r *Registry) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(r.path, data)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fmt.Errorf("phones: %w", err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("phones: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("phones: %w", err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("phones: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(r.path, data, 0o600); err != nil {
 		return fmt.Errorf("phones: %w", err)
 	}
 	return nil

@@ -38,14 +38,21 @@ type opsPart struct {
 // directory and gives the console what its pages need.
 func (c *core) wireOps(a *app.App) error {
 	cfg := a.Config()
+	// A state directory that cannot be used is reported by the app's
+	// start-up check in one clear line; until then, keep going in memory.
 	hist, err := history.Open(cfg.StateDir, history.Options{Logger: c.log})
 	if err != nil {
-		return err
+		c.log.Warn("park history: starting without the saved history", "error", err)
+		if hist, err = history.Open("", history.Options{Logger: c.log}); err != nil {
+			return err
+		}
 	}
 	reg, err := provision.OpenRegistry(cfg.StateDir)
 	if err != nil {
-		hist.Close()
-		return err
+		c.log.Warn("phones: starting without the saved phone list", "error", err)
+		if reg, err = provision.OpenRegistry(""); err != nil {
+			return err
+		}
 	}
 	p := &opsPart{a: a, c: c, hist: hist}
 	p.track = opstatus.New(func(zone string) []string { return outputNames(a.Config(), zone) })

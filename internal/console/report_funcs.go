@@ -31,16 +31,7 @@ func init() {
 		}
 		return Ago(time.Since(t))
 	}
-	funcs["party"] = func(s string) string {
-		name, num := SplitParty(s)
-		switch {
-		case name != "" && num != "":
-			return name + " (" + num + ")"
-		case name != "":
-			return name
-		}
-		return num
-	}
+
 }
 
 // FormatSeconds is a wait in seconds as "0:41", or "–" for none.

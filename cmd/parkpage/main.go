@@ -42,6 +42,7 @@ func commands() []command {
 		{"relays-off", "[-config FILE]", "drive every configured relay to its safe (off) state", cmdRelaysOff},
 		{"hash-password", "", "read a password on stdin and print its bcrypt hash for http.password_hash", cmdHashPassword},
 		{"demo", "[-dir DIR] [-pickup-after DURATION] [-sound auto|off|hw:CARD,DEV]", "park a simulated call, announce it and pick it up, all on loopback (no phones needed)", cmdDemo},
+		{"provision", "--model yealink-t54w|yealink-t57w|poly-vvx450 --user 2001 [--sidecar] [--zone NAME] [--mac MAC] [--server ADDR] [-config FILE]", "print a phone's configuration: park account, park, BLF and page keys, multicast groups", cmdProvision},
 		{"version", "", "print the version", cmdVersion},
 		{"appliance", "[-state-dir DIR] [-baked-config FILE] [-perm DIR] [-run-dir DIR] [-setup-listen ADDR] [-setup-backend ADDR]", "the flashed image's entry point: import boot-partition files, pick the config, offer credential setup, run", cmdAppliance},
 	}

@@ -158,6 +158,11 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, err
 	}
 
+	// The console's history, phones and status pages, and the parker
+	// feedback (wire_console.go).
+	if err = c.wireOps(a); err != nil {
+		return nil, err
+	}
 	c.registerMetrics(a.Metrics(), cfg)
 	a.AddPart(c)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook,

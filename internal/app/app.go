@@ -27,6 +27,7 @@ import (
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/console"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/logring"
 )
 
 // Options configure an App.
@@ -75,10 +76,16 @@ type App struct {
 	setup  SetupHooks // the setup console's (setup.go)
 	saveMu sync.Mutex // one config save at a time
 
+	// ring keeps the last log records for the console's Status page.
+	ring *logring.Ring
+
 	// console is the web console's environment: parts Provide it their
 	// services before Run (ConsoleEnv).
 	console *console.Env
 }
+
+// LogRing holds the most recent log records (info and above).
+func (a *App) LogRing() *logring.Ring { return a.ring }
 
 // ConsoleEnv is the web console's environment; the wiring gives the
 // console's pages what they need with its Provide before Run.
@@ -126,7 +133,9 @@ func New(opts Options) (*App, error) {
 		opts.LogOutput = os.Stderr
 		a.opts.LogOutput = os.Stderr
 	}
-	a.log = newLogger(a.opts.LogOutput, cfg.Log.Format, a.level)
+	// The console's Status page shows the last log records (logring).
+	a.ring = logring.New(300, slog.LevelInfo)
+	a.log = slog.New(a.ring.Handler(newLogger(a.opts.LogOutput, cfg.Log.Format, a.level).Handler()))
 	a.level.Set(parseLevel(cfg.Log.Level))
 	a.cfg, a.warnings, a.loadedAt = cfg, warns, time.Now()
 	for _, w := range warns {

@@ -287,7 +287,15 @@ func TestSlotActions(t *testing.T) {
 func TestRegisterPage(t *testing.T) {
 	registry.mu.Lock()
 	saved := registry.pages
-	registry.pages = append(append([]Page(nil), saved...),
+	// Stand-ins for the real Report and Status pages (registered by
+	// report.go and status.go when they are built in).
+	var others []Page
+	for _, p := range saved {
+		if p.Path != "/report" && p.Path != "/status" {
+			others = append(others, p)
+		}
+	}
+	registry.pages = append(others,
 		Page{Path: "/report", Nav: NavReport, Title: "Report", Template: "login.html"},
 		Page{Path: "/status", Nav: NavStatus, Title: "Status", Template: "login.html"})
 	registry.mu.Unlock()

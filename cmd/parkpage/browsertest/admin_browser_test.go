@@ -60,14 +60,15 @@ type appliance struct {
 
 // startAppliance runs parkpage on config y (SIP listener, RTP ports,
 // trusted loopback and the state directory added) until it says it runs.
-func startAppliance(t *testing.T, y string) *appliance {
+// seed functions fill the state directory first.
+func startAppliance(t *testing.T, y string, seed ...func(stateDir string)) *appliance {
 	t.Helper()
-	return startApplianceSIP(t, "", y)
+	return startApplianceSIP(t, "", y, seed...)
 }
 
 // startApplianceSIP is startAppliance with more lines for the sip section
 // (indented by two spaces, each ending in a newline).
-func startApplianceSIP(t *testing.T, sipExtra, y string) *appliance {
+func startApplianceSIP(t *testing.T, sipExtra, y string, seed ...func(stateDir string)) *appliance {
 	t.Helper()
 	dir := t.TempDir()
 	sipPort := proctest.FreePort(t, "udp")
@@ -77,6 +78,9 @@ func startApplianceSIP(t *testing.T, sipExtra, y string) *appliance {
 	path := filepath.Join(dir, "parkpage.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range seed {
+		f(filepath.Join(dir, "state"))
 	}
 	p := proctest.Start(t, binary, "run", "-config", path, "-state-dir", filepath.Join(dir, "state"), "-http", "127.0.0.1:0")
 	m := p.WaitLine(t, `parkpage running.* http=(http://127\.0\.0\.1:[0-9]+)/`, 30*time.Second)

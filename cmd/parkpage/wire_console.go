@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -146,20 +145,6 @@ func (p *opsPart) sources() *console.StatusSources {
 		Pacer: func() map[string]float64 { return metricsWithPrefix(a, "parkpage_pacer_") },
 		Logs:  func(n int) []logring.Entry { return a.LogRing().Last(n) },
 	}
-}
-
-func outputAddress(o *config.Output) string {
-	switch o.Type {
-	case config.OutputPolycom:
-		return fmt.Sprintf("%s:%d ch %d", o.Group, o.Port, o.Channel)
-	case config.OutputRTP:
-		return fmt.Sprintf("%s:%d", o.Group, o.Port)
-	case config.OutputSIP:
-		return o.URI
-	case config.OutputLineOut:
-		return o.Device
-	}
-	return ""
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -142,6 +142,8 @@ func SIPStatus(err error) int {
 		return 486
 	case errors.Is(err, ErrPrivate), errors.Is(err, ErrForbidden):
 		return 403
+	case errors.Is(err, ErrDraining):
+		return 480
 	}
 	return 500
 }
@@ -217,6 +219,7 @@ type Server struct {
 	nextID  CallID
 	attempt uint64
 	acts    []func() // actions to run after unlocking
+	drain   drainState
 }
 
 // New builds a Server from cfg.
@@ -497,6 +500,9 @@ func (s *Server) Park(r ParkRequest) (*Call, error) {
 		s.publish(events.Event{Type: events.CallRefused, Slot: slotName, Caller: r.Caller.String(), Parker: r.Parker.String(), Reason: err.Error(), Source: src})
 		return nil, err
 	}
+	if s.drain.on {
+		return refuse(r.Ext, ErrDraining)
+	}
 	if why := s.privacy.check(r.Info); why != "" {
 		return refuse(r.Ext, fmt.Errorf("%w (%s)", ErrPrivate, why))
 	}
@@ -574,6 +580,7 @@ func (s *Server) startTimeout(c *Call, sl *slot) {
 	if d <= 0 {
 		d = 90 * time.Second
 	}
+	d = s.drainTimeout(d)
 	c.phase = phParked
 	gen := c.gen
 	id := c.ID
@@ -599,7 +606,11 @@ func (s *Server) onTimeout(id CallID, gen uint64) {
 	if sl == nil {
 		return
 	}
-	s.publish(c.event(events.CallTimedOut))
+	te := c.event(events.CallTimedOut)
+	if s.drain.on {
+		te.Reason = "draining"
+	}
+	s.publish(te)
 	if c.Parker.User != "" {
 		s.startRing(c, sl, RingParker, c.Parker.User)
 		return
@@ -833,6 +844,7 @@ func (s *Server) leave(c *Call) {
 	s.stopTimer(c)
 	c.phase = phGone
 	delete(s.calls, c.ID)
+	s.drainCheck()
 	sl := s.slotOf(c)
 	if sl == nil {
 		return

@@ -23,6 +23,11 @@ const (
 	CallAbandoned Type = "call.abandoned" // the parked caller hung up (or its media died)
 	CallRefused   Type = "call.refused"   // park or pickup refused (Reason says why)
 
+	// Draining the park before stopping for good (parkpage drain).
+	DrainStarted   Type = "park.drain_started"   // new parks refused; parked calls rung back (Count: calls parked)
+	Drained        Type = "park.drained"         // draining and the lot is empty
+	DrainCancelled Type = "park.drain_cancelled" // parks accepted again (Count: calls still parked)
+
 	PageStarted   Type = "page.started"
 	PagePreempted Type = "page.preempted"
 	PageEnded     Type = "page.ended"

@@ -139,7 +139,8 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 
 	c.registerMetrics(a.Metrics(), cfg)
 	a.AddPart(c)
-	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook})
+	registerDrainMetrics(a.Metrics(), c.park)
+	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook, Drainer: parkDrainer{c.park}})
 	return c, nil
 }
 

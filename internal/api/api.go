@@ -53,6 +53,10 @@ type Status struct {
 	ConfigLoaded time.Time `json:"config_loaded"`
 	// Warnings is always present, [] when there are none.
 	Warnings []string `json:"config_warnings"`
+	// Draining: new parks are refused until the drain is cancelled or
+	// parkpage restarts; Drain says how many calls are left.
+	Draining bool         `json:"draining"`
+	Drain    *DrainStatus `json:"drain,omitempty"`
 }
 
 // Slot is one park slot on the board (GET /api/v1/slots).
@@ -361,6 +365,7 @@ func (s *Server) routes() {
 	})
 	s.handle("POST /api/v1/park-events", s.parkEvent)
 	s.handle("GET /api/v1/events", s.events)
+	s.drainRoutes()
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {

@@ -69,6 +69,7 @@ type App struct {
 	zones     func() []api.Zone
 	announce  func(context.Context, api.AnnounceRequest) (string, error)
 	parkEvent func(context.Context, api.ParkEventRequest) error
+	drainer   api.Drainer
 }
 
 // Hooks connect API calls to the parts that answer them.
@@ -77,11 +78,14 @@ type Hooks struct {
 	Zones     func() []api.Zone
 	Announce  func(context.Context, api.AnnounceRequest) (string, error)
 	ParkEvent func(context.Context, api.ParkEventRequest) error
+	// Drainer drains the park (parkpage drain); nil: not available.
+	Drainer api.Drainer
 }
 
 // SetHooks installs the API hooks; call before Run.
 func (a *App) SetHooks(h Hooks) {
 	a.slots, a.zones, a.announce, a.parkEvent = h.Slots, h.Zones, h.Announce, h.ParkEvent
+	a.drainer = h.Drainer
 }
 
 // Part is a long-running component the app starts, reloads and stops.

@@ -67,7 +67,7 @@ func cmdDrain(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	c := drainClient{base: strings.TrimRight(*apiURL, "/") + "/api/v1/drain", token: *token}
+	c := drainClient{base: strings.TrimRight(*apiURL, "/") + "/api/v1/", token: *token}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "parkpage drain: %v\n", err)
 		return 1
@@ -126,7 +126,7 @@ func cmdDrain(args []string, stdout, stderr io.Writer) int {
 			return 1
 		case <-tick.C:
 		}
-		if st, err = c.do("GET"); err != nil {
+		if st, err = c.status(); err != nil {
 			return fail(err)
 		}
 	}
@@ -141,27 +141,46 @@ func calls(n int) string {
 
 type drainClient struct{ base, token string }
 
+// do sends method to /api/v1/drain and returns the drain's status.
 func (c drainClient) do(method string) (api.DrainStatus, error) {
 	var st api.DrainStatus
-	req, err := http.NewRequest(method, c.base, nil)
+	err := c.call(method, "drain", &st)
+	return st, err
+}
+
+// status reads the drain from GET /api/v1/status.
+func (c drainClient) status() (api.DrainStatus, error) {
+	var st api.Status
+	if err := c.call("GET", "status", &st); err != nil {
+		return api.DrainStatus{}, err
+	}
+	if st.Drain == nil {
+		return api.DrainStatus{}, errors.New("GET /api/v1/status: no drain status (is this parkpage too old for drain?)")
+	}
+	return *st.Drain, nil
+}
+
+func (c drainClient) call(method, path string, v any) error {
+	url := c.base + path
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
-		return st, err
+		return err
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return st, fmt.Errorf("is the appliance running? %w", err)
+		return fmt.Errorf("is the appliance running? %w", err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 300 {
 		var e struct{ Error string }
 		json.NewDecoder(res.Body).Decode(&e)
-		return st, fmt.Errorf("%s %s: %s: %s", method, c.base, res.Status, e.Error)
+		return fmt.Errorf("%s %s: %s: %s", method, url, res.Status, e.Error)
 	}
-	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("%s %s: %w", method, c.base, err)
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
-	return st, nil
+	return nil
 }

@@ -27,6 +27,7 @@ type fakeBackend struct {
 	announced []AnnounceRequest
 	parkEvs   []ParkEventRequest
 	reloadErr error
+	drains    []string // "drain", "cancel" (drain_test.go)
 }
 
 func (f *fakeBackend) Status() Status {
@@ -430,6 +431,7 @@ func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 		"/api/v1/announcements": `{"zones":["all"],"text":"hello"}`,
 		"/api/v1/park-events":   `{"event":"parked","slot":"704"}`,
 		"/api/v1/reload":        ``,
+		"/api/v1/drain":         ``,
 	}
 	var changing int
 	for _, p := range s.Patterns() {
@@ -456,14 +458,14 @@ func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 				t.Errorf("%s %s with %s: %s: %d %v, want 403", method, path, hdr[0], hdr[1], code, m)
 			}
 		}
-		before := len(fb.announced) + len(fb.parkEvs)
+		before := len(fb.announced) + len(fb.parkEvs) + len(fb.drains)
 		if code, m := do(t, method, base+path, body, append(auth, "Sec-Fetch-Site", "same-origin", "Origin", base)...); code >= 300 {
 			t.Errorf("same-origin %s %s: %d %v", method, path, code, m)
 		}
 		if code, m := do(t, method, base+path, body, auth...); code >= 300 {
 			t.Errorf("non-browser %s %s: %d %v", method, path, code, m)
 		}
-		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs) != before+2 {
+		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs)+len(fb.drains) != before+2 {
 			t.Errorf("%s: the refused requests changed state", path)
 		}
 	}

@@ -6,8 +6,9 @@ import (
 )
 
 // Drainer is implemented by a backend whose park can be drained before
-// parkpage is stopped for good (POST/DELETE/GET /api/v1/drain). It is a
-// separate interface so backends without a park need not implement it.
+// parkpage is stopped for good (POST and DELETE /api/v1/drain; the drain
+// shows in GET /api/v1/status). It is a separate interface so backends
+// without a park need not implement it.
 type Drainer interface {
 	// Drain refuses new parks and rings every parked call back.
 	Drain() (DrainStatus, error)
@@ -17,7 +18,7 @@ type Drainer interface {
 	Draining() (DrainStatus, error)
 }
 
-// DrainStatus is the body of /api/v1/drain and the "drain" of
+// DrainStatus is the answer to /api/v1/drain and the "drain" of
 // GET /api/v1/status.
 type DrainStatus struct {
 	Draining bool       `json:"draining"`
@@ -51,7 +52,6 @@ func (s *Server) drainRoutes() {
 			writeJSON(w, code, st)
 		}
 	}
-	s.handle("GET /api/v1/drain", serve(http.StatusOK, func() (DrainStatus, error) { return d.Draining() }))
 	s.handle("POST /api/v1/drain", serve(http.StatusAccepted, func() (DrainStatus, error) { return d.Drain() }))
 	s.handle("DELETE /api/v1/drain", serve(http.StatusOK, func() (DrainStatus, error) { return d.CancelDrain() }))
 }

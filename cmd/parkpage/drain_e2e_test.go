@@ -25,7 +25,7 @@ import (
 func TestDrainRingsEveryCallBack(t *testing.T) {
 	t.Parallel()
 	pbxPort, busyPort := proctest.FreePort(t, "udp"), proctest.FreePort(t, "udp")
-	pbx := runSipp(t, "", "testdata/sipp/phone_answer_bye.xml", "", map[string]string{
+	pbx := runSipp(t, "", sippDir+"phone_answer_bye.xml", "", map[string]string{
 		"sip_port": fmt.Sprint(pbxPort), "calls": "4", "from": "201", "talk": "500", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))})
 	busy := runSipp(t, "", sippDir+"uas_busy.xml", "", map[string]string{
 		"sip_port": fmt.Sprint(busyPort), "from": "202", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))})
@@ -47,7 +47,7 @@ park:
 
 	var callers []*sipptest.Sipp
 	for i, parker := range []string{"201", "201", "202", "201", "201"} {
-		callers = append(callers, ap.sipp("testdata/sipp/caller_until_bye.xml", "700", map[string]string{
+		callers = append(callers, ap.sipp(sippDir+"caller_until_bye.xml", "700", map[string]string{
 			"from": fmt.Sprintf("20655501%02d", i), "parker": parker + "@127.0.0.1", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))}))
 		ap.waitEvent(events.CallParked, 0, 30*time.Second)
 		waitCount(t, ap, events.CallParked, i+1)
@@ -83,7 +83,7 @@ park:
 
 	// New parks are refused while draining: the lot and a free slot.
 	for _, ext := range []string{"700", "706"} {
-		ap.sipp("testdata/sipp/refuse_480.xml", ext, map[string]string{"from": "2065559999", "parker": "201@127.0.0.1",
+		ap.sipp(sippDir+"refuse_480.xml", ext, map[string]string{"from": "2065559999", "parker": "201@127.0.0.1",
 			"mport": fmt.Sprint(proctest.FreePort(t, "udp")), "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"}).MustPass(30 * time.Second)
 	}
 	var st api.Status

@@ -40,12 +40,12 @@ var (
 	flagRSSMB = flag.Int("soak.rss-mb", 0, "RSS bound in MiB (0: 160, or 1200 with -soak.race)")
 )
 
-// Lanes: one per slot. 701-709 never time out (park, pickup, hang-up);
-// 710-712 time out after 1 s and are rung back through sip.pbx.
+// Lanes: one per slot. 701-716 never time out (park, pickup, hang-up);
+// 717-720 time out after 1 s and are rung back through sip.pbx.
 const (
-	lanes        = 12
+	lanes        = 20
 	firstSlot    = 701
-	timeoutLanes = 3
+	timeoutLanes = 4
 )
 
 // TestSoak is the churn soak: see the package comment. Each cycle parks a
@@ -170,6 +170,68 @@ type harness struct {
 	outc  map[string]int
 
 	sipps sync.Map // *sippRun -> struct{}: running, killed at the end
+	ports portPool
+}
+
+// portPool hands out sipp's SIP, media and control ports from above the
+// kernel's ephemeral range (32768-60999), where a port just probed free
+// is not taken by some other socket before sipp binds it. A port is in use
+// from get until the sipp using it exits (put).
+type portPool struct {
+	mu   sync.Mutex
+	next int
+	busy map[int]bool
+}
+
+const poolFirst, poolLast = 61000, 64998
+
+// get returns a free port (with want 2, an even one with port+2 free too:
+// sipp binds its RTP port and the one two above).
+func (p *portPool) get(want int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy == nil {
+		p.busy = map[int]bool{}
+		p.next = poolFirst + (os.Getpid()%100)*36
+	}
+	for range poolLast - poolFirst {
+		port := p.next
+		p.next += 2
+		if p.next+2 > poolLast {
+			p.next = poolFirst
+		}
+		if want == 2 && (p.busy[port+2] || !udpFree(port+2)) {
+			continue
+		}
+		if p.busy[port] || !udpFree(port) {
+			continue
+		}
+		p.busy[port] = true
+		if want == 2 {
+			p.busy[port+2] = true
+		}
+		return port
+	}
+	panic("no free port in the sipp pool")
+}
+
+// put returns a port got with get(want) once its sipp is gone.
+func (p *portPool) put(port, want int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.busy, port)
+	if want == 2 {
+		delete(p.busy, port+2)
+	}
+}
+
+func udpFree(port int) bool {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 func newHarness(t *testing.T, seed uint64) *harness {
@@ -556,7 +618,16 @@ type held struct {
 }
 
 func (l *lane) fail(c int, format string, a ...any) {
-	l.h.t.Errorf("phase %d cycle %d, slot %s: %s", l.ph, c, l.slot, fmt.Sprintf(format, a...))
+	l.h.procMu.Lock()
+	out := l.h.proc.Output()
+	l.h.procMu.Unlock()
+	var mine []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "slot="+l.slot) || strings.Contains(line, fmt.Sprintf("3%02d%06d", l.idx, c)) {
+			mine = append(mine, line)
+		}
+	}
+	l.h.t.Errorf("phase %d cycle %d, slot %s: %s\nparkpage's log for the slot:\n%s", l.ph, c, l.slot, fmt.Sprintf(format, a...), proctest.Tail(strings.Join(mine, "\n"), 15))
 }
 
 // cycle runs one randomized park cycle in the lane's slot.
@@ -564,10 +635,7 @@ func (l *lane) cycle(c int, ctl *barrier, restarts bool) {
 	h := l.h
 	kind := []string{"abandon", "pickup-retriever-hangs-up", "pickup-caller-hangs-up"}[h.rng(3)]
 	if l.timeouts {
-		kind = "abandon"
-		if h.rng(10) < 7 {
-			kind = "timeout-ringback"
-		}
+		kind = "timeout-ringback"
 	}
 	callerUser := fmt.Sprintf("3%02d%06d", l.idx, c)
 	callerRTP := newRTPPeer(h.t)
@@ -674,13 +742,41 @@ func (l *lane) cycle(c int, ctl *barrier, restarts bool) {
 			l.fail(c, "timeout: caller to the parker's phone: %v", err)
 		}
 		if err := caller.wait(30 * time.Second); err != nil {
-			l.fail(c, "timeout: caller: %v\n%s", err, caller.logs())
+			l.fail(c, "timeout: caller: %v\n%s\nthe parker's phone, this slot's ring-backs:\n%s", err, caller.logs(), h.phoneCalls(l.slot))
 		}
 	}
 	if err := waitSlot(h, l.slot, "free", "", 10*time.Second); err != nil {
 		l.fail(c, "%s: %v", kind, err)
 	}
 	h.outcome(kind)
+}
+
+// phoneCalls is what the PBX phone saw of the last ring-backs from slot.
+func (h *harness) phoneCalls(slot string) string {
+	b, _ := os.ReadFile(filepath.Join(h.phone.dir, "messages.log"))
+	blocks := strings.Split(string(b), "----------------------------------------------- ")
+	ids := map[string]bool{}
+	for _, bl := range blocks {
+		if strings.Contains(bl, "INVITE sip:") && strings.Contains(bl, `"`+slot+`"`) {
+			for _, line := range strings.Split(bl, "\n") {
+				if id, ok := strings.CutPrefix(strings.TrimSpace(line), "Call-ID:"); ok {
+					ids[strings.TrimSpace(id)] = true
+				}
+			}
+		}
+	}
+	var out []string
+	for _, bl := range blocks {
+		for id := range ids {
+			if strings.Contains(bl, id) {
+				first, _, _ := strings.Cut(strings.TrimSpace(bl), "\n\n")
+				msg := strings.SplitN(strings.TrimSpace(strings.TrimPrefix(bl, first)), "\n", 2)[0]
+				out = append(out, first+" | "+msg+" | "+id)
+				break
+			}
+		}
+	}
+	return proctest.Tail(strings.Join(out, "\n"), 30)
 }
 
 // startUntilParked starts a caller and waits for its call.parked, starting
@@ -794,9 +890,13 @@ func (h *harness) startSipp(name, target, service string, port int, keys map[str
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	var pooled []int
 	if port == 0 {
-		port = proctest.FreePort(h.t, "udp")
+		port = h.ports.get(1)
+		pooled = append(pooled, port)
 	}
+	mp, cp := h.ports.get(2), h.ports.get(1)
+	pooled = append(pooled, cp)
 	path := scenario(name)
 	body, err := os.ReadFile(path)
 	if err != nil {
@@ -806,7 +906,7 @@ func (h *harness) startSipp(name, target, service string, port int, keys map[str
 		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "messages.log"),
-		"-max_recv_loops", "1000", "-mp", strconv.Itoa(proctest.FreeUDPPair(h.t)), "-cp", strconv.Itoa(proctest.FreePort(h.t, "udp"))}
+		"-max_recv_loops", "1000", "-mp", strconv.Itoa(mp), "-cp", strconv.Itoa(cp)}
 	if target != "" {
 		args = append([]string{target}, args...)
 	}
@@ -825,12 +925,18 @@ func (h *harness) startSipp(name, target, service string, port int, keys map[str
 	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	if err := s.cmd.Start(); err != nil {
-		h.t.Fatalf("start sipp: %v", err)
+		h.t.Errorf("start sipp: %v", err)
+		close(s.done)
+		return s
 	}
 	h.sipps.Store(s, struct{}{})
 	go func() {
 		s.err = s.cmd.Wait()
 		h.sipps.Delete(s)
+		h.ports.put(mp, 2)
+		for _, p := range pooled {
+			h.ports.put(p, 1)
+		}
 		close(s.done)
 	}()
 	if target == "" {

@@ -119,6 +119,10 @@ type Options struct {
 	// Observer is told of every slot change, in order, with the Server's
 	// lock held: it must not block or call the Server.
 	Observer func(SlotState)
+	// Changed is told, without the lock, that what Resumable returns for a
+	// call may have changed (parked, timer re-armed, ringing, gone): the
+	// call journal writes it down.
+	Changed func(CallID)
 }
 
 // Errors returned by Park, Retrieve and Replace; SIPStatus maps them.
@@ -172,6 +176,7 @@ type Call struct {
 	timer Timer
 	gen   uint64 // invalidates stale timers
 	ring  *Ring  // current ring attempt
+	due   time.Time
 	taker string // "pickup", "ringback", "fallback" while phTaking
 	retr  Party
 }
@@ -208,6 +213,7 @@ type Server struct {
 	actions Actions
 	log     *slog.Logger
 	observe func(SlotState)
+	changed func(CallID)
 
 	mu      sync.Mutex
 	lots    []*lot
@@ -230,7 +236,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{clock: o.Clock, bus: o.Bus, actions: o.Actions, log: o.Logger, observe: o.Observer,
+	s := &Server{clock: o.Clock, bus: o.Bus, actions: o.Actions, log: o.Logger, observe: o.Observer, changed: o.Changed,
 		slots: map[string]*slot{}, calls: map[CallID]*Call{}}
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
@@ -581,10 +587,24 @@ func (s *Server) startTimeout(c *Call, sl *slot) {
 		d = 90 * time.Second
 	}
 	d = s.drainTimeout(d)
+	s.armTimeout(c, d)
+}
+
+// armTimeout makes c parked with its timeout d from now.
+func (s *Server) armTimeout(c *Call, d time.Duration) {
 	c.phase = phParked
 	gen := c.gen
 	id := c.ID
+	c.due = s.clock.Now().Add(d)
 	c.timer = s.clock.AfterFunc(d, func() { s.onTimeout(id, gen) })
+	s.touch(id)
+}
+
+// touch queues the Changed hook for call id.
+func (s *Server) touch(id CallID) {
+	if s.changed != nil {
+		s.acts = append(s.acts, func() { s.changed(id) })
+	}
 }
 
 func (s *Server) stopTimer(c *Call) {
@@ -664,7 +684,9 @@ func (s *Server) startRing(c *Call, sl *slot, kind RingKind, target string) {
 		Label: sl.label, Caller: c.Caller, Display: display, Timeout: ringTime}
 	c.phase, c.ring = phRinging, &r
 	gen, id, att := c.gen, c.ID, r.Attempt
+	c.due = s.clock.Now().Add(ringTime)
 	c.timer = s.clock.AfterFunc(ringTime, func() { s.onRingTimeout(id, gen, att) })
+	s.touch(id)
 	e := c.event(events.CallRangBack)
 	e.Target, e.Reason = target, string(kind)
 	s.publish(e)
@@ -845,6 +867,7 @@ func (s *Server) leave(c *Call) {
 	c.phase = phGone
 	delete(s.calls, c.ID)
 	s.drainCheck()
+	s.touch(c.ID)
 	sl := s.slotOf(c)
 	if sl == nil {
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -103,7 +104,8 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if c.media, err = media.NewEngine(rtp, log.With("component", "media")); err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
-	if c.park, err = parksip.New(cfg, parksip.Options{Stack: c.stack, Bus: bus, Speaker: c.audio, Logger: log, Media: c.media}); err != nil {
+	if c.park, err = parksip.New(cfg, parksip.Options{Stack: c.stack, Bus: bus, Speaker: c.audio, Logger: log, Media: c.media,
+		Journal: filepath.Join(cfg.StateDir, "calls.journal")}); err != nil {
 		return nil, err // sipstack says which address and what to do
 	}
 	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {

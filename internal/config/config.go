@@ -151,6 +151,10 @@ type Park struct {
 	// RTPTimeout cleans up a parked call whose caller sends no RTP for this
 	// long. Default 60s.
 	RTPTimeout Duration `yaml:"rtp_timeout"`
+	// ResumeWithin is how old a parked call's journal entry may be for a
+	// restarted parkpage to take the call over; older ones get a BYE.
+	// Default 60s.
+	ResumeWithin Duration `yaml:"resume_within"`
 }
 
 // Lot is one park extension with its slots.

@@ -115,6 +115,7 @@ func (c *Config) applyDefaults(ps *problems) {
 	def("park.blf.max_expires", func() { c.Park.BLF.MaxExpires = Duration(time.Hour) })
 	def("park.whisper", func() { c.Park.Whisper = "returning call from {slot}" })
 	def("park.rtp_timeout", func() { c.Park.RTPTimeout = Duration(60 * time.Second) })
+	def("park.resume_within", func() { c.Park.ResumeWithin = Duration(60 * time.Second) })
 
 	a := &c.Announce
 	def("announce.voice", func() { a.Voice = "slt" })
@@ -611,6 +612,9 @@ func (c *Config) validatePark(ps *problems) {
 	}
 	if c.Park.RTPTimeout.D() < 5*time.Second {
 		ps.add("park.rtp_timeout", "%s is too short: at least 5s", c.Park.RTPTimeout)
+	}
+	if c.Park.ResumeWithin.D() < time.Second {
+		ps.add("park.resume_within", "%s is too short: at least 1s", c.Park.ResumeWithin)
 	}
 	for _, pn := range sortedKeys(c.Pages) {
 		if !digitsRe.MatchString(pn) {

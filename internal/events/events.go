@@ -22,6 +22,7 @@ const (
 	CallReturned  Type = "call.returned"  // ring-back and fallback failed: back in its slot
 	CallAbandoned Type = "call.abandoned" // the parked caller hung up (or its media died)
 	CallRefused   Type = "call.refused"   // park or pickup refused (Reason says why)
+	CallResumed   Type = "call.resumed"   // a parked call taken over after a restart (back in its slot)
 
 	// Draining the park before stopping for good (parkpage drain).
 	DrainStarted   Type = "park.drain_started"   // new parks refused; parked calls rung back (Count: calls parked)

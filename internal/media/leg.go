@@ -161,14 +161,18 @@ type Leg struct {
 	w          sdpWriter
 	neg        Negotiated
 	negotiated bool
-	paced      bool // registered with the pacer
-	unpace     context.CancelFunc
-	closed     bool
-	out        outStream
-	buf        []byte
-	music      *musicStream
-	queue      []outFrame
-	bridge     *bridgeDir // set while bridged: packets from this leg go there
+	// remoteSDP is the remote's last accepted offer (or its answer to our
+	// offer when remoteAnswer), kept for State.
+	remoteSDP    []byte
+	remoteAnswer bool
+	paced        bool // registered with the pacer
+	unpace       context.CancelFunc
+	closed       bool
+	out          outStream
+	buf          []byte
+	music        *musicStream
+	queue        []outFrame
+	bridge       *bridgeDir // set while bridged: packets from this leg go there
 
 	encMu   sync.Mutex // the encoder keeps state across Play/WritePCM calls
 	enc     codec.Encoder
@@ -205,6 +209,10 @@ func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
+	return e.newLeg(o, conn, port), nil
+}
+
+func (e *Engine) newLeg(o LegOptions, conn *net.UDPConn, port int) *Leg {
 	adv := e.cfg.Advertise
 	if o.Advertise.IsValid() {
 		adv = o.Advertise
@@ -232,7 +240,7 @@ func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
 	e.legs[l] = struct{}{}
 	e.mu.Unlock()
 	go l.readLoop()
-	return l, nil
+	return l
 }
 
 // LocalAddr is the address and port written in this leg's SDP.
@@ -259,6 +267,7 @@ func (l *Leg) SetAnswer(answer []byte) error {
 		return err
 	}
 	l.setNegotiated(n)
+	l.keepRemote(answer, true)
 	return nil
 }
 
@@ -286,6 +295,7 @@ func (l *Leg) Answer(offer []byte) ([]byte, error) {
 		}
 	}
 	l.setNegotiated(n)
+	l.keepRemote(offer, false)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.build(answerFormats(n), reverse(d.Direction)), nil

@@ -72,3 +72,23 @@ func (p *portPool) release(port int) {
 	delete(p.used, port)
 	p.mu.Unlock()
 }
+
+// listenPort opens a socket on one given port (a leg taken over from an
+// earlier process), inside or outside the range.
+func (p *portPool) listenPort(port int) (*net.UDPConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used[port] {
+		return nil, fmt.Errorf("rtp port %d is in use by another leg", port)
+	}
+	network := "udp4"
+	if p.ip.Is6() {
+		network = "udp6"
+	}
+	c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+	if err != nil {
+		return nil, err
+	}
+	p.used[port] = true
+	return c, nil
+}

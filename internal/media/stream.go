@@ -21,6 +21,10 @@ type outStream struct {
 	// timestamp (0 after relayed packets).
 	lastTick uint64
 
+	// resumed: the stream was taken over from an earlier process; its
+	// next paced packet counts the packets of the gap as sent (lost).
+	resumed bool
+
 	// Relay anchoring: out = in + offset for the current source.
 	relaySSRC  uint32
 	relayValid bool
@@ -44,9 +48,14 @@ func (o *outStream) advance(now time.Time, n uint64, step uint32) (seq uint16, t
 			o.mark = true
 		}
 	default:
-		o.ts += max(o.elapsed(now), step)
+		e := max(o.elapsed(now), step)
+		if o.resumed && step > 0 {
+			o.seq += uint16(e/step - 1) // emit adds the last one
+		}
+		o.ts += e
 		o.mark = true
 	}
+	o.resumed = false
 	o.lastTick = n
 	return o.emit(now)
 }

@@ -53,6 +53,7 @@ type Dialog struct {
 
 	uas *sipgo.DialogServerSession
 	uac *sipgo.DialogClientSession
+	res *resumedDialog // taken over from an earlier process (resume.go)
 
 	mu      sync.Mutex
 	h       DialogHandler
@@ -128,6 +129,11 @@ func (d *Dialog) Hangup(ctx context.Context) error {
 		err = d.uas.Bye(ctx)
 	case d.uac != nil:
 		err = d.uac.Bye(ctx)
+	case d.res != nil:
+		var res *sip.Response
+		if res, err = d.resumedDo(ctx, sip.NewRequest(sip.BYE, sip.Uri{})); err == nil && !res.IsSuccess() {
+			err = &StatusError{Code: res.StatusCode, Reason: res.Reason}
+		}
 	}
 	return err
 }
@@ -140,6 +146,8 @@ func (d *Dialog) Request(ctx context.Context, req *sip.Request) (*sip.Response, 
 		return d.uas.Do(ctx, req)
 	case d.uac != nil:
 		return d.uac.Do(ctx, req)
+	case d.res != nil:
+		return d.resumedDo(ctx, req)
 	}
 	return nil, errors.New("sip: dialog has no session")
 }

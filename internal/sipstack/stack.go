@@ -705,6 +705,8 @@ func (s *Stack) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 		err = d.uas.ReadBye(req, tx)
 	case d.uac != nil:
 		err = d.uac.ReadBye(req, tx)
+	default: // resumed: no sipgo session
+		err = errors.New("no session")
 	}
 	if err != nil {
 		s.respond(req, tx, 200, "")

@@ -38,6 +38,8 @@ type parked struct {
 	// Replaces takes over; for any other parked leg such an INVITE is a
 	// pickup (a phone picking up a BLF target by Replaces).
 	consult bool
+	// jkey is the call's record in the journal.
+	jkey string
 }
 
 // connection is a bridged pair of legs (caller and retriever/answerer).
@@ -228,11 +230,12 @@ func (s *Server) parkCall(call *sipstack.IncomingCall, r park.ParkRequest, atten
 		return
 	}
 	now := time.Now()
-	p := &parked{s: s, id: c.ID, dlg: call.Dialog, leg: leg, started: now, interval: interval, lastRefresh: now, consult: attended}
+	p := &parked{s: s, id: c.ID, dlg: call.Dialog, leg: leg, started: now, interval: interval, lastRefresh: now, consult: attended, jkey: newJournalKey()}
 	s.mu.Lock()
 	s.calls[c.ID] = p
 	s.mu.Unlock()
 	p.attach(call.Dialog, leg)
+	s.journalCall(c.ID) // on disk before the 200 OK
 	if err := call.Answer(ans, hdrs...); err != nil {
 		p.ended(call.Dialog, "not answered: "+err.Error())
 		return
@@ -249,10 +252,16 @@ func (s *Server) parkCall(call *sipstack.IncomingCall, r park.ParkRequest, atten
 // parked call (unless p has moved to another dialog meanwhile).
 func (p *parked) attach(d *sipstack.Dialog, leg *media.Leg) {
 	d.SetHandler(sipstack.DialogHandler{
-		Reinvite: func(req *sip.Request) sipstack.Reply { return p.s.reinvite(req, leg, func() { p.refreshed() }) },
-		Request:  p.s.inDialogRequest,
-		Ack:      func(req *sip.Request) { lateAnswer(req, leg) },
-		Ended:    func(reason string) { p.ended(d, reason) },
+		Reinvite: func(req *sip.Request) sipstack.Reply {
+			rep := p.s.reinvite(req, leg, func() { p.refreshed() })
+			if len(req.Body()) > 0 {
+				p.s.journalCall(p.id) // the remote's address or codec may have changed
+			}
+			return rep
+		},
+		Request: p.s.inDialogRequest,
+		Ack:     func(req *sip.Request) { lateAnswer(req, leg) },
+		Ended:   func(reason string) { p.ended(d, reason) },
 	})
 }
 
@@ -613,6 +622,7 @@ func (s *Server) onReplaces(call *sipstack.IncomingCall, value string, caller pa
 		p.consult = false
 		p.mu.Unlock()
 		p.attach(call.Dialog, leg)
+		s.journalCall(p.id)
 		oldLeg.Close()
 		s.hangupLater(oldDlg)
 		if err := call.Answer(ans, hdrs...); err != nil {
@@ -628,11 +638,12 @@ func (s *Server) onReplaces(call *sipstack.IncomingCall, value string, caller pa
 		refuse(err, cs.leg)
 		return
 	}
-	np := &parked{s: s, id: c.ID, dlg: call.Dialog, leg: leg, started: now, interval: interval, lastRefresh: now}
+	np := &parked{s: s, id: c.ID, dlg: call.Dialog, leg: leg, started: now, interval: interval, lastRefresh: now, jkey: newJournalKey()}
 	s.mu.Lock()
 	s.calls[c.ID] = np
 	s.mu.Unlock()
 	np.attach(call.Dialog, leg)
+	s.journalCall(c.ID)
 	s.hangupLater(cs.dlg)
 	if err := call.Answer(ans, hdrs...); err != nil {
 		np.ended(call.Dialog, "not answered: "+err.Error())

@@ -22,6 +22,7 @@ import (
 
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/journal"
 	"github.com/parkpage/parkpage/internal/media"
 	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/internal/sipstack"
@@ -65,6 +66,12 @@ type Options struct {
 	// interval accepted (Min-SE), default 90s as RFC 4028 recommends.
 	Housekeep, MinSE time.Duration
 
+	// Journal is the call journal's file (state_dir/calls.journal): every
+	// parked call is written there at each transition, taken over from it
+	// on start, and left parked (no BYE) when the server stops. Empty: no
+	// journal, and stopping hangs up every parked call.
+	Journal string
+
 	// pickupAnswered, set only by tests, runs once a retriever's 200 OK
 	// has been acknowledged; an error fails the pickup as if the answer
 	// had not completed.
@@ -97,6 +104,14 @@ type Server struct {
 
 	blfMu    sync.Mutex
 	slotView map[string]park.SlotState
+
+	// The call journal (journal.go); jr nil without one. jmu orders the
+	// writes; jkeys maps calls to their records.
+	jr      *journal.Journal
+	jmu     sync.Mutex
+	jkeys   map[park.CallID]string
+	jclosed bool
+	jalive  time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -131,7 +146,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	s := &Server{stack: stack, bus: bus, speak: speaker, log: logger.With("component", "park"), opt: o,
 		calls: map[park.CallID]*parked{}, consults: map[string]*consult{}, rings: map[uint64]context.CancelFunc{}, ringCancelled: map[uint64]time.Time{},
 		exts: map[string]bool{}, retrievedAt: map[string]time.Time{}, prompts: map[string][]int16{}, slotView: map[string]park.SlotState{},
-		ctx: ctx, cancel: cancel}
+		jkeys: map[park.CallID]string{}, ctx: ctx, cancel: cancel}
 	s.cfg.Store(cfg)
 	s.media = o.Media
 	if s.media == nil {
@@ -145,13 +160,16 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		}
 		s.media, s.owned = e, true
 	}
-	ps, err := park.New(cfg, park.Options{Clock: o.Clock, Bus: bus, Actions: s, Logger: s.log, Observer: s.observe})
+	ps, err := park.New(cfg, park.Options{Clock: o.Clock, Bus: bus, Actions: s, Logger: s.log, Observer: s.observe, Changed: s.journalCall})
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	s.park = ps
 	s.syncExtensions()
+	if o.Journal != "" {
+		s.openJournal(o.Journal)
+	}
 	return s, nil
 }
 
@@ -200,8 +218,9 @@ loop:
 			break loop
 		case err = <-errc:
 			break loop
-		case <-t.C:
+		case now := <-t.C:
 			s.housekeep()
+			s.journalAlive(now)
 		}
 	}
 	s.shutdown()
@@ -210,6 +229,9 @@ loop:
 
 // shutdown hangs up everything and stops the goroutines.
 func (s *Server) shutdown() {
+	if s.jr != nil {
+		s.detachAll()
+	}
 	s.mu.Lock()
 	var ps []*parked
 	for _, p := range s.calls {

@@ -1,0 +1,337 @@
+// Package journal is a small crash-safe key/value log in the state
+// directory: every Put or Delete is one line appended to the file and
+// flushed to disk (fdatasync) before it returns, so the file is current
+// at every transition and nothing depends on a clean exit. The file is
+// compacted (rewritten with the live records only, then renamed over the
+// old one) when dead lines outnumber live ones.
+//
+// A line is "<crc32c of the JSON, 8 hex digits> <JSON>\n" with the JSON
+// {"k":key,"v":value} or {"k":key,"del":true}. A line that fails its
+// check (a torn write after a crash, garbage, a hand edit) is reported as
+// a Problem naming the entry and why, and skipped: the good lines around
+// it still count. Reading never fails because of the file's content.
+package journal
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxLine is the longest line read; longer ones are reported and skipped.
+const MaxLine = 1 << 20
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Record is one live key and its value (JSON).
+type Record struct {
+	Key   string
+	Value json.RawMessage
+}
+
+// Problem is a line that was skipped on reading.
+type Problem struct {
+	Entry  int   // 1-based line number
+	Offset int64 // byte offset of the line
+	Reason string
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("entry %d (byte %d): %s", p.Entry, p.Offset, p.Reason)
+}
+
+type line struct {
+	K   string          `json:"k"`
+	V   json.RawMessage `json:"v,omitempty"`
+	Del bool            `json:"del,omitempty"`
+}
+
+// Parse reads a journal's content: the live records in the order they
+// were last written, and the lines it skipped.
+func Parse(r io.Reader) ([]Record, []Problem) {
+	type entry struct {
+		v   json.RawMessage
+		pos int
+	}
+	live := map[string]entry{}
+	var probs []Problem
+	br := bufio.NewReaderSize(r, 64<<10)
+	var off int64
+	for n := 1; ; n++ {
+		raw, size, err := readLine(br)
+		start := off
+		off += size
+		if errors.Is(err, errLong) {
+			probs = append(probs, Problem{n, start, fmt.Sprintf("longer than %d bytes", MaxLine)})
+			continue
+		}
+		if len(raw) == 0 {
+			if err != nil && err != io.EOF {
+				probs = append(probs, Problem{n, start, "read: " + err.Error()})
+			}
+			break
+		}
+		if raw[len(raw)-1] != '\n' {
+			probs = append(probs, Problem{n, start, fmt.Sprintf("truncated (%d bytes without an end of line)", len(raw))})
+			break
+		}
+		l, why := decodeLine(raw[:len(raw)-1])
+		if why != "" {
+			probs = append(probs, Problem{n, start, why})
+			continue
+		}
+		if l.Del {
+			delete(live, l.K)
+		} else {
+			live[l.K] = entry{l.V, n}
+		}
+	}
+	out := make([]Record, 0, len(live))
+	pos := make(map[string]int, len(live))
+	for k, e := range live {
+		out = append(out, Record{k, e.v})
+		pos[k] = e.pos
+	}
+	sort.Slice(out, func(i, j int) bool { return pos[out[i].Key] < pos[out[j].Key] })
+	return out, probs
+}
+
+var errLong = errors.New("line too long")
+
+// readLine returns the next line with its '\n' (none at the end of the
+// file) and its size; a line longer than MaxLine is consumed, not kept,
+// and reported with errLong.
+func readLine(br *bufio.Reader) ([]byte, int64, error) {
+	var buf []byte
+	var n int64
+	long := false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		n += int64(len(chunk))
+		if !long && len(buf)+len(chunk) > MaxLine {
+			long, buf = true, nil
+		}
+		if !long {
+			buf = append(buf, chunk...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if long {
+			if err == io.EOF {
+				err = nil
+			}
+			return nil, n, errors.Join(errLong, err)
+		}
+		return buf, n, err
+	}
+}
+
+func decodeLine(b []byte) (line, string) {
+	var l line
+	if len(b) < 10 || b[8] != ' ' {
+		return l, "not a journal line"
+	}
+	var sum [4]byte
+	if _, err := hex.Decode(sum[:], b[:8]); err != nil {
+		return l, "checksum is not hex"
+	}
+	body := b[9:]
+	want := uint32(sum[0])<<24 | uint32(sum[1])<<16 | uint32(sum[2])<<8 | uint32(sum[3])
+	if got := crc32.Checksum(body, castagnoli); got != want {
+		return l, fmt.Sprintf("checksum mismatch (%08x, want %08x)", got, want)
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		return l, "bad JSON: " + err.Error()
+	}
+	if l.K == "" {
+		return l, "no key"
+	}
+	if !l.Del && len(l.V) == 0 {
+		return l, fmt.Sprintf("key %q has no value", l.K)
+	}
+	return l, ""
+}
+
+func encodeLine(dst []byte, l line) ([]byte, error) {
+	body, err := json.Marshal(l)
+	if err != nil {
+		return dst, err
+	}
+	dst = fmt.Appendf(dst, "%08x ", crc32.Checksum(body, castagnoli))
+	dst = append(dst, body...)
+	return append(dst, '\n'), nil
+}
+
+// Journal is an open journal file. It is safe for concurrent use.
+type Journal struct {
+	path string
+
+	mu   sync.Mutex
+	f    *os.File
+	live map[string]json.RawMessage
+	dead int // lines in the file that no longer count
+	buf  []byte
+}
+
+// Open reads the journal at path (a missing file is an empty journal),
+// compacts it, and opens it for writing. It returns the live records and
+// the lines it skipped; an error means the file cannot be written.
+func Open(path string) (*Journal, []Record, []Problem, error) {
+	var recs []Record
+	var probs []Problem
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		recs, probs = Parse(f)
+		f.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		probs = append(probs, Problem{0, 0, "not readable: " + err.Error()})
+	}
+	j := &Journal{path: path, live: map[string]json.RawMessage{}}
+	for _, r := range recs {
+		j.live[r.Key] = r.Value
+	}
+	if err := j.rewrite(recs); err != nil {
+		return nil, nil, probs, err
+	}
+	return j, recs, probs, nil
+}
+
+// Path is the journal's file.
+func (j *Journal) Path() string { return j.path }
+
+// Put stores v (marshalled as JSON) under key, on disk before it returns.
+func (j *Journal) Put(key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("journal: %s: %w", key, err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.append(line{K: key, V: raw}); err != nil {
+		return err
+	}
+	if _, had := j.live[key]; had {
+		j.dead++
+	}
+	j.live[key] = raw
+	return j.maybeCompact()
+}
+
+// Delete removes key (nothing is written when it is not there).
+func (j *Journal) Delete(key string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, had := j.live[key]; !had {
+		return nil
+	}
+	if err := j.append(line{K: key, Del: true}); err != nil {
+		return err
+	}
+	delete(j.live, key)
+	j.dead += 2
+	return j.maybeCompact()
+}
+
+// Len is the number of live records.
+func (j *Journal) Len() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.live)
+}
+
+// Close closes the file; the journal stays on disk.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Close()
+	j.f = nil
+	return err
+}
+
+func (j *Journal) append(l line) error {
+	if j.f == nil {
+		return errors.New("journal: closed")
+	}
+	var err error
+	j.buf, err = encodeLine(j.buf[:0], l)
+	if err != nil {
+		return fmt.Errorf("journal: %s: %w", l.K, err)
+	}
+	if _, err := j.f.Write(j.buf); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
+		return fmt.Errorf("journal %s: sync: %w", j.path, err)
+	}
+	return nil
+}
+
+func (j *Journal) maybeCompact() error {
+	if j.dead < 64 || j.dead < 2*len(j.live) {
+		return nil
+	}
+	recs := make([]Record, 0, len(j.live))
+	for k, v := range j.live {
+		recs = append(recs, Record{k, v})
+	}
+	sort.Slice(recs, func(a, b int) bool { return recs[a].Key < recs[b].Key })
+	return j.rewrite(recs)
+}
+
+// rewrite replaces the file with recs: a new file written and synced
+// beside it, renamed over it, the directory synced. A crash at any point
+// leaves either the old file or the new one.
+func (j *Journal) rewrite(recs []Record) error {
+	tmp := j.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	var buf []byte
+	for _, r := range recs {
+		if buf, err = encodeLine(buf, line{K: r.Key, V: r.Value}); err != nil {
+			f.Close()
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: %w", err)
+	}
+	f.Close()
+	if err := os.Rename(tmp, j.path); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(j.path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	nf, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if j.f != nil {
+		j.f.Close()
+	}
+	j.f, j.dead = nf, 0
+	return nil
+}

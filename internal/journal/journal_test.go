@@ -1,0 +1,184 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type rec struct {
+	Slot string `json:"slot"`
+	N    int    `json:"n"`
+}
+
+func open(t *testing.T, path string) (*Journal, []Record, []Problem) {
+	t.Helper()
+	j, recs, probs, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j, recs, probs
+}
+
+func TestPutDeleteReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "calls.journal")
+	j, recs, probs := open(t, path)
+	if len(recs) != 0 || len(probs) != 0 {
+		t.Fatalf("new journal: %v %v", recs, probs)
+	}
+	for i := range 5 {
+		if err := j.Put(fmt.Sprint("k", i), rec{fmt.Sprint(701 + i), i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Put("k1", rec{"702", 100}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Delete("k3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Delete("nothing"); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	_, recs, probs = open(t, path)
+	if len(probs) != 0 {
+		t.Fatalf("problems: %v", probs)
+	}
+	var got []string
+	for _, r := range recs {
+		var v rec
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s=%s/%d", r.Key, v.Slot, v.N))
+	}
+	want := "k0=701/0 k2=703/2 k4=705/4 k1=702/100"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("records %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestCompaction: the file stays small however often records change.
+func TestCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "calls.journal")
+	j, _, _ := open(t, path)
+	for i := range 2000 {
+		if err := j.Put(fmt.Sprint("k", i%10), rec{"701", i}); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			if err := j.Delete(fmt.Sprint("k", (i+5)%10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 200*40 {
+		t.Fatalf("journal is %d bytes after 2000 changes of 10 keys: not compacted", fi.Size())
+	}
+	n := j.Len()
+	j.Close()
+	_, recs, probs := open(t, path)
+	if len(probs) != 0 || len(recs) != n {
+		t.Fatalf("after compaction: %d records (want %d), problems %v", len(recs), n, probs)
+	}
+}
+
+// TestDamage: torn tails, garbage and one bad line among good ones are
+// reported by entry and reason; every good record survives.
+func TestDamage(t *testing.T) {
+	good := func(k string, n int) string {
+		b, _ := encodeLine(nil, line{K: k, V: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))})
+		return string(b)
+	}
+	a, b, c := good("a", 1), good("b", 2), good("c", 3)
+	flipped := []byte(b)
+	flipped[20] ^= 0x01
+	cases := []struct {
+		name     string
+		content  string
+		keys     string
+		problems []string // substrings, one per problem
+	}{
+		{"clean", a + b + c, "a b c", nil},
+		{"truncated tail", a + b + c[:len(c)/2], "a b", []string{"entry 3|truncated"}},
+		{"torn checksum", a + b + c[:5], "a b", []string{"entry 3|truncated"}},
+		{"one bad line among good ones", a + string(flipped) + c, "a c", []string{"entry 2|checksum mismatch"}},
+		{"garbage line", a + "\x00\x01garbage here\n" + c, "a c", []string{"entry 2|not a journal line"}},
+		{"all garbage", "qwertyuiopasdfghjkl\nzxcvbnm,./\n", "", []string{"entry 1|not a journal line", "entry 2|not a journal line"}},
+		{"bad json", a + "00000000 {\n" + c, "a c", []string{"entry 2|checksum"}},
+		{"empty", "", "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "calls.journal")
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			j, recs, probs := open(t, path)
+			var keys []string
+			for _, r := range recs {
+				keys = append(keys, r.Key)
+			}
+			if strings.Join(keys, " ") != tc.keys {
+				t.Errorf("keys %q, want %q", strings.Join(keys, " "), tc.keys)
+			}
+			if len(probs) != len(tc.problems) {
+				t.Fatalf("problems %v, want %d", probs, len(tc.problems))
+			}
+			for i, p := range probs {
+				for _, want := range strings.Split(tc.problems[i], "|") {
+					if !strings.Contains(p.String(), want) {
+						t.Errorf("problem %q does not say %q", p, want)
+					}
+				}
+			}
+			// Opening rewrote the file clean: new writes follow good lines.
+			if err := j.Put("d", rec{"704", 4}); err != nil {
+				t.Fatal(err)
+			}
+			j.Close()
+			_, recs, probs = open(t, path)
+			if len(probs) != 0 || len(recs) != len(keys)+1 {
+				t.Fatalf("after rewrite: %d records, problems %v", len(recs), probs)
+			}
+		})
+	}
+}
+
+func TestLongLine(t *testing.T) {
+	a, _ := encodeLine(nil, line{K: "a", V: json.RawMessage(`1`)})
+	content := append(bytes.Repeat([]byte("y"), MaxLine+10), '\n')
+	content = append(content, a...)
+	recs, probs := Parse(bytes.NewReader(content))
+	if len(recs) != 1 || len(probs) != 1 || probs[0].Entry != 1 || !strings.Contains(probs[0].Reason, "longer") {
+		t.Fatalf("records %v, problems %v", recs, probs)
+	}
+	if probs[0].Offset != 0 {
+		t.Fatalf("offset %d", probs[0].Offset)
+	}
+}
+
+func BenchmarkPut(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "calls.journal")
+	j, _, _, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	v := rec{"701", 1}
+	for i := 0; b.Loop(); i++ {
+		if err := j.Put(fmt.Sprint("k", i%20), v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

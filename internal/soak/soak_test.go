@@ -33,8 +33,8 @@ import (
 var (
 	flagCycles   = flag.Int("soak.cycles", 500, "park cycles in all (make soak: 10000)")
 	flagPhases   = flag.Int("soak.phases", 0, "phases, invariants checked after each (0: one per 100 cycles, at most 20)")
-	flagRestarts = flag.Bool("soak.restarts", os.Getenv("PARKPAGE_SOAK_RESTARTS") == "1",
-		"restart parkpage (SIGTERM + start, or kill -9) at a random moment of every phase but the first (env PARKPAGE_SOAK_RESTARTS=1); needs the call journal")
+	flagRestarts = flag.Bool("soak.restarts", os.Getenv("PARKPAGE_SOAK_RESTARTS") != "0",
+		"restart parkpage (SIGTERM + start, or kill -9) at a random moment of every phase but the first; parked callers must be resumed (env PARKPAGE_SOAK_RESTARTS=0 turns it off)")
 	flagSeed  = flag.Uint64("soak.seed", 0, "random seed (0: from the clock; the seed is logged)")
 	flagRace  = flag.Bool("soak.race", false, "build parkpage with -race (slower, several times the RSS)")
 	flagRSSMB = flag.Int("soak.rss-mb", 0, "RSS bound in MiB (0: 160, or 1200 with -soak.race)")
@@ -179,7 +179,6 @@ type harness struct {
 // from get until the sipp using it exits (put).
 type portPool struct {
 	mu   sync.Mutex
-	next int
 	busy map[int]bool
 }
 
@@ -192,14 +191,11 @@ func (p *portPool) get(want int) int {
 	defer p.mu.Unlock()
 	if p.busy == nil {
 		p.busy = map[int]bool{}
-		p.next = poolFirst + (os.Getpid()%100)*36
 	}
+	// A random even port each time: two harnesses on one machine (or
+	// anything else in this range) do not walk the range in step.
 	for range poolLast - poolFirst {
-		port := p.next
-		p.next += 2
-		if p.next+2 > poolLast {
-			p.next = poolFirst
-		}
+		port := poolFirst + 2*rand.IntN((poolLast-poolFirst)/2)
 		if want == 2 && (p.busy[port+2] || !udpFree(port+2)) {
 			continue
 		}
@@ -513,7 +509,7 @@ func (h *harness) restartWhenStopped(ctl *barrier) string {
 			h.t.Errorf("after %s: %s: %v", kind, l.slot, err)
 			continue
 		}
-		if err := w.callerRTP.music(w.callerRTP.count(), 25, 10*time.Second); err != nil {
+		if err := w.callerRTP.music(w.callerRTP.count(), 25, 10*time.Second, nil); err != nil {
 			h.t.Errorf("after %s: caller in %s: no hold music again: %v", kind, l.slot, err)
 		}
 	}
@@ -646,7 +642,7 @@ func (l *lane) cycle(c int, ctl *barrier, restarts bool) {
 	switch kind {
 	case "abandon":
 		scenario = "park.xml"
-		keys["hold"] = strconv.Itoa(400 + h.rng(400))
+		keys["hold"] = strconv.Itoa(600 + h.rng(400))
 	case "pickup-caller-hangs-up":
 		scenario = "park.xml"
 		keys["hold"] = strconv.Itoa(2000 + h.rng(1000))
@@ -658,7 +654,9 @@ func (l *lane) cycle(c int, ctl *barrier, restarts bool) {
 		l.fail(c, "%s: caller not parked: %v", kind, err)
 		return
 	}
-	if err := callerRTP.music(0, 5, 10*time.Second); err != nil {
+	if err := callerRTP.music(0, 5, 10*time.Second, caller.done); errors.Is(err, errExited) && callerRTP.count() > 0 {
+		h.outcome("hung-up-within-5-music-packets") // its timer beat a late start of the music
+	} else if err != nil {
 		l.fail(c, "%s: parked caller: %v\n%s", kind, err, caller.logs())
 		return
 	}
@@ -796,7 +794,7 @@ func (l *lane) startUntilParked(scenario string, keys map[string]string, callerU
 		if errors.Is(err, errExited) && strings.Contains(s.output(), "Unable to bind") && attempt < 4 {
 			continue
 		}
-		return s, fmt.Errorf("%w\n%s", err, s.logs())
+		return s, fmt.Errorf("attempt %d: %w\n%s", attempt, err, s.logs())
 	}
 }
 
@@ -1017,17 +1015,31 @@ func (p *rtpPeer) since(n int) []rtp.Packet {
 }
 
 // music waits for want packets after the first `from` and checks they are
-// hold music: PCMU frames, not all silence.
-func (p *rtpPeer) music(from, want int, timeout time.Duration) error {
+// hold music: PCMU frames, not all silence. When stop closes first (the
+// caller hung up) it checks what came and returns errExited.
+func (p *rtpPeer) music(from, want int, timeout time.Duration, stop <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
-	for p.count() < from+want {
+	var stopped error
+	for p.count() < from+want && stopped == nil {
+		select {
+		case <-stop:
+			stopped = errExited
+			continue
+		default:
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d RTP packets in %v, want %d of hold music", p.count()-from, timeout, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	silent := 0
-	pk := p.since(from)[:want]
+	pk := p.since(from)
+	if len(pk) > want {
+		pk = pk[:want]
+	}
+	if len(pk) == 0 {
+		return fmt.Errorf("no RTP packet before the caller hung up")
+	}
 	for i, r := range pk {
 		if r.PayloadType != 0 || len(r.Payload) != 160 {
 			return fmt.Errorf("packet %d is PT %d, %d bytes: not music", i, r.PayloadType, len(r.Payload))
@@ -1036,10 +1048,10 @@ func (p *rtpPeer) music(from, want int, timeout time.Duration) error {
 			silent++
 		}
 	}
-	if silent == len(pk) {
+	if silent == len(pk) && stopped == nil {
 		return fmt.Errorf("%d packets of silence, no hold music", len(pk))
 	}
-	return nil
+	return stopped
 }
 
 // relays sends packets of payload v from `from` to the server leg it hears

@@ -472,10 +472,17 @@ func (h *harness) runPhase(ph, n, restartAt int) (restartKind string) {
 				if c >= int64(n) {
 					break
 				}
-				if restartAt >= 0 {
-					ctl.checkpoint(c, nil)
+				hold := false
+				if restartAt >= 0 && ctl.armedAt(c) {
+					// A restart is due: most lanes park a caller to hold
+					// through it, the others wait idle.
+					if l.timeouts || h.rng(4) == 0 {
+						ctl.hold(nil)
+					} else {
+						hold = true
+					}
 				}
-				l.cycle(int(c), ctl, restartAt >= 0)
+				l.cycle(int(c), ctl, restartAt >= 0, hold)
 			}
 			ctl.leave()
 		}()
@@ -502,18 +509,38 @@ func (h *harness) restartWhenStopped(ctl *barrier) string {
 	h.stop(sig)
 	began := time.Now()
 	h.start()
-	// Every held caller is back in its slot with hold music.
+	// Every held caller is back in its slot with hold music (checked side
+	// by side: the slowest is the longest a caller waited).
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
 	for _, l := range held {
-		w := l.waiting
-		if err := waitSlot(h, l.slot, "parked", w.callerID, 10*time.Second); err != nil {
-			h.t.Errorf("after %s: %s: %v", kind, l.slot, err)
-			continue
-		}
-		if err := w.callerRTP.music(w.callerRTP.count(), 25, 10*time.Second, nil); err != nil {
-			h.t.Errorf("after %s: caller in %s: no hold music again: %v", kind, l.slot, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := l.waiting
+			n := w.callerRTP.count()
+			if err := waitSlot(h, l.slot, "parked", w.callerID, 10*time.Second); err != nil {
+				h.t.Errorf("after %s: %s: %v", kind, l.slot, err)
+				return
+			}
+			if err := w.callerRTP.music(n, 1, 10*time.Second, nil); err != nil {
+				h.t.Errorf("after %s: caller in %s: no hold music again: %v", kind, l.slot, err)
+				return
+			}
+			mu.Lock()
+			slowest = max(slowest, time.Since(began))
+			mu.Unlock()
+			if err := w.callerRTP.music(n, 25, 10*time.Second, nil); err != nil {
+				h.t.Errorf("after %s: caller in %s: no hold music again: %v", kind, l.slot, err)
+			}
+		}()
 	}
-	h.t.Logf("%s with %d callers parked: music again %v after the start", kind, len(held), time.Since(began).Round(time.Millisecond))
+	wg.Wait()
+	h.t.Logf("%s with %d callers parked: all in their slots, the last one's hold music again %v after parkpage said it was running", kind, len(held), slowest.Round(time.Millisecond))
+	for range held {
+		h.outcome("held-through-" + strings.ReplaceAll(kind, " ", ""))
+	}
 	ctl.release()
 	return kind
 }
@@ -531,10 +558,9 @@ type barrier struct {
 	armed    bool
 }
 
-// checkpoint is called by a lane at a point where a restart may happen:
-// with l nil at a cycle's start (cycle c), or holding a parked caller.
-// It blocks while a restart is due and not done.
-func (b *barrier) checkpoint(c int64, l *lane) {
+// armedAt reports, as cycle c begins, whether a restart is due and not
+// yet done (it is due once cycle `at` has begun).
+func (b *barrier) armedAt(c int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cond == nil {
@@ -544,14 +570,22 @@ func (b *barrier) checkpoint(c int64, l *lane) {
 		b.armed = true
 		b.cond.Broadcast()
 	}
+	return b.armed && !b.released
+}
+
+// hold stops a lane while a restart is due: idle (l nil) or holding a
+// parked caller whose music was checked. It returns after the restart (at
+// once when none is due).
+func (b *barrier) hold(l *lane) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cond == nil {
+		b.cond = sync.NewCond(&b.mu)
+	}
 	if !b.armed || b.released {
 		return
 	}
-	if l != nil {
-		b.stopped = append(b.stopped, l)
-	} else {
-		b.stopped = append(b.stopped, nil)
-	}
+	b.stopped = append(b.stopped, l)
 	b.cond.Broadcast()
 	for !b.released {
 		b.cond.Wait()
@@ -626,12 +660,16 @@ func (l *lane) fail(c int, format string, a ...any) {
 	l.h.t.Errorf("phase %d cycle %d, slot %s: %s\nparkpage's log for the slot:\n%s", l.ph, c, l.slot, fmt.Sprintf(format, a...), proctest.Tail(strings.Join(mine, "\n"), 15))
 }
 
-// cycle runs one randomized park cycle in the lane's slot.
-func (l *lane) cycle(c int, ctl *barrier, restarts bool) {
+// cycle runs one randomized park cycle in the lane's slot; hold: a
+// caller that stays parked through the coming restart, then picked up.
+func (l *lane) cycle(c int, ctl *barrier, restarts, hold bool) {
 	h := l.h
 	kind := []string{"abandon", "pickup-retriever-hangs-up", "pickup-caller-hangs-up"}[h.rng(3)]
 	if l.timeouts {
 		kind = "timeout-ringback"
+	}
+	if hold {
+		kind = "pickup-retriever-hangs-up"
 	}
 	callerUser := fmt.Sprintf("3%02d%06d", l.idx, c)
 	callerRTP := newRTPPeer(h.t)
@@ -671,7 +709,7 @@ func (l *lane) cycle(c int, ctl *barrier, restarts bool) {
 	case "pickup-retriever-hangs-up", "pickup-caller-hangs-up":
 		if kind == "pickup-retriever-hangs-up" && restarts {
 			l.waiting = &held{callerID: callerUser, callerRTP: callerRTP}
-			ctl.checkpoint(-1, l)
+			ctl.hold(l)
 			l.waiting = nil
 		}
 		retrRTP := newRTPPeer(h.t)
@@ -881,8 +919,20 @@ func scenario(name string) string {
 }
 
 // startSipp runs a sipp scenario: a UAC calling target (service is the
-// user dialled), or a UAS on port (target "").
+// user dialled), or a UAS on port (target ""). It returns once sipp's SIP
+// socket is bound; a sipp that lost a pool port to another process (two
+// harnesses on one machine) is started again on other ports.
 func (h *harness) startSipp(name, target, service string, port int, keys map[string]string, calls int, timeout time.Duration) *sippRun {
+	h.t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, bound := h.trySipp(name, target, service, port, keys, calls, timeout)
+		if bound || port != 0 || attempt == 4 || !strings.Contains(s.output(), "Unable to bind") {
+			return s
+		}
+	}
+}
+
+func (h *harness) trySipp(name, target, service string, port int, keys map[string]string, calls int, timeout time.Duration) (*sippRun, bool) {
 	h.t.Helper()
 	dir, err := os.MkdirTemp(h.dir, "sipp")
 	if err != nil {
@@ -925,7 +975,7 @@ func (h *harness) startSipp(name, target, service string, port int, keys map[str
 	if err := s.cmd.Start(); err != nil {
 		h.t.Errorf("start sipp: %v", err)
 		close(s.done)
-		return s
+		return s, false
 	}
 	h.sipps.Store(s, struct{}{})
 	go func() {
@@ -937,22 +987,25 @@ func (h *harness) startSipp(name, target, service string, port int, keys map[str
 		}
 		close(s.done)
 	}()
-	if target == "" {
-		// A UAS: wait until its socket is bound.
-		hexPort := fmt.Sprintf(":%04X ", port)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			b, _ := os.ReadFile("/proc/net/udp")
-			if bytes.Contains(b, []byte(hexPort)) {
-				break
-			}
-			if time.Now().After(deadline) {
-				h.t.Fatalf("sipp %s did not bind %d:\n%s", name, port, s.logs())
-			}
-			time.Sleep(20 * time.Millisecond)
+	// Wait until its SIP socket is bound (a UAS must be, before it is
+	// called), or it ends.
+	hexPort := fmt.Sprintf(":%04X ", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile("/proc/net/udp")
+		if bytes.Contains(b, []byte(hexPort)) {
+			return s, true
 		}
+		select {
+		case <-s.done:
+			return s, false
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("sipp %s did not bind %d:\n%s", name, port, s.logs())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	return s
 }
 
 // rtpPeer is a caller's, retriever's or phone's media: a UDP socket that

@@ -41,7 +41,7 @@ var (
 )
 
 // Lanes: one per slot. 701-716 never time out (park, pickup, hang-up);
-// 717-720 time out after 1 s and are rung back through sip.pbx.
+// 717-720 time out after 2 s and are rung back through sip.pbx.
 const (
 	lanes        = 20
 	firstSlot    = 701
@@ -261,7 +261,7 @@ func newHarness(t *testing.T, seed uint64) *harness {
 	h.api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	var slots strings.Builder
 	for i := lanes - timeoutLanes; i < lanes; i++ {
-		fmt.Fprintf(&slots, "    \"%d\": {timeout: 1s}\n", firstSlot+i)
+		fmt.Fprintf(&slots, "    \"%d\": {timeout: 2s}\n", firstSlot+i)
 	}
 	cfg := fmt.Sprintf(`log: {level: info}
 http:

@@ -1016,7 +1016,6 @@ type rtpPeer struct {
 	mu   sync.Mutex
 	pkts []rtp.Packet
 	from netip.AddrPort
-	seen map[netip.AddrPort]bool
 }
 
 func newRTPPeer(t *testing.T) *rtpPeer {
@@ -1025,7 +1024,7 @@ func newRTPPeer(t *testing.T) *rtpPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &rtpPeer{conn: c, seen: map[netip.AddrPort]bool{}}
+	p := &rtpPeer{conn: c}
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -1042,7 +1041,6 @@ func newRTPPeer(t *testing.T) *rtpPeer {
 				p.pkts = append(p.pkts, pk)
 			}
 			p.from = from
-			p.seen[from] = true
 			p.mu.Unlock()
 		}
 	}()

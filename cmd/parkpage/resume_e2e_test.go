@@ -396,8 +396,8 @@ func testRestart(t *testing.T, n int, kill9 bool) {
 	r := newResumeRig(t, "sip:"+pbx.Addr(), `  slots:
     "725": {timeout: 5s}`)
 	r.start()
-
 	slots := slotRange(701, n)
+	blf := startWatchers(t, r, append(append([]string{}, slots...), "720", "725"))
 	callers, callSipp := startCallers(t, r, slots)
 	waitParked(t, r, callers)
 
@@ -425,6 +425,10 @@ func testRestart(t *testing.T, n int, kill9 bool) {
 		t.Logf("note: the stop came %v after the last park", time.Since(parkedAt))
 	}
 	before := lastPackets(all)
+	notifiesBefore := blfNotifies(blf.Messages())
+	if len(notifiesBefore) == 0 {
+		t.Fatalf("the BLF watcher got no NOTIFY before the stop:\n%s", blf.Logs())
+	}
 	// The outage: until the 720 caller has sent its BYE and slot 725's
 	// timeout has passed.
 	deadline := time.Now().Add(time.Minute)
@@ -465,7 +469,100 @@ func testRestart(t *testing.T, n int, kill9 bool) {
 	if got := r.metric("parkpage_parked_calls"); int(got) != parked || parked != len(all)-1 {
 		t.Errorf("parkpage_parked_calls %v, board has %d parked (want %d)", got, parked, len(all)-1)
 	}
+	// BLF: the watchers, which never re-subscribe, are told by the new
+	// process that their slots are occupied (720: free after its BYE), with
+	// versions that go on increasing.
+	deadline = time.Now().Add(time.Minute)
+	for {
+		after := blfNotifies(blf.Messages())[len(notifiesBefore):]
+		lastBefore := map[string]int{}
+		for _, n := range notifiesBefore {
+			lastBefore[n.entity] = n.version
+		}
+		seen := map[string]blfNotify{}
+		bad := ""
+		for _, n := range after {
+			if n.version <= lastBefore[n.entity] {
+				bad = fmt.Sprintf("slot %s: BLF version %d after the restart, %d before", n.entity, n.version, lastBefore[n.entity])
+			}
+			seen[n.entity] = n
+		}
+		missing := []string{}
+		for _, sl := range allSlots {
+			if n, ok := seen[sl]; !ok || !n.occupied {
+				missing = append(missing, sl)
+			}
+		}
+		if n, ok := seen["720"]; !ok || n.occupied {
+			missing = append(missing, "720 (free)")
+		}
+		if bad != "" {
+			t.Fatal(bad)
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BLF watchers: no NOTIFY after the restart showing %v:\n%s", missing, blf.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	pickUpAll(t, r, allSlots, callSipp, lateSipp)
+}
+
+// startWatchers subscribes to each slot's BLF with one sipp (an -inf
+// line each), before the calls are parked.
+func startWatchers(t *testing.T, r *resumeRig, slots []string) *sipptest.Sipp {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "watchers.csv")
+	if err := os.WriteFile(f, []byte("SEQUENTIAL\n"+strings.Join(slots, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := sipptest.Start(t, sipptest.Options{Scenario: "testdata/resume_blf.xml", Target: r.sip, Calls: len(slots),
+		Timeout: 240 * time.Second, Keys: map[string]string{"from": "301"},
+		Args: []string{"-inf", f, "-r", "50", "-l", "200", "-mp", fmt.Sprint(proctest.FreePort(t, "udp"))}})
+	deadline := time.Now().Add(time.Minute)
+	for len(blfNotifies(w.Messages())) < len(slots) {
+		if time.Now().After(deadline) {
+			t.Fatalf("BLF watchers not subscribed:\n%s", w.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return w
+}
+
+type blfNotify struct {
+	entity   string // the slot
+	version  int
+	occupied bool
+}
+
+var (
+	blfHeadRe   = regexp.MustCompile(`<dialog-info [^>]*version="(\d+)"[^>]*entity="sip:(\d+)@`)
+	blfDialogRe = regexp.MustCompile(`<dialog id="(\d+)"[^>]*>\s*<state>(\w+)</state>`)
+)
+
+// blfNotifies reads the NOTIFYs the sipp BLF watchers received, in order.
+func blfNotifies(msgs string) []blfNotify {
+	var out []blfNotify
+	for _, part := range strings.Split(msgs, "-----------------------------------------------") {
+		if !strings.Contains(part, "message received") || !strings.Contains(part, "NOTIFY sip:") {
+			continue
+		}
+		m := blfHeadRe.FindStringSubmatch(part)
+		if m == nil {
+			continue
+		}
+		n := blfNotify{entity: m[2]}
+		n.version, _ = strconv.Atoi(m[1])
+		for _, d := range blfDialogRe.FindAllStringSubmatch(part, -1) {
+			if d[2] != "terminated" {
+				n.occupied = true
+			}
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 var journalKeyRe = regexp.MustCompile(`^[0-9a-f]{8} \{"k":"([^"]+)"`)

@@ -108,6 +108,11 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		Journal: filepath.Join(cfg.StateDir, "calls.journal")}); err != nil {
 		return nil, err // sipstack says which address and what to do
 	}
+	// After the park server: its slots (resumed ones too) are the state
+	// resumed BLF subscribers are told at once.
+	if _, err := c.stack.KeepSubscriptions(filepath.Join(cfg.StateDir, "blf-subscriptions.json")); err != nil {
+		return nil, err
+	}
 	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
 		return nil, fmt.Errorf("relays: %w", err)
 	}

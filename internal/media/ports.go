@@ -18,6 +18,9 @@ type portPool struct {
 	mu   sync.Mutex
 	next int
 	used map[int]bool
+	// reserved ports are kept for legs being resumed (listenPort): listen
+	// does not hand them out.
+	reserved map[int]bool
 }
 
 func newPortPool(ip netip.Addr, first, last int) (*portPool, error) {
@@ -46,7 +49,7 @@ func (p *portPool) listen() (*net.UDPConn, int, error) {
 		if p.next > p.last {
 			p.next = p.first
 		}
-		if p.used[port] {
+		if p.used[port] || p.reserved[port] {
 			continue
 		}
 		network := "udp4"
@@ -90,5 +93,6 @@ func (p *portPool) listenPort(port int) (*net.UDPConn, error) {
 		return nil, err
 	}
 	p.used[port] = true
+	delete(p.reserved, port)
 	return c, nil
 }

@@ -96,3 +96,25 @@ func (e *Engine) ResumeLeg(st LegState) (*Leg, error) {
 	}
 	return l, nil
 }
+
+// ReservePorts keeps ports from new legs until ResumeLeg takes them or
+// ReleaseReserved: a restarted process reserves every journalled leg's
+// port first, so a leg opened meanwhile (a ring-back due at once) cannot
+// take a port a parked caller still sends to.
+func (e *Engine) ReservePorts(ports []int) {
+	e.ports.mu.Lock()
+	defer e.ports.mu.Unlock()
+	if e.ports.reserved == nil {
+		e.ports.reserved = map[int]bool{}
+	}
+	for _, p := range ports {
+		e.ports.reserved[p] = true
+	}
+}
+
+// ReleaseReserved gives the reserved ports not resumed back to the range.
+func (e *Engine) ReleaseReserved() {
+	e.ports.mu.Lock()
+	e.ports.reserved = nil
+	e.ports.mu.Unlock()
+}

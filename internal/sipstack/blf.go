@@ -282,6 +282,7 @@ const notifyTimeout = 8 * time.Second
 func (sub *subscription) run(s *Stack) {
 	defer close(sub.done)
 	defer func() {
+		s.subsDirty.Store(true)
 		s.subs.Delete(sub.key)
 		sub.p.mu.Lock()
 		delete(sub.p.subs, sub)
@@ -323,6 +324,7 @@ func (sub *subscription) notify(s *Stack, ending string) bool {
 	sub.version++
 	sub.cseq++
 	version, cseq := sub.version, sub.cseq
+	s.subsDirty.Store(true)
 	remaining := int(time.Until(sub.expires).Seconds())
 	sub.mu.Unlock()
 	info := DialogInfo{Version: uint64(version), State: "full", Entity: sub.local.String(), Dialogs: sub.p.current()}

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -65,7 +66,11 @@ type Stack struct {
 
 	dialogs sync.Map // key -> *Dialog
 	subs    sync.Map // key -> *subscription
-	notify  notifyOwners
+	// subsPath keeps the subscriptions across restarts (blfsave.go);
+	// subsDirty says they changed since the last save.
+	subsPath  string
+	subsDirty atomic.Bool
+	notify    notifyOwners
 
 	listenCfg []config.Listener
 	tlsCfg    *config.TLS

@@ -155,6 +155,12 @@ func (s *Server) openJournal(path string) {
 	}
 	within := s.cfg.Load().Park.ResumeWithin.D()
 	resumed, dropped := 0, 0
+	type entry struct {
+		key string
+		rec callRecord
+	}
+	var entries []entry
+	var ports []int
 	for _, r := range recs {
 		if r.Key == aliveKey {
 			continue
@@ -170,17 +176,24 @@ func (s *Server) openJournal(path string) {
 			dropped++
 			continue
 		}
+		entries = append(entries, entry{r.Key, rec})
+		ports = append(ports, rec.Media.Port)
+	}
+	s.media.ReservePorts(ports)
+	defer s.media.ReleaseReserved()
+	for _, e := range entries {
+		r, rec := e, e.rec
 		last := rec.Saved
 		if alive.After(last) {
 			last = alive
 		}
 		if age := time.Since(last); age > within {
-			s.abandon(r.Key, rec, fmt.Sprintf("not resumed after restart: parkpage was down %s, longer than park.resume_within (%s)", age.Round(time.Second), within))
+			s.abandon(r.key, rec, fmt.Sprintf("not resumed after restart: parkpage was down %s, longer than park.resume_within (%s)", age.Round(time.Second), within))
 			dropped++
 			continue
 		}
-		if err := s.resumeCall(r.Key, rec); err != nil {
-			s.abandon(r.Key, rec, "not resumed after restart: "+err.Error())
+		if err := s.resumeCall(r.key, rec); err != nil {
+			s.abandon(r.key, rec, "not resumed after restart: "+err.Error())
 			dropped++
 			continue
 		}

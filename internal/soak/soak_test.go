@@ -991,11 +991,9 @@ func (h *harness) trySipp(name, target, service string, port int, keys map[strin
 	}()
 	// Wait until its SIP socket is bound (a UAS must be, before it is
 	// called), or it ends.
-	hexPort := fmt.Sprintf(":%04X ", port)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		b, _ := os.ReadFile("/proc/net/udp")
-		if bytes.Contains(b, []byte(hexPort)) {
+		if boundBy(s.cmd.Process.Pid, port) {
 			return s, true
 		}
 		select {
@@ -1008,6 +1006,39 @@ func (h *harness) trySipp(name, target, service string, port int, keys map[strin
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// boundBy reports whether process pid has a UDP socket on port (another
+// process's socket on it does not count).
+func boundBy(pid, port int) bool {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return false
+	}
+	hexPort := fmt.Sprintf(":%04X", port)
+	var inodes []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 9 && strings.HasSuffix(f[1], hexPort) {
+			inodes = append(inodes, "socket:["+f[9]+"]")
+		}
+	}
+	if len(inodes) == 0 {
+		return false
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		for _, in := range inodes {
+			if link == in {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // rtpPeer is a caller's, retriever's or phone's media: a UDP socket that

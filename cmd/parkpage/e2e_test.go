@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -521,7 +522,14 @@ zones:
 	if took > 2*time.Second {
 		t.Errorf("stopping took %v, want at most 2 s", took)
 	}
-	caller.MustPass(5 * time.Second) // got its BYE and answered it
+	// Issue 12: a parked caller keeps its call across a stop (no BYE);
+	// the call journal holds it for the next start to take over.
+	if msgs := caller.Messages(); strings.Contains(msgs, "BYE sip:") {
+		t.Errorf("the parked caller got a BYE at shutdown:\n%s", caller.Logs())
+	}
+	if data, err := os.ReadFile(filepath.Join(ap.app.Config().StateDir, "calls.journal")); err != nil || !strings.Contains(string(data), `"slot":"701"`) {
+		t.Errorf("the call journal does not hold the parked call (%v):\n%s", err, data)
+	}
 	ends := 0
 	for _, h := range l.Packets() {
 		if p, err := polycom.Parse(h.Data); err == nil && p.Op == polycom.OpEnd {

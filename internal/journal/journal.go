@@ -229,6 +229,44 @@ func (j *Journal) Put(key string, v any) error {
 	return j.maybeCompact()
 }
 
+// PutAll stores several values with one write and one flush (a process
+// saving every record as it stops).
+func (j *Journal) PutAll(kvs map[string]any) error {
+	raws := make(map[string]json.RawMessage, len(kvs))
+	for k, v := range kvs {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("journal: %s: %w", k, err)
+		}
+		raws[k] = raw
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return errors.New("journal: closed")
+	}
+	var buf []byte
+	for k, raw := range raws {
+		var err error
+		if buf, err = encodeLine(buf, line{K: k, V: raw}); err != nil {
+			return fmt.Errorf("journal: %s: %w", k, err)
+		}
+	}
+	if _, err := j.f.Write(buf); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
+		return fmt.Errorf("journal %s: sync: %w", j.path, err)
+	}
+	for k, raw := range raws {
+		if _, had := j.live[k]; had {
+			j.dead++
+		}
+		j.live[k] = raw
+	}
+	return j.maybeCompact()
+}
+
 // Delete removes key (nothing is written when it is not there).
 func (j *Journal) Delete(key string) error {
 	j.mu.Lock()

@@ -45,6 +45,9 @@ type Config struct {
 	// Realtime asks for SCHED_FIFO priority for the engine's own pacer
 	// thread (ignored with a shared Pacer, which has its own setting).
 	Realtime bool
+	// MusicCache is a file (in the state directory) keeping the built-in
+	// music across restarts (musiccache.go); empty: synthesised each start.
+	MusicCache string
 }
 
 // Engine owns the RTP port range and the hold music shared by all legs,
@@ -74,7 +77,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	music, err := LoadMusic(cfg.Music)
+	music, err := loadMusicCached(cfg.Music, cfg.MusicCache)
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}

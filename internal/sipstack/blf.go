@@ -157,6 +157,7 @@ func (s *Stack) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		sub.mu.Lock()
 		sub.expires = time.Now().Add(time.Duration(exp) * time.Second)
 		sub.mu.Unlock()
+		s.subsChanged()
 		sub.kick() // RFC 6665: a NOTIFY follows every accepted SUBSCRIBE
 		return
 	}
@@ -219,6 +220,7 @@ func (s *Stack) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Lock()
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
+	s.subsChanged()
 	sub.kick()
 	s.wg.Add(1)
 	go func() {
@@ -282,7 +284,7 @@ const notifyTimeout = 8 * time.Second
 func (sub *subscription) run(s *Stack) {
 	defer close(sub.done)
 	defer func() {
-		s.subsDirty.Store(true)
+		s.subsChanged()
 		s.subs.Delete(sub.key)
 		sub.p.mu.Lock()
 		delete(sub.p.subs, sub)

@@ -65,7 +65,7 @@ func (s *Stack) KeepSubscriptions(path string) (int, error) {
 	s.mu.Lock()
 	s.subsPath = path
 	s.mu.Unlock()
-	s.subsDirty.Store(true)
+	s.subsChanged()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -76,15 +76,40 @@ func (s *Stack) KeepSubscriptions(path string) (int, error) {
 			case <-s.ctx.Done():
 				return
 			case <-t.C:
-				if s.subsDirty.Swap(false) {
-					if err := s.saveSubscriptions(path); err != nil {
-						s.log.Warn("blf: subscriptions not saved", "error", err)
-					}
+			case <-s.subsKick:
+			}
+			if s.subsDirty.Swap(false) {
+				if err := s.saveSubscriptions(path); err != nil {
+					s.log.Warn("blf: subscriptions not saved", "error", err)
 				}
 			}
 		}
 	}()
 	return n, nil
+}
+
+// subsChanged saves the subscriptions soon (a new one, a refresh, an end);
+// NOTIFYs only mark them dirty for the next tick.
+func (s *Stack) subsChanged() {
+	s.subsDirty.Store(true)
+	select {
+	case s.subsKick <- struct{}{}:
+	default:
+	}
+}
+
+// saveSubscriptionsNow is Close's last save, while the subscriptions are
+// all still there.
+func (s *Stack) saveSubscriptionsNow() {
+	s.mu.Lock()
+	path := s.subsPath
+	s.mu.Unlock()
+	if path == "" || s.ctx.Err() != nil {
+		return
+	}
+	if err := s.saveSubscriptions(path); err != nil {
+		s.log.Warn("blf: subscriptions not saved", "error", err)
+	}
 }
 
 func (s *Stack) resumeSubscription(st SubscriptionState) error {
@@ -151,6 +176,8 @@ func (s *Stack) Subscriptions() []SubscriptionState {
 // saveSubscriptions writes the subscriptions to path (a new file renamed
 // over the old one: a crash leaves one or the other).
 func (s *Stack) saveSubscriptions(path string) error {
+	s.subsSaveMu.Lock()
+	defer s.subsSaveMu.Unlock()
 	subs := s.Subscriptions()
 	if s.ctx.Err() != nil {
 		return nil // stopping: the subscriptions are ending here, not for the subscriber

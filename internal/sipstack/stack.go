@@ -70,7 +70,10 @@ type Stack struct {
 	// subsDirty says they changed since the last save.
 	subsPath  string
 	subsDirty atomic.Bool
-	notify    notifyOwners
+	subsKick  chan struct{}
+	// subsSaveMu orders the saves (the saver's and Close's).
+	subsSaveMu sync.Mutex
+	notify     notifyOwners
 
 	listenCfg []config.Listener
 	tlsCfg    *config.TLS
@@ -113,6 +116,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Stack, error) {
 		aut:       newAuthenticator("parkpage"),
 		handlers:  map[string]InviteHandler{},
 		presences: map[string]*Presence{},
+		subsKick:  make(chan struct{}, 1),
 		listenCfg: cfg.SIP.Listen,
 		tlsCfg:    cfg.SIP.TLS,
 		ctx:       ctx,
@@ -379,6 +383,7 @@ func (s *Stack) Run(ctx context.Context) error {
 // waits for the stack's goroutines.
 func (s *Stack) Close() error {
 	s.once.Do(func() {
+		s.saveSubscriptionsNow()
 		var ds []*Dialog
 		s.dialogs.Range(func(_, v any) bool { ds = append(ds, v.(*Dialog)); return true })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*sip.T1)

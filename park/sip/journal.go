@@ -70,27 +70,7 @@ func (s *Server) journalCall(id park.CallID) {
 	if s.jclosed {
 		return
 	}
-	s.mu.Lock()
-	p := s.calls[id]
-	s.mu.Unlock()
-	key := s.jkeys[id]
-	var rec callRecord
-	live := false
-	if st, ok := s.park.Resumable(id); ok && p != nil {
-		p.mu.Lock()
-		if !p.gone && p.conn == nil {
-			dst, err := p.dlg.State()
-			if err == nil {
-				rec = callRecord{Saved: time.Now().Round(0), Dialog: dst, Media: p.leg.State(), Park: st,
-					Session: p.interval, Consult: p.consult}
-				live = true
-				key = p.jkey
-			} else {
-				s.log.Warn("call journal: parked call not saved", "slot", st.Slot, "error", err)
-			}
-		}
-		p.mu.Unlock()
-	}
+	rec, key, live := s.callRecord(id)
 	if !live {
 		if key != "" {
 			if err := s.jr.Delete(key); err != nil {
@@ -105,6 +85,31 @@ func (s *Server) journalCall(id park.CallID) {
 		return
 	}
 	s.jkeys[id] = key
+}
+
+// callRecord builds call id's record (with s.jmu held); live is false
+// once the call is no longer parked here, key is its record's.
+func (s *Server) callRecord(id park.CallID) (rec callRecord, key string, live bool) {
+	s.mu.Lock()
+	p := s.calls[id]
+	s.mu.Unlock()
+	key = s.jkeys[id]
+	st, ok := s.park.Resumable(id)
+	if !ok || p == nil {
+		return rec, key, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone || p.conn != nil {
+		return rec, key, false
+	}
+	dst, err := p.dlg.State()
+	if err != nil {
+		s.log.Warn("call journal: parked call not saved", "slot", st.Slot, "error", err)
+		return rec, key, false
+	}
+	return callRecord{Saved: time.Now().Round(0), Dialog: dst, Media: p.leg.State(), Park: st,
+		Session: p.interval, Consult: p.consult}, p.jkey, true
 }
 
 // journalAlive records that parkpage is running (resume_within is
@@ -236,7 +241,12 @@ func (s *Server) resumeCall(key string, rec callRecord) error {
 	s.mu.Unlock()
 	p.attach(dlg, leg)
 	leg.PlayMusic()
-	s.journalCall(c.ID)
+	// Its record stays as it is (nothing to write before the music: the
+	// stream's sequence numbers and timestamps follow from its saved
+	// ones and the time); the next transition rewrites it.
+	s.jmu.Lock()
+	s.jkeys[c.ID] = key
+	s.jmu.Unlock()
 	s.log.Info("call resumed", "slot", c.Slot, "caller", c.Caller.String(), "rtp", rec.Media.Port, "parked_at", c.Since)
 	return nil
 }
@@ -277,14 +287,18 @@ func (s *Server) detachAll() {
 		ps = append(ps, p)
 	}
 	s.mu.Unlock()
+	// One write for all: a thousand parked calls must not cost a
+	// thousand flushes on the way out.
+	s.jmu.Lock()
+	all := map[string]any{aliveKey: aliveRecord{At: time.Now().Round(0)}}
 	for _, p := range ps {
-		s.journalCall(p.id)
+		if rec, key, live := s.callRecord(p.id); live {
+			all[key] = rec
+		}
 	}
-	s.jmu.Lock()
-	s.jalive = time.Time{}
-	s.jmu.Unlock()
-	s.journalAlive(time.Now())
-	s.jmu.Lock()
+	if err := s.jr.PutAll(all); err != nil {
+		s.log.Error("call journal: write failed", "error", err)
+	}
 	s.jclosed = true
 	_ = s.jr.Close()
 	s.jmu.Unlock()

@@ -28,7 +28,7 @@ APT_DEB := dpkg-dev lintian mmdebstrap
 DEB_VERSION ?= 0.1.0~git$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)-1
 
 .PHONY: image image-test image-test-arm deps-image deb deb-test
-.PHONY: all build build-arm64 arm64-smoke run demo test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz
+.PHONY: all build build-arm64 arm64-smoke run demo test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz soak
 
 all: build
 
@@ -87,6 +87,16 @@ BROWSER_TEST := cmd/parkpage/browsertest
 test: deps-test fmt-check vet
 	$(GO) test -race -count=1 -timeout 8m ./...
 	cd $(BROWSER_TEST) && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
+
+# The churn soak (internal/soak): 10,000 randomized park/pickup/hang-up/
+# timeout cycles against the real binary with sipp peers, invariants
+# checked after each of 20 phases. Not part of `make test`, which runs its
+# 500-cycle version. SOAK_FLAGS adds flags (-soak.restarts, -soak.seed N,
+# -soak.race).
+SOAK_CYCLES ?= 10000
+SOAK_FLAGS  ?=
+soak: deps-test
+	$(GO) test -count=1 -v -run '^TestSoak$$' -timeout 4h ./internal/soak -soak.cycles=$(SOAK_CYCLES) $(SOAK_FLAGS)
 
 # Benchmarks one package at a time (-p 1), so one load test never skews
 # another's figures. Each reports medians/p99s with b.ReportMetric.

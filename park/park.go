@@ -156,6 +156,8 @@ func SIPStatus(err error) int {
 		return 486
 	case errors.Is(err, ErrPrivate), errors.Is(err, ErrForbidden):
 		return 403
+	case errors.Is(err, ErrDraining):
+		return 480
 	}
 	return 500
 }
@@ -237,6 +239,7 @@ type Server struct {
 	nextID  CallID
 	attempt uint64
 	acts    []func() // actions to run after unlocking
+	drain   drainState
 }
 
 // New builds a Server from cfg.
@@ -521,6 +524,9 @@ func (s *Server) Park(r ParkRequest) (*Call, error) {
 		s.publish(events.Event{Type: events.CallRefused, Slot: slotName, Caller: r.Caller.String(), Parker: r.Parker.String(), Reason: err.Error(), Source: src})
 		return nil, err
 	}
+	if s.drain.on {
+		return refuse(r.Ext, ErrDraining)
+	}
 	if why := s.privacy.check(r.Info); why != "" {
 		return refuse(r.Ext, fmt.Errorf("%w (%s)", ErrPrivate, why))
 	}
@@ -592,7 +598,7 @@ func (s *Server) slotOf(c *Call) *slot {
 // startTimeout (re)arms the park timeout of c.
 func (s *Server) startTimeout(c *Call, sl *slot) {
 	s.stopTimer(c)
-	d := sl.parkTimeout()
+	d := s.drainTimeout(sl.parkTimeout())
 	s.armTimeout(c, d)
 }
 
@@ -632,7 +638,11 @@ func (s *Server) onTimeout(id CallID, gen uint64) {
 	if sl == nil {
 		return
 	}
-	s.publish(c.event(events.CallTimedOut))
+	te := c.event(events.CallTimedOut)
+	if s.drain.on {
+		te.Reason = "draining"
+	}
+	s.publish(te)
 	if c.Parker.User != "" {
 		s.startRing(c, sl, RingParker, c.Parker.User)
 		return
@@ -869,6 +879,7 @@ func (s *Server) leave(c *Call) {
 	s.stopTimer(c)
 	c.phase = phGone
 	delete(s.calls, c.ID)
+	s.drainCheck()
 	s.touch(c.ID)
 	sl := s.slotOf(c)
 	if sl == nil {

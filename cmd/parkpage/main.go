@@ -39,6 +39,7 @@ func commands() []command {
 		{"print-default-config", "", "print the embedded default config", cmdPrintDefault},
 		{"render", "--text TEXT | --slot N [--zone NAME] [--codec pcmu|pcma|g722|opus] [--voice V] [--chime C] [--caller NAME] [-config FILE] -o OUT.wav", "render an announcement exactly as a zone hears it", cmdRender},
 		{"page", "--zone NAME (--text TEXT | --slot N) [--priority test|park|live|emergency] [--wait] [--api URL] [--token T]", "ask the running appliance to page a zone", cmdPage},
+		{"drain", "[--cancel] [--no-wait] [--timeout DURATION] [--api URL] [--token T]", "before stopping for good: refuse new parks, ring every parked call back, wait until the lot is empty", cmdDrain},
 		{"relays-off", "[-config FILE]", "drive every configured relay to its safe (off) state", cmdRelaysOff},
 		{"hash-password", "", "read a password on stdin and print its bcrypt hash for http.password_hash", cmdHashPassword},
 		{"demo", "[-dir DIR] [-pickup-after DURATION] [-sound auto|off|hw:CARD,DEV]", "park a simulated call, announce it and pick it up, all on loopback (no phones needed)", cmdDemo},

@@ -75,7 +75,7 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, c := range []string{"run", "check-config", "print-default-config", "version", "page", "render", "relays-off", "hash-password", "appliance"} {
+	for _, c := range []string{"run", "check-config", "print-default-config", "version", "page", "render", "relays-off", "hash-password", "appliance", "drain"} {
 		code, out, errOut := run(t, "", c, "-h")
 		if code != 0 || !strings.Contains(out+errOut, "Usage: parkpage "+c) {
 			t.Errorf("%s -h: %d %q %q", c, code, out, errOut)

@@ -55,6 +55,10 @@ type Status struct {
 	ConfigLoaded time.Time `json:"config_loaded"`
 	// Warnings is always present, [] when there are none.
 	Warnings []string `json:"config_warnings"`
+	// Draining: new parks are refused until the drain is cancelled or
+	// parkpage restarts; Drain says how many calls are left.
+	Draining bool         `json:"draining"`
+	Drain    *DrainStatus `json:"drain,omitempty"`
 }
 
 // Slot is one park slot on the board (GET /api/v1/slots).
@@ -465,6 +469,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/v1/events", s.events)
 	s.labelRoutes()
 	s.setupRoutes() // setup.go
+	s.drainRoutes()
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,7 @@ type fakeBackend struct {
 	parkEvs   []ParkEventRequest
 	reloadErr error
 	labels    *fakeLabels
+	drains    []string // "drain", "cancel" (drain_test.go)
 }
 
 func (f *fakeBackend) Labels() LabelStore {
@@ -468,6 +469,7 @@ func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 		"/api/v1/park-events":          `{"event":"parked","slot":"704"}`,
 		"/api/v1/reload":               ``,
 		"/api/v1/labels/{slot}/{kind}": "RIFF-not-checked-by-the-fake",
+		"/api/v1/drain":                ``,
 		// The setup console's (setup_test.go's fake records them).
 		"/api/v1/config/upload":     `{"yaml":"zones: {}\n"}`,
 		"/api/v1/config/edits":      `{"edits":[{"path":["park","slots","701","label"],"value":"Sales"}]}`,
@@ -508,14 +510,14 @@ func TestStateChangingRoutesRefuseGETAndCrossSite(t *testing.T) {
 				t.Errorf("%s %s with %s: %s: %d %v, want 403", method, path, hdr[0], hdr[1], code, m)
 			}
 		}
-		before := len(fb.announced) + len(fb.parkEvs) + fb.labels.count()
+		before := len(fb.announced) + len(fb.parkEvs) + fb.labels.count() + len(fb.drains)
 		if code, m := do(t, method, base+path, body, append(auth, "Sec-Fetch-Site", "same-origin", "Origin", base)...); code >= 300 {
 			t.Errorf("same-origin %s %s: %d %v", method, path, code, m)
 		}
 		if code, m := do(t, method, base+path, body, auth...); code >= 300 {
 			t.Errorf("non-browser %s %s: %d %v", method, path, code, m)
 		}
-		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs)+fb.labels.count() != before+2 {
+		if path != "/api/v1/reload" && len(fb.announced)+len(fb.parkEvs)+fb.labels.count()+len(fb.drains) != before+2 {
 			t.Errorf("%s: the refused requests changed state", path)
 		}
 	}

@@ -21,6 +21,7 @@ var metricHelp = map[string]string{
 	"parkpage_events_lost_total":               "Events a slow subscriber missed (the announcer resynchronises; alert on any).",
 	"parkpage_output_failures_total":           "Failures of a zone's output (output is zone/outputs[i]).",
 	"parkpage_parked_calls":                    "Calls parked now.",
+	"parkpage_draining":                        "1 while the park drains (new parks refused, parked calls rung back: parkpage drain).",
 	"parkpage_sip_registrations":               "Live SIP registrations.",
 	"parkpage_rtp_legs":                        "RTP legs open now.",
 	"parkpage_hold_music_late_ticks":           "Wake-ups of the sending loop (pacer) that ran late (kept name; same as parkpage_pacer_late_wakeups_total).",

@@ -82,6 +82,7 @@ type App struct {
 	// console is the web console's environment: parts Provide it their
 	// services before Run (ConsoleEnv).
 	console *console.Env
+	drainer   api.Drainer
 }
 
 // LogRing holds the most recent log records (info and above).
@@ -99,12 +100,15 @@ type Hooks struct {
 	ParkEvent func(context.Context, api.ParkEventRequest) error
 	// Labels are the recorded slot labels (nil: not available).
 	Labels api.LabelStore
+	// Drainer drains the park (parkpage drain); nil: not available.
+	Drainer api.Drainer
 }
 
 // SetHooks installs the API hooks; call before Run.
 func (a *App) SetHooks(h Hooks) {
 	a.slots, a.zones, a.announce, a.parkEvent = h.Slots, h.Zones, h.Announce, h.ParkEvent
 	a.labels = h.Labels
+	a.drainer = h.Drainer
 }
 
 // Part is a long-running component the app starts, reloads and stops.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,7 +28,36 @@ func (b backend) Status() api.Status {
 	for _, w := range b.a.warnings {
 		st.Warnings = append(st.Warnings, w.String())
 	}
+	if b.a.drainer != nil {
+		if d, err := b.a.drainer.Draining(); err == nil {
+			st.Draining, st.Drain = d.Draining, &d
+		}
+	}
 	return st
+}
+
+var errNoPark = errors.New("the park is not available")
+
+// Drain, CancelDrain and Draining make the backend an api.Drainer.
+func (b backend) Drain() (api.DrainStatus, error) {
+	if b.a.drainer == nil {
+		return api.DrainStatus{}, errNoPark
+	}
+	return b.a.drainer.Drain()
+}
+
+func (b backend) CancelDrain() (api.DrainStatus, error) {
+	if b.a.drainer == nil {
+		return api.DrainStatus{}, errNoPark
+	}
+	return b.a.drainer.CancelDrain()
+}
+
+func (b backend) Draining() (api.DrainStatus, error) {
+	if b.a.drainer == nil {
+		return api.DrainStatus{}, errNoPark
+	}
+	return b.a.drainer.Draining()
 }
 
 func (b backend) Slots() []api.Slot {

@@ -25,6 +25,11 @@ const (
 	CallMoved     Type = "call.moved"     // moved to another slot at the front desk (From the old slot)
 	CallResumed   Type = "call.resumed"   // a parked call taken over after a restart (back in its slot)
 
+	// Draining the park before stopping for good (parkpage drain).
+	DrainStarted   Type = "park.drain_started"   // new parks refused; parked calls rung back (Count: calls parked)
+	Drained        Type = "park.drained"         // draining and the lot is empty
+	DrainCancelled Type = "park.drain_cancelled" // parks accepted again (Count: calls still parked)
+
 	PageStarted   Type = "page.started"
 	PagePreempted Type = "page.preempted"
 	PageEnded     Type = "page.ended"

@@ -341,6 +341,8 @@ func errPrompt(err error) string {
 		return "this call cannot be parked"
 	case errors.Is(err, park.ErrTaken):
 		return "that park slot is taken"
+	case errors.Is(err, park.ErrDraining):
+		return "parking is closed"
 	}
 	return ""
 }

@@ -412,3 +412,24 @@ func TestResyncAfterLostEvents(t *testing.T) {
 		}
 	})
 }
+
+// A call moved at the front desk (call.moved): the old slot's run stops
+// and the new slot is announced, to the new slot's zones.
+func TestMovedCallIsAnnouncedAtItsNewSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, baseConfig)
+		h.publish(events.CallParked, "704") // repeats every 30 s on sales and warehouse
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		h.bus.Publish(events.Event{Type: events.CallMoved, Slot: "701", From: "704", Caller: `"Alice" <sip:201@pbx>`, Source: "local"})
+		time.Sleep(100 * time.Second)
+		synctest.Wait()
+		ps := h.snapshot()
+		if len(ps) != 3 || !ps[0].cut || !ps[1].cut || ps[2].zone != "lobby" || ps[2].cut {
+			t.Fatalf("plays = %+v, want 704's first announcement cut (2 zones, no repeats) and one on lobby for 701", ps)
+		}
+		if a := h.ann.Active(); len(a) != 0 {
+			t.Errorf("active runs %v", a)
+		}
+	})
+}

@@ -153,6 +153,7 @@ type Leg struct {
 	log   *slog.Logger
 
 	recvDone chan struct{}
+	kick     chan struct{} // wakes a polling reader (recv.go)
 	lastRecv atomic.Int64 // unix ns of the last RTP packet
 	received atomic.Uint64
 	sentPkts atomic.Uint64
@@ -163,6 +164,7 @@ type Leg struct {
 	negotiated bool
 	paced      bool // registered with the pacer
 	unpace     context.CancelFunc
+	paceDone   <-chan pacer.Result // the pacer's end of the leg's stream
 	closed     bool
 	out        outStream
 	buf        []byte
@@ -218,6 +220,7 @@ func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
 		local:    netip.AddrPortFrom(adv, uint16(port)),
 		log:      e.log.With("rtp", port),
 		recvDone: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 		buf:      make([]byte, 0, 1500),
 	}
 	l.out.ssrc = binary.BigEndian.Uint32(b[:4])
@@ -324,7 +327,7 @@ func (l *Leg) setNegotiated(n Negotiated) {
 		l.paced = true
 		ctx, cancel := context.WithCancel(context.Background())
 		l.unpace = cancel
-		l.e.pacer.Play(ctx, &l.src, &l.src) // its Result is of no interest: Close ends it
+		l.paceDone = l.e.pacer.Play(ctx, &l.src, &l.src) // Close ends it
 	}
 }
 
@@ -713,6 +716,7 @@ func (l *Leg) OnAudio(f func(pcm []int16)) {
 	l.cbMu.Lock()
 	l.onAudio = f
 	l.cbMu.Unlock()
+	l.kickReader()
 }
 
 // OnDTMF sets a callback for RFC 4733 digits received (once per key press).
@@ -720,39 +724,7 @@ func (l *Leg) OnDTMF(f func(Digit)) {
 	l.cbMu.Lock()
 	l.onDTMF = f
 	l.cbMu.Unlock()
-}
-
-func (l *Leg) readLoop() {
-	defer close(l.recvDone)
-	buf := make([]byte, 1600)
-	var h rtp.Header
-	for {
-		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		hl, err := h.Unmarshal(buf[:n])
-		if err != nil || h.Version != 2 {
-			continue
-		}
-		payload := buf[hl:n]
-		if h.Padding && len(payload) > 0 {
-			pad := int(payload[len(payload)-1])
-			if pad > len(payload) {
-				continue
-			}
-			payload = payload[:len(payload)-pad]
-		}
-		if h.PayloadType >= 72 && h.PayloadType <= 76 {
-			continue // RTCP on the RTP port (rtcp-mux), ignored
-		}
-		l.received.Add(1)
-		l.lastRecv.Store(time.Now().UnixNano())
-		l.handle(&h, payload, from)
-	}
+	l.kickReader()
 }
 
 func (l *Leg) handle(h *rtp.Header, payload []byte, _ netip.AddrPort) {
@@ -819,16 +791,25 @@ func (l *Leg) Close() error {
 		l.music = nil
 	}
 	br := l.bridge
-	unpace := l.unpace
+	unpace, paceDone := l.unpace, l.paceDone
 	l.mu.Unlock()
 	if br != nil {
 		br.br.Close()
 	}
 	if unpace != nil {
-		unpace() // the pacer drops the leg at its next wake-up
+		unpace() // the pacer drops the leg at its next wake-up, at once
+		// ...and lets go of the socket (its io_uring registration), so the
+		// port is free again when Close returns.
+		if l.e.pacer.Running() {
+			select {
+			case <-paceDone:
+			case <-time.After(time.Second):
+			}
+		}
 	}
 	dropFrames(q)
 	err := l.conn.Close()
+	l.kickReader()
 	<-l.recvDone
 	l.e.ports.release(l.port)
 	l.e.mu.Lock()

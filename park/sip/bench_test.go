@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,19 @@ func runBenchServer(path string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// PARK_BENCH_CPUPROFILE=file writes the server's CPU profile (go tool pprof).
+	if f := os.Getenv("PARK_BENCH_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); out.Close() }()
+	}
 	fmt.Printf("ready %d\n", stack.Addr("udp").Port())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -90,7 +104,7 @@ func BenchmarkParkLoad(b *testing.B) {
 	if _, err := exec.LookPath("sipp"); err != nil {
 		b.Fatalf("sipp is not installed (apt-get install sip-tester): %v", err)
 	}
-	for _, n := range []int{100, 1000} {
+	for _, n := range []int{100, 500, 1000} {
 		b.Run(fmt.Sprintf("calls=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				runParkLoad(b, n)

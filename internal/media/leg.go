@@ -154,7 +154,7 @@ type Leg struct {
 
 	recvDone chan struct{}
 	kick     chan struct{} // wakes a polling reader (recv.go)
-	lastRecv atomic.Int64 // unix ns of the last RTP packet
+	lastRecv atomic.Int64  // unix ns of the last RTP packet
 	received atomic.Uint64
 	sentPkts atomic.Uint64
 

@@ -45,6 +45,14 @@ type Config struct {
 	// Realtime asks for SCHED_FIFO priority for the engine's own pacer
 	// thread (ignored with a shared Pacer, which has its own setting).
 	Realtime bool
+	// ReadEveryPacket makes every leg read each received packet as it
+	// arrives, as a listened-to leg does, instead of polling the socket of
+	// a leg nobody listens to (recv.go). It costs more CPU per leg; the
+	// load benchmark's baseline uses it.
+	ReadEveryPacket bool
+	// PacerOptions are options for the engine's own pacer (ignored with a
+	// shared Pacer).
+	PacerOptions []pacer.Option
 }
 
 // Engine owns the RTP port range and the hold music shared by all legs,
@@ -84,7 +92,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 		if cfg.Realtime {
 			prio = pacer.DefaultPriority
 		}
-		e.pacer, e.ownPacer = pacer.New(log, pacer.WithPriority(prio)), true
+		e.pacer, e.ownPacer = pacer.New(log, append([]pacer.Option{pacer.WithPriority(prio)}, cfg.PacerOptions...)...), true
 	}
 	return e, nil
 }

@@ -51,6 +51,9 @@ var rxBatches = sync.Pool{New: func() any {
 
 // listened reports whether received packets need handling as they come.
 func (l *Leg) listened() bool {
+	if l.e.cfg.ReadEveryPacket {
+		return true
+	}
 	l.mu.Lock()
 	br := l.bridge
 	l.mu.Unlock()

@@ -293,7 +293,11 @@ func (r *ring) send(refs []ringRef) error {
 		atomic.StoreUint32(r.sqTail, tail+uint32(len(part)))
 		toSubmit, done := len(part), 0
 		for done < len(part) {
-			n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(len(part)-done), ioringEnterGetevents, 0, 0)
+			// RawSyscall: the loop keeps its P through the call. With
+			// Syscall, a call of a few milliseconds (hundreds of sends)
+			// has its P handed to another goroutine, and the loop could
+			// then wait for a P on return while busy goroutines hold them.
+			n, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(len(part)-done), ioringEnterGetevents, 0, 0)
 			switch errno {
 			case 0:
 				toSubmit -= int(n)

@@ -72,6 +72,10 @@ func runBenchServer(path string) int {
 		// The baseline: the sending and receiving of the parent commit of
 		// issue 15's work (one sendmmsg per leg per frame, a wake-up per
 		// received packet), for a ratio measured in the same run.
+		if err := stack.Listen(); err != nil { // the media config needs its address
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		mc := MediaConfig(cfg, stack)
 		mc.Realtime = !opts.NormalPriority
 		mc.ReadEveryPacket = true

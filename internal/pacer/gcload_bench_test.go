@@ -246,4 +246,3 @@ func rxTime(oob []byte) int64 {
 	}
 	return time.Now().UnixNano()
 }
-

@@ -72,15 +72,18 @@ func referenceSender(addr string) int {
 // quiet machine: p99 ≤ 20.5 ms, max ≤ 25 ms.
 func BenchmarkGCLoad(b *testing.B) {
 	for _, load := range []string{"none", "gc"} {
-		b.Run("load="+load, func(b *testing.B) {
-			for range b.N {
-				benchGCLoad(b, load == "gc")
-			}
-		})
+		for _, ring := range []bool{true, false} {
+			b.Run(fmt.Sprintf("load=%s/send=%s", load, map[bool]string{true: "io_uring", false: "sendmmsg"}[ring]), func(b *testing.B) {
+				for range b.N {
+					benchGCLoad(b, load == "gc", ring)
+				}
+			})
+		}
 	}
 }
 
-func benchGCLoad(b *testing.B, gc bool) {
+// benchGCLoad: each stream has a socket of its own, as call legs do.
+func benchGCLoad(b *testing.B, gc, ring bool) {
 	const streams, frames = 50, 500
 	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -101,7 +104,7 @@ func benchGCLoad(b *testing.B, gc bool) {
 	}
 	defer func() { _ = ref.Process.Kill(); _ = ref.Wait() }()
 
-	p := New(nil)
+	p := New(nil, WithIOUring(ring))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -117,9 +120,9 @@ func benchGCLoad(b *testing.B, gc bool) {
 	runtime.ReadMemStats(&ms)
 	gcs0 = ms.NumGC
 
-	pc := ipv4.NewPacketConn(mustListen(b))
 	var results []<-chan Result
 	for i := range streams {
+		pc := ipv4.NewPacketConn(mustListen(b))
 		results = append(results, p.Play(ctx, sink{pc, rx.LocalAddr()}, &rtpSource{ssrc: uint32(i + 1), n: frames}))
 	}
 	stamps := map[uint32][]int64{}

@@ -105,7 +105,6 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	// One RTP engine for every SIP user: parked calls and hold music, SIP
 	// amplifiers, live pages; it sends through the pacer.
 	rtp := parksip.MediaConfig(cfg, c.stack)
-	rtp.MusicCache = filepath.Join(cfg.StateDir, "hold-music.cache") // a restart resumes parked calls' music sooner
 	rtp.Pacer = c.pacer
 	if c.media, err = media.NewEngine(rtp, log.With("component", "media")); err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)

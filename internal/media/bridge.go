@@ -102,6 +102,8 @@ func NewBridge(a, b *Leg) (*Bridge, error) {
 	a.bridge, b.bridge = br.ab, br.ba
 	second.mu.Unlock()
 	first.mu.Unlock()
+	a.kickReader()
+	b.kickReader()
 	dropFrames(dropped)
 	return br, nil
 }

@@ -45,9 +45,14 @@ type Config struct {
 	// Realtime asks for SCHED_FIFO priority for the engine's own pacer
 	// thread (ignored with a shared Pacer, which has its own setting).
 	Realtime bool
-	// MusicCache is a file (in the state directory) keeping the built-in
-	// music across restarts (musiccache.go); empty: synthesised each start.
-	MusicCache string
+	// ReadEveryPacket makes every leg read each received packet as it
+	// arrives, as a listened-to leg does, instead of polling the socket of
+	// a leg nobody listens to (recv.go). It costs more CPU per leg; the
+	// load benchmark's baseline uses it.
+	ReadEveryPacket bool
+	// PacerOptions are options for the engine's own pacer (ignored with a
+	// shared Pacer).
+	PacerOptions []pacer.Option
 }
 
 // Engine owns the RTP port range and the hold music shared by all legs,
@@ -77,7 +82,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	music, err := loadMusicCached(cfg.Music, cfg.MusicCache)
+	music, err := LoadMusic(cfg.Music)
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
@@ -87,7 +92,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 		if cfg.Realtime {
 			prio = pacer.DefaultPriority
 		}
-		e.pacer, e.ownPacer = pacer.New(log, pacer.WithPriority(prio)), true
+		e.pacer, e.ownPacer = pacer.New(log, append([]pacer.Option{pacer.WithPriority(prio)}, cfg.PacerOptions...)...), true
 	}
 	return e, nil
 }
@@ -156,7 +161,8 @@ type Leg struct {
 	log   *slog.Logger
 
 	recvDone chan struct{}
-	lastRecv atomic.Int64 // unix ns of the last RTP packet
+	kick     chan struct{} // wakes a polling reader (recv.go)
+	lastRecv atomic.Int64  // unix ns of the last RTP packet
 	received atomic.Uint64
 	sentPkts atomic.Uint64
 
@@ -170,6 +176,7 @@ type Leg struct {
 	remoteAnswer bool
 	paced        bool // registered with the pacer
 	unpace       context.CancelFunc
+	paceDone     <-chan pacer.Result // the pacer's end of the leg's stream
 	closed       bool
 	out          outStream
 	buf          []byte
@@ -229,6 +236,7 @@ func (e *Engine) newLeg(o LegOptions, conn *net.UDPConn, port int) *Leg {
 		local:    netip.AddrPortFrom(adv, uint16(port)),
 		log:      e.log.With("rtp", port),
 		recvDone: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 		buf:      make([]byte, 0, 1500),
 	}
 	l.out.ssrc = binary.BigEndian.Uint32(b[:4])
@@ -337,7 +345,7 @@ func (l *Leg) setNegotiated(n Negotiated) {
 		l.paced = true
 		ctx, cancel := context.WithCancel(context.Background())
 		l.unpace = cancel
-		l.e.pacer.Play(ctx, &l.src, &l.src) // its Result is of no interest: Close ends it
+		l.paceDone = l.e.pacer.Play(ctx, &l.src, &l.src) // Close ends it
 	}
 }
 
@@ -726,6 +734,7 @@ func (l *Leg) OnAudio(f func(pcm []int16)) {
 	l.cbMu.Lock()
 	l.onAudio = f
 	l.cbMu.Unlock()
+	l.kickReader()
 }
 
 // OnDTMF sets a callback for RFC 4733 digits received (once per key press).
@@ -733,39 +742,7 @@ func (l *Leg) OnDTMF(f func(Digit)) {
 	l.cbMu.Lock()
 	l.onDTMF = f
 	l.cbMu.Unlock()
-}
-
-func (l *Leg) readLoop() {
-	defer close(l.recvDone)
-	buf := make([]byte, 1600)
-	var h rtp.Header
-	for {
-		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		hl, err := h.Unmarshal(buf[:n])
-		if err != nil || h.Version != 2 {
-			continue
-		}
-		payload := buf[hl:n]
-		if h.Padding && len(payload) > 0 {
-			pad := int(payload[len(payload)-1])
-			if pad > len(payload) {
-				continue
-			}
-			payload = payload[:len(payload)-pad]
-		}
-		if h.PayloadType >= 72 && h.PayloadType <= 76 {
-			continue // RTCP on the RTP port (rtcp-mux), ignored
-		}
-		l.received.Add(1)
-		l.lastRecv.Store(time.Now().UnixNano())
-		l.handle(&h, payload, from)
-	}
+	l.kickReader()
 }
 
 func (l *Leg) handle(h *rtp.Header, payload []byte, _ netip.AddrPort) {
@@ -832,16 +809,25 @@ func (l *Leg) Close() error {
 		l.music = nil
 	}
 	br := l.bridge
-	unpace := l.unpace
+	unpace, paceDone := l.unpace, l.paceDone
 	l.mu.Unlock()
 	if br != nil {
 		br.br.Close()
 	}
 	if unpace != nil {
-		unpace() // the pacer drops the leg at its next wake-up
+		unpace() // the pacer drops the leg at its next wake-up, at once
+		// ...and lets go of the socket (its io_uring registration), so the
+		// port is free again when Close returns.
+		if l.e.pacer.Running() {
+			select {
+			case <-paceDone:
+			case <-time.After(time.Second):
+			}
+		}
 	}
 	dropFrames(q)
 	err := l.conn.Close()
+	l.kickReader()
 	<-l.recvDone
 	l.e.ports.release(l.port)
 	l.e.mu.Lock()

@@ -19,7 +19,7 @@ import (
 // listening costs nothing.
 type Music struct {
 	mu      sync.Mutex
-	tracks  [][]int16 // 16 kHz mono, each at least one frame long
+	tracks  []track // 16 kHz mono, each at least one frame long
 	track   int
 	pos     int
 	frame   [codec.FrameSamples]int16
@@ -54,10 +54,10 @@ func LoadMusic(path string) (*Music, error) {
 // Load replaces the tracks; legs playing the music carry on with the new
 // tracks from their start.
 func (m *Music) Load(path string) error {
-	var tracks [][]int16
+	var tracks []track
 	source := "built-in"
 	if path == "" {
-		tracks = [][]int16{DefaultMusic()}
+		tracks = []track{{le: defaultMusicPCM}}
 	} else {
 		st, err := os.Stat(path)
 		if err != nil {
@@ -88,7 +88,7 @@ func (m *Music) Load(path string) error {
 			if len(pcm) < codec.FrameSamples {
 				continue
 			}
-			tracks = append(tracks, pcm)
+			tracks = append(tracks, track{pcm: pcm})
 		}
 		if len(tracks) == 0 {
 			return fmt.Errorf("hold music: %s: no audio", path)
@@ -165,14 +165,42 @@ func (m *Music) NextFrame(dst []int16) {
 	copy(dst, m.frame[:])
 }
 
+// track is one piece of hold music: PCM loaded from a file, or the
+// built-in music played from the binary's read-only data (16-bit
+// little-endian), which costs no heap.
+type track struct {
+	pcm []int16
+	le  string
+}
+
+func (t track) len() int {
+	if t.le != "" {
+		return len(t.le) / 2
+	}
+	return len(t.pcm)
+}
+
+// copyAt copies samples from pos on into dst and returns how many.
+func (t track) copyAt(dst []int16, pos int) int {
+	if t.le == "" {
+		return copy(dst, t.pcm[pos:])
+	}
+	n := min(len(dst), len(t.le)/2-pos)
+	for i := range n {
+		j := 2 * (pos + i)
+		dst[i] = int16(uint16(t.le[j]) | uint16(t.le[j+1])<<8)
+	}
+	return n
+}
+
 func (m *Music) advanceLocked() {
 	filled := 0
 	for filled < len(m.frame) {
 		t := m.tracks[m.track]
-		n := copy(m.frame[filled:], t[m.pos:])
+		n := t.copyAt(m.frame[filled:], m.pos)
 		filled += n
 		m.pos += n
-		if m.pos >= len(t) {
+		if m.pos >= t.len() {
 			m.pos = 0
 			m.track = (m.track + 1) % len(m.tracks)
 		}

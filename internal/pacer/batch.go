@@ -20,6 +20,11 @@ type batcher struct {
 
 	firstDue  int64 // earliest due time among this wake-up's packets
 	firstSend int64 // when the first batch went out
+
+	// ring sends every batch whose socket it has registered in one system
+	// call (uring.go); nil: sendmmsg per socket.
+	ring *ring
+	refs []ringRef
 }
 
 type connBatch struct {
@@ -27,6 +32,10 @@ type connBatch struct {
 	msgs   []ipv4.Message
 	owners []*stream
 	dues   []int64
+
+	fixed  bool  // pc is registered in the ring: sent through it
+	slot   int32 // its fixed-file slot
+	family int   // its address family
 }
 
 func (b *batcher) reset() {
@@ -65,6 +74,12 @@ func (b *batcher) batchFor(s *stream, pc *ipv4.PacketConn) *connBatch {
 		c = &connBatch{}
 	}
 	c.pc = pc
+	c.fixed = false
+	if b.ring != nil {
+		if fs := b.ring.slots[pc]; fs != nil {
+			c.fixed, c.slot, c.family = true, fs.idx, fs.family
+		}
+	}
 	s.hint = len(b.conns)
 	b.conns = append(b.conns, c)
 	return c
@@ -79,6 +94,12 @@ func (b *batcher) add(s *stream, due int64) {
 		return
 	}
 	pc, addr := s.out.Conn()
+	if b.ring != nil && s.ringPC != pc {
+		s.releaseRing(b.ring)
+		if _, ok := b.ring.acquire(pc); ok {
+			s.ringPC = pc
+		}
+	}
 	c := b.batchFor(s, pc)
 	// If the arena grew, earlier packets still point into the old array,
 	// which stays alive and unchanged until the flush.
@@ -97,9 +118,17 @@ func (b *batcher) add(s *stream, due int64) {
 }
 
 // flush sends every batch and books the outcome on the owning streams and
-// the Pacer's counters.
-func (b *batcher) flush(lateAfter time.Duration, cs *counters) {
+// the Pacer's counters. It returns an error when the ring failed (the
+// batches it held were booked as failed; the caller drops the ring).
+func (b *batcher) flush(lateAfter time.Duration, cs *counters) error {
+	var ringErr error
+	if b.ring != nil {
+		ringErr = b.flushRing(lateAfter, cs)
+	}
 	for _, c := range b.conns {
+		if c.fixed {
+			continue
+		}
 		sendTime := Now()
 		if b.firstSend == 0 {
 			b.firstSend = sendTime
@@ -111,45 +140,82 @@ func (b *batcher) flush(lateAfter time.Duration, cs *counters) {
 				err = syscall.EIO // sendmmsg sent nothing yet reported no error
 			}
 			for j := i; j < i+n; j++ {
-				s := c.owners[j]
-				size := len(c.msgs[j].Buffers[0])
-				s.stats.Packets++
-				s.stats.Bytes += size
-				cs.packets.Add(1)
-				cs.bytes.Add(uint64(size))
-				if late := time.Duration(sendTime - c.dues[j]); late > lateAfter {
-					s.stats.Late++
-					s.stats.MaxLate = max(s.stats.MaxLate, late)
-					cs.latePackets.Add(1)
-					if int64(late) > cs.maxLate.Load() {
-						cs.maxLate.Store(int64(late))
-					}
-				}
-				if s.rep != nil {
-					s.rep.Sent(nil)
-				}
+				c.book(j, sendTime, nil, lateAfter, cs)
 			}
 			i += n
 			if err == nil {
 				continue
 			}
 			if i < len(c.msgs) { // message i failed
-				s := c.owners[i]
-				dropped := errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EAGAIN)
-				if dropped {
-					s.stats.Dropped++
-					cs.dropped.Add(1)
-				} else {
-					cs.errors.Add(1)
-				}
-				switch {
-				case s.rep != nil:
-					s.rep.Sent(err)
-				case !dropped && s.err == nil:
-					s.err = fmt.Errorf("send to %v: %w", c.msgs[i].Addr, err)
-				}
+				c.book(i, sendTime, err, lateAfter, cs)
 				i++
 			}
 		}
+	}
+	return ringErr
+}
+
+// flushRing sends the batches of registered sockets in one io_uring_enter
+// (or a few, beyond ringEntries packets).
+func (b *batcher) flushRing(lateAfter time.Duration, cs *counters) error {
+	b.refs = b.refs[:0]
+	for _, c := range b.conns {
+		if c.fixed {
+			for j := range c.msgs {
+				b.refs = append(b.refs, ringRef{c, j})
+			}
+		}
+	}
+	if len(b.refs) == 0 {
+		return nil
+	}
+	sendTime := Now()
+	b.firstSend = sendTime
+	err := b.ring.send(b.refs)
+	for i, ref := range b.refs {
+		var serr error
+		if res := b.ring.res[i]; res < 0 {
+			serr = syscall.Errno(-res)
+		}
+		ref.c.book(ref.j, sendTime, serr, lateAfter, cs)
+	}
+	clear(b.refs)
+	return err
+}
+
+// book records the outcome of message j on its stream and the counters.
+func (c *connBatch) book(j int, sendTime int64, err error, lateAfter time.Duration, cs *counters) {
+	s := c.owners[j]
+	if err == nil {
+		size := len(c.msgs[j].Buffers[0])
+		s.stats.Packets++
+		s.stats.Bytes += size
+		cs.packets.Add(1)
+		cs.bytes.Add(uint64(size))
+		if late := time.Duration(sendTime - c.dues[j]); late > lateAfter {
+			s.stats.Late++
+			s.stats.MaxLate = max(s.stats.MaxLate, late)
+			cs.latePackets.Add(1)
+			if int64(late) > cs.maxLate.Load() {
+				cs.maxLate.Store(int64(late))
+			}
+		}
+		if s.rep != nil {
+			s.rep.Sent(nil)
+		}
+		return
+	}
+	dropped := errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EAGAIN)
+	if dropped {
+		s.stats.Dropped++
+		cs.dropped.Add(1)
+	} else {
+		cs.errors.Add(1)
+	}
+	switch {
+	case s.rep != nil:
+		s.rep.Sent(err)
+	case !dropped && s.err == nil:
+		s.err = fmt.Errorf("send to %v: %w", c.msgs[j].Addr, err)
 	}
 }

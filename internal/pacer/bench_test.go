@@ -12,12 +12,17 @@ import (
 // go out with sendmmsg to a receiver on 127.0.0.1. "sockets=shared" is
 // multicast pages on one Sender socket; "sockets=own" is call legs, each
 // with its own socket. allocs/op must be 0: the per-packet path allocates
-// nothing once the buffers have grown.
+// nothing once the buffers have grown. "send=io_uring" sends a wake-up's
+// packets with one io_uring_enter whatever their sockets; "send=sendmmsg"
+// with one sendmmsg per socket (the fallback).
 func BenchmarkWakeup(b *testing.B) {
-	for _, shared := range []bool{true, false} {
-		for _, n := range []int{1, 50, 500} {
-			name := fmt.Sprintf("sockets=%s/streams=%d", map[bool]string{true: "shared", false: "own"}[shared], n)
-			b.Run(name, func(b *testing.B) { benchWakeup(b, n, shared) })
+	for _, ring := range []bool{true, false} {
+		for _, shared := range []bool{true, false} {
+			for _, n := range []int{1, 50, 500} {
+				name := fmt.Sprintf("send=%s/sockets=%s/streams=%d", map[bool]string{true: "io_uring", false: "sendmmsg"}[ring],
+					map[bool]string{true: "shared", false: "own"}[shared], n)
+				b.Run(name, func(b *testing.B) { benchWakeup(b, n, shared, ring) })
+			}
 		}
 	}
 }
@@ -37,7 +42,7 @@ func (s *dueSource) Due() (time.Duration, bool) {
 func (s *dueSource) Append(dst []byte) []byte { s.ready = false; return append(dst, s.payload[:]...) }
 func (s *dueSource) Stop()                    {}
 
-func benchWakeup(b *testing.B, n int, shared bool) {
+func benchWakeup(b *testing.B, n int, shared, ring bool) {
 	p := New(nil, WithStartGrid(0))
 	r := newReceiver(b)
 	pc := newConn(b)
@@ -54,6 +59,14 @@ func benchWakeup(b *testing.B, n int, shared bool) {
 		streams = append(streams, &stream{src: src, out: sink{pc, r.addr()}, ctx: context.Background()})
 	}
 	var bt batcher
+	if ring {
+		r, err := newRing()
+		if err != nil {
+			b.Skipf("io_uring unavailable: %v", err)
+		}
+		defer r.close()
+		bt.ring = r
+	}
 	wakeup := func() {
 		for _, s := range srcs {
 			s.ready = true

@@ -112,6 +112,12 @@ func WithLateAfter(d time.Duration) Option { return func(p *Pacer) { p.lateAfter
 // polling, so it does not poll.
 func WithMaxSpin(d time.Duration) Option { return func(p *Pacer) { p.spin = d } }
 
+// WithIOUring chooses whether the loop sends through io_uring, one system
+// call per wake-up for every socket (the default, where the kernel allows
+// it), or with one sendmmsg per socket per wake-up (false; also the
+// fallback, logged, where io_uring is unavailable).
+func WithIOUring(on bool) Option { return func(p *Pacer) { p.noRing = !on } }
+
 // WithStartGrid sets the grid stream starts are rounded up to (0: start at
 // once). Streams on one grid with 20 or 30 ms cadences share wake-ups and
 // sendmmsg calls instead of waking the loop at scattered times. The grid is
@@ -137,6 +143,7 @@ type Pacer struct {
 	lateAfter time.Duration
 	grid      time.Duration
 	spin      time.Duration
+	noRing    bool
 
 	// tfd is the loop's timer, created with the Pacer and closed when the
 	// Pacer is garbage (runtime.AddCleanup): any goroutine may arm it to
@@ -149,6 +156,7 @@ type Pacer struct {
 	wakeReq atomic.Bool            // a Play or cancellation since the loop last looked
 
 	realtime atomic.Bool
+	uring    atomic.Bool
 	tid      atomic.Int64 // loop thread id, for CPU accounting
 	c        counters
 }
@@ -172,6 +180,12 @@ func New(log *slog.Logger, opts ...Option) *Pacer {
 // Realtime reports whether the loop thread runs under SCHED_FIFO.
 func (p *Pacer) Realtime() bool { return p.realtime.Load() }
 
+// Running reports whether the loop runs (Run called and not yet over).
+func (p *Pacer) Running() bool { return p.state.Load() == stateRunning }
+
+// IOUring reports whether the loop sends through io_uring.
+func (p *Pacer) IOUring() bool { return p.uring.Load() }
+
 // ThreadID is the loop's OS thread id once Run has started it (0 before),
 // for CPU accounting in benchmarks.
 func (p *Pacer) ThreadID() int { return int(p.tid.Load()) }
@@ -188,10 +202,11 @@ type stream struct {
 
 	stopReq  atomic.Bool // set from the context's AfterFunc
 	started  bool
-	clocked  bool  // a Clocked source: no early wake-up on its account
-	start    int64 // CLOCK_MONOTONIC ns of offset 0
-	next     int64 // absolute due time of the next packet
-	hint     int   // index of this stream's socket batch last wake-up
+	clocked  bool             // a Clocked source: no early wake-up on its account
+	start    int64            // CLOCK_MONOTONIC ns of offset 0
+	next     int64            // absolute due time of the next packet
+	hint     int              // index of this stream's socket batch last wake-up
+	ringPC   *ipv4.PacketConn // socket whose ring slot this stream holds, or nil
 	finished bool
 	stats    Stats
 	err      error
@@ -233,6 +248,14 @@ func (p *Pacer) Play(ctx context.Context, out Sink, src Source) <-chan Result {
 	}
 	p.wake()
 	return res
+}
+
+// releaseRing gives up the stream's hold on its socket's ring slot.
+func (s *stream) releaseRing(r *ring) {
+	if s.ringPC != nil && r != nil {
+		r.release(s.ringPC)
+	}
+	s.ringPC = nil
 }
 
 func (s *stream) finish(r Result) {
@@ -328,6 +351,12 @@ func (p *Pacer) loop(ctx context.Context) {
 		tick    [8]byte
 		lat     wakeLatency
 	)
+	b.ring = p.openRing()
+	defer func() {
+		if b.ring != nil {
+			b.ring.close()
+		}
+	}()
 	for {
 		p.wakeReq.Store(false)
 		streams = p.takePending(streams)
@@ -336,6 +365,7 @@ func (p *Pacer) loop(ctx context.Context) {
 			armAt(p.tfd, 0)
 			streams = p.takePending(streams)
 			for _, s := range streams {
+				s.releaseRing(b.ring)
 				s.finish(Result{Stats: s.stats, Err: ErrClosed})
 			}
 			p.c.streams.Store(0)
@@ -421,6 +451,32 @@ func (w *wakeLatency) add(late, limit int64) {
 	w.margin = min(sorted[k*99/100]+int64(50*time.Microsecond), limit)
 }
 
+// openRing sets up the io_uring the loop sends through, or logs why it
+// sends with sendmmsg instead.
+func (p *Pacer) openRing() *ring {
+	if p.noRing {
+		return nil
+	}
+	r, err := newRing()
+	if err != nil {
+		p.log.Warn("pacer: io_uring unavailable, sending with one sendmmsg per socket per wake-up (more CPU per call leg)", "err", err)
+		return nil
+	}
+	p.uring.Store(true)
+	return r
+}
+
+// dropRing stops using a ring that failed: sendmmsg from now on.
+func (p *Pacer) dropRing(b *batcher, streams []*stream, err error) {
+	p.log.Error("pacer: io_uring failed, sending with sendmmsg from now on", "err", err)
+	for _, s := range streams {
+		s.ringPC = nil
+	}
+	b.ring.close()
+	b.ring = nil
+	p.uring.Store(false)
+}
+
 // raisePriority asks for SCHED_FIFO for this thread and logs the outcome once.
 func (p *Pacer) raisePriority() {
 	if p.priority <= 0 {
@@ -478,7 +534,9 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 		}
 	}
 	if len(b.conns) > 0 {
-		b.flush(p.lateAfter, &p.c)
+		if err := b.flush(p.lateAfter, &p.c); err != nil {
+			p.dropRing(b, streams, err)
+		}
 		p.c.wakeups.Add(1)
 		if late := b.firstSend - b.firstDue; late > int64(p.lateAfter) {
 			p.c.lateWakeups.Add(1)
@@ -491,6 +549,7 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 	kept := streams[:0]
 	for _, s := range streams {
 		if s.finished || s.err != nil {
+			s.releaseRing(b.ring)
 			r := Result{Stats: s.stats, Err: s.err}
 			if r.Err == nil && s.stats.Stopped {
 				r.Err = s.ctx.Err()

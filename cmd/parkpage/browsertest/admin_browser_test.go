@@ -139,7 +139,7 @@ zones:
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel = context.WithTimeout(ctx, 3*time.Minute) // three browsers share the machine in make test
 	defer cancel()
 
 	text := func(sel string) string {

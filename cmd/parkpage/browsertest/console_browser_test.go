@@ -159,6 +159,9 @@ park:
 	if strings.Contains(lamp, "sip:") {
 		t.Errorf("lamp 701 shows a SIP URI: %q", lamp)
 	}
+	if title := eval[string](t, ctx, `document.title`); title != "(1) Front desk · parkpage" {
+		t.Errorf("window title %q: a background tab should count the waiting calls", title)
+	}
 	first := waitSecs(eval[string](t, ctx, `document.querySelector('`+lampSel("701")+` .lamp-wait').textContent`))
 	poll(t, ctx, "the wait counts up", fmt.Sprintf(`(() => { const [m, s] = document.querySelector('%s .lamp-wait').textContent.split(':').map(Number); return m*60+s >= %d })()`, lampSel("701"), first+2))
 

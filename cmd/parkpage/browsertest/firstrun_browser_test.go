@@ -31,7 +31,7 @@ func TestFirstRunSetupInBrowser(t *testing.T) {
 	s.NewCode()
 	srv := httptest.NewServer(s)
 	defer srv.Close()
-	ctx := newBrowser(t, 90*time.Second)
+	ctx := newBrowser(t, 3*time.Minute) // a bound for a busy machine, not a target
 
 	do(t, ctx, "setup page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(`#code`))
 	if bg := eval[string](t, ctx, `getComputedStyle(document.querySelector('.card.login')).backgroundColor`); bg != "rgb(255, 255, 255)" {

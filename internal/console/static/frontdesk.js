@@ -59,6 +59,8 @@
     return a;
   }
 
+  const baseTitle = document.title;
+  let seen = null; // slot -> state on the last board, for the "just parked" flash
   let render = function (b) {
     amber = b.amber_after_seconds;
     skew = Date.parse(b.now) - Date.now();
@@ -76,6 +78,14 @@
     }
     if (!b.lots.length) frag.append(el('div', 'panel empty', 'No park slots are configured. Add a park lot on the Setup page.'));
     board.replaceChildren(frag);
+    const now = {};
+    for (const a of board.querySelectorAll('.lamp')) {
+      now[a.dataset.slot] = a.dataset.state;
+      if (seen && a.dataset.state !== 'free' && seen[a.dataset.slot] !== a.dataset.state) a.classList.add('fresh');
+    }
+    seen = now;
+    const waiting = b.parked + b.ringing;
+    document.title = (waiting ? `(${waiting}) ` : '') + baseTitle;
     document.getElementById('count-parked').textContent = `${b.parked} parked`;
     document.getElementById('count-ringing').textContent = `${b.ringing} ringing back`;
     tick();

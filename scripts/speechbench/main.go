@@ -435,7 +435,7 @@ var homophones = map[string]string{
 	"one": "1", "won": "1",
 	"two": "2", "to": "2", "too": "2",
 	"three": "3",
-	"four": "4", "for": "4", "fore": "4",
+	"four":  "4", "for": "4", "fore": "4",
 	"five": "5", "six": "6", "seven": "7",
 	"eight": "8", "ate": "8",
 	"nine": "9",
@@ -565,4 +565,3 @@ func report(items []*item, verbose bool) string {
 	}
 	return b.String()
 }
-

@@ -58,7 +58,7 @@ const modelDir = "/usr/share/pocketsphinx/model/en-us"
 
 func main() {
 	var (
-		voices   = flag.String("voices", "slt,kal16,awb,rms,prompts", "voices, comma separated")
+		voices   = flag.String("voices", "slt,kal16,awb,rms,prompts", "voices, comma separated; prompts+V: voice prompts with V for the words no recording covers")
 		codecs   = flag.String("codecs", "g722,pcmu,pcma,opus", "codecs, comma separated")
 		variants = flag.String("paging", "plain;default", "paging settings, ';' separated: plain, default, or default with changes, e.g. default,gap=200ms,repeat=1 (keys: rate gap repeat gain hp presence)")
 		nLabels  = flag.Int("labels", len(Labels), "how many labels (the first N)")
@@ -67,12 +67,13 @@ func main() {
 		cacheDir = flag.String("cache", defaultCache(), "cache of renders and recognition results")
 		out      = flag.String("o", "", "also write the Markdown table to this file")
 		verbose  = flag.Bool("v", false, "print every render's hypotheses")
+		peek     = flag.Bool("cached", false, "report only what is already recognised (a look at a run in progress)")
 		pairs    = flag.Bool("pairs", false, "a quick run: each label with one slot (label i, slot i mod slots) instead of every slot")
 	)
 	flag.Parse()
 	if err := run(config{
 		voices: split(*voices, ","), codecs: split(*codecs, ","), variants: split(*variants, ";"),
-		labels: Labels[:min(*nLabels, len(Labels))], slotSpec: *slots, jobs: *jobs, cache: *cacheDir, out: *out, verbose: *verbose, pairs: *pairs,
+		labels: Labels[:min(*nLabels, len(Labels))], slotSpec: *slots, jobs: *jobs, cache: *cacheDir, out: *out, verbose: *verbose, pairs: *pairs, cachedOnly: *peek,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "speechbench:", err)
 		os.Exit(1)
@@ -101,7 +102,7 @@ type config struct {
 	slotSpec                         string
 	jobs                             int
 	cache, out                       string
-	verbose, pairs                   bool
+	verbose, pairs, cachedOnly       bool
 }
 
 // item is one render to recognise.
@@ -198,13 +199,25 @@ func run(cfg config) error {
 	}
 	var items []*item
 	start := time.Now()
+	binHash, err := executableHash()
+	if err != nil {
+		return err
+	}
 	for _, vs := range cfg.variants {
 		p, err := ParsePaging(vs)
 		if err != nil {
 			return err
 		}
 		for _, voice := range cfg.voices {
-			r, err := announce.NewRenderer(announce.Config{Voice: voice, Chime: announce.ChimeNone})
+			// "prompts+kal16": voice prompts with kal16 for uncovered words.
+			v, fallback, _ := strings.Cut(voice, "+")
+			rc := announce.Config{Voice: v, PromptFallback: fallback, Chime: announce.ChimeNone}
+			if v == "espeak" {
+				// A candidate engine, run as a separate process (eSpeak NG is
+				// GPL-3.0: never linked in).
+				rc.NewSpeaker = func(string) (announce.Speaker, error) { return espeak{}, nil }
+			}
+			r, err := announce.NewRenderer(rc)
 			if err != nil {
 				return err
 			}
@@ -214,7 +227,7 @@ func run(cfg config) error {
 						if cfg.pairs && si != li%len(slots) {
 							continue
 						}
-						it, err := render(r, cfg.cache, vs, voice, codec.Name(cn), label, slot, p)
+						it, err := render(r, cfg.cache, binHash, vs, voice, codec.Name(cn), label, slot, p)
 						if err != nil {
 							return err
 						}
@@ -225,6 +238,16 @@ func run(cfg config) error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "speechbench: %d renders in %v; recognising (%d at a time, cache %s)\n", len(items), time.Since(start).Round(time.Millisecond), cfg.jobs, cfg.cache)
+	if cfg.cachedOnly {
+		items = slices.DeleteFunc(items, func(it *item) bool {
+			for _, p := range []string{".open.txt", "." + strings.TrimSuffix(filepath.Base(gram), ".gram") + ".txt"} {
+				if _, err := os.Stat(strings.TrimSuffix(it.wav, ".wav") + p); err != nil {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	if err := recognise(items, cfg.jobs, gram, dict); err != nil {
 		return err
 	}
@@ -236,7 +259,37 @@ func run(cfg config) error {
 	return nil
 }
 
-func render(r *announce.Renderer, cache, variant, voice string, c codec.Name, label, slot string, p announce.Paging) (*item, error) {
+// executableHash identifies this build: a render made by the same
+// binary with the same parameters is the same, so its WAV is reused.
+func executableHash() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func render(r *announce.Renderer, cache, binHash, variant, voice string, c codec.Name, label, slot string, p announce.Paging) (*item, error) {
+	repeat := 1
+	if !p.Off && p.NumberRepeat > 1 {
+		repeat = p.NumberRepeat
+	}
+	spoken := strings.Fields(strings.ToLower(announce.NormalizeText(label + " call on")))
+	for range repeat {
+		spoken = append(spoken, strings.Fields(announce.SpeakNumber(slot))...)
+	}
+	it := &item{variant: variant, voice: voice, codec: c, label: label, slot: slot, spoken: spoken, repeat: repeat}
+	isum := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%+v|%s|%s|%s|%s", binHash, variant, p, voice, c, label, slot)))
+	index := filepath.Join(cache, "index", hex.EncodeToString(isum[:12]))
+	if b, err := os.ReadFile(index); err == nil {
+		it.wav = string(b)
+		return it, nil
+	}
 	text, err := announce.Phrase(announce.DefaultTemplate, announce.Fields{Label: label, Slot: slot})
 	if err != nil {
 		return nil, err
@@ -265,15 +318,11 @@ func render(r *announce.Renderer, cache, variant, voice string, c codec.Name, la
 			return nil, err
 		}
 	}
-	repeat := 1
-	if !p.Off && p.NumberRepeat > 1 {
-		repeat = p.NumberRepeat
+	it.wav = path
+	if err := os.MkdirAll(filepath.Dir(index), 0o755); err != nil {
+		return nil, err
 	}
-	spoken := strings.Fields(strings.ToLower(announce.NormalizeText(label + " call on")))
-	for range repeat {
-		spoken = append(spoken, strings.Fields(announce.SpeakNumber(slot))...)
-	}
-	return &item{variant: variant, voice: voice, codec: c, label: label, slot: slot, spoken: spoken, repeat: repeat, wav: path}, nil
+	return it, os.WriteFile(index, []byte(path), 0o644)
 }
 
 // writeGrammar writes the closed grammar and a dictionary of its words.
@@ -564,4 +613,15 @@ func report(items []*item, verbose bool) string {
 			pct(a.both, a.n), pct(a.label, a.n), pct(a.slot, a.n), pct(a.errs, a.refs), pct(a.gramRight, a.n), a.gramWrong)
 	}
 	return b.String()
+}
+
+// espeak speaks with eSpeak NG (Debian espeak-ng), US English.
+type espeak struct{}
+
+func (espeak) Synthesize(ctx context.Context, text string) ([]int16, error) {
+	out, err := exec.CommandContext(ctx, "espeak-ng", "-v", "en-us", "--stdout", text).Output()
+	if err != nil {
+		return nil, fmt.Errorf("espeak-ng: %w", err)
+	}
+	return wav.Load16kMono(bytes.NewReader(out))
 }

@@ -107,7 +107,9 @@ func TestSpeakPagingShape(t *testing.T) {
 	gap := func(i int) time.Duration {
 		return time.Duration(b[i+1][0]-b[i][1]) * time.Second / sampleRate
 	}
-	near := func(got, want time.Duration) bool { return got > want-15*time.Millisecond && got < want+15*time.Millisecond }
+	near := func(got, want time.Duration) bool {
+		return got > want-15*time.Millisecond && got < want+15*time.Millisecond
+	}
 	if g := gap(1); !near(g, 200*time.Millisecond) {
 		t.Errorf("gap between digits %v, want 200ms", g)
 	}

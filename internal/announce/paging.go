@@ -54,7 +54,7 @@ const PresenceHz = 2500
 func DefaultPaging() Paging {
 	return Paging{
 		Rate:         1.1,
-		DigitGap:     150 * time.Millisecond,
+		DigitGap:     0,
 		NumberRepeat: 2,
 		NumberGainDB: 2,
 		HighPassHz:   200,

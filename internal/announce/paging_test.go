@@ -217,8 +217,9 @@ func TestResolvePaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Digits apart and said twice: much longer than the plain phrase.
-	if paged.Duration() < plain.Duration()+time.Second {
+	// The slot said twice, with a pause before it and between: 0.3 s of
+	// tone and 0.45 s of pauses longer than the plain phrase.
+	if paged.Duration() < plain.Duration()+700*time.Millisecond {
 		t.Errorf("paged %v, plain %v: paging speech did not pause and repeat", paged.Duration(), plain.Duration())
 	}
 }

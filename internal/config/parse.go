@@ -117,7 +117,7 @@ func (c *Config) applyDefaults(ps *problems) {
 	def("park.rtp_timeout", func() { c.Park.RTPTimeout = Duration(60 * time.Second) })
 
 	a := &c.Announce
-	def("announce.voice", func() { a.Voice = "slt" })
+	def("announce.voice", func() { a.Voice = "kal16" })
 	def("announce.template", func() { a.Template = "{label} call on {slot}" })
 	def("announce.chime", func() { a.Chime = "two-tone" })
 	def("announce.repeat", func() { a.Repeat = 1 })
@@ -205,7 +205,7 @@ func (c *Config) applyDefaults(ps *problems) {
 // holds the same values; a test keeps them equal).
 var DefaultSpeech = Speech{
 	Rate:         1.1,
-	DigitGap:     Duration(150 * time.Millisecond),
+	DigitGap:     0,
 	SlotRepeat:   2,
 	SlotEmphasis: 2,
 	HighPass:     200,

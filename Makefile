@@ -104,7 +104,7 @@ bench: deps-test
 SPEECHBENCH_CACHE ?= bin/speechbench-cache
 bench-speech:
 	@scripts/apt-ensure $(APT_BENCH)
-	$(GO) run ./scripts/speechbench -cache $(SPEECHBENCH_CACHE) -voices slt -paging 'plain;default' -o bin/speechbench-full.md
+	$(GO) run ./scripts/speechbench -cache $(SPEECHBENCH_CACHE) -voices slt,kal16 -paging 'plain;default' -o bin/speechbench-full.md
 	$(GO) run ./scripts/speechbench -cache $(SPEECHBENCH_CACHE) -pairs -voices slt,kal16,awb,rms,prompts -paging 'plain;default' -o bin/speechbench-voices.md
 
 fuzz: deps-build

@@ -16,6 +16,8 @@ endif
 # use as real peers (sipp from sip-tester, baresip, ffmpeg for G.722).
 APT_BUILD := pkg-config gcc libopus-dev libopusfile-dev flite1-dev
 APT_TEST  := $(APT_BUILD) sip-tester baresip ffmpeg sox iproute2 chromium libspandsp-dev
+# The intelligibility bench (scripts/speechbench): Debian's recogniser.
+APT_BENCH := pocketsphinx pocketsphinx-en-us
 
 # The appliance images (image/, gokrazy) and their QEMU test: mkfs/mtools
 # for the partitions, QEMU with UEFI firmware to boot them, sipp as the
@@ -28,7 +30,7 @@ APT_DEB := dpkg-dev lintian mmdebstrap
 DEB_VERSION ?= 0.1.0~git$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)-1
 
 .PHONY: image image-test image-test-arm deps-image deb deb-test
-.PHONY: all build build-arm64 arm64-smoke run demo test test-unit test-integration bench vet fmt-check deps-build deps-test clean fuzz soak
+.PHONY: all build build-arm64 arm64-smoke run demo test test-unit test-integration bench bench-speech vet fmt-check deps-build deps-test clean fuzz soak
 
 all: build
 
@@ -101,7 +103,19 @@ soak: deps-test
 # Benchmarks one package at a time (-p 1), so one load test never skews
 # another's figures. Each reports medians/p99s with b.ReportMetric.
 bench: deps-test
+	@scripts/apt-ensure $(APT_BENCH)
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./...
+	$(MAKE) bench-speech
+
+# How well announcements are understood (README, "How announcements
+# sound"): renders × pocketsphinx, cached (a rerun recognises only what
+# changed). The full matrix for the default voice against the old default,
+# then every voice on one slot per label.
+SPEECHBENCH_CACHE ?= bin/speechbench-cache
+bench-speech:
+	@scripts/apt-ensure $(APT_BENCH)
+	$(GO) run ./scripts/speechbench -cache $(SPEECHBENCH_CACHE) -voices slt,kal16 -paging 'plain;default' -o bin/speechbench-full.md
+	$(GO) run ./scripts/speechbench -cache $(SPEECHBENCH_CACHE) -pairs -voices slt,kal16,awb,rms,prompts -paging 'plain;default' -o bin/speechbench-voices.md
 
 fuzz: deps-build
 	scripts/fuzz-all 20s

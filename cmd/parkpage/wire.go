@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -91,6 +92,11 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 
 	if c.audio, err = announce.NewService(cfg.Announce); err != nil {
 		return nil, err
+	}
+	for voice, texts := range announcer.Phrases(cfg) {
+		if missing := c.audio.MissingPrompts(voice, texts...); len(missing) > 0 {
+			log.Warn("voice prompts: no recording for these words, the fallback TTS voice speaks them", "words", strings.Join(missing, " "), "fallback", cfg.Announce.PromptFallback)
+		}
 	}
 	if c.stack, err = sipstack.New(cfg, log); err != nil {
 		return nil, fmt.Errorf("sip: %w", err)

@@ -96,7 +96,13 @@ func Compose(cfg *config.Config, r Rule, f announce.Fields, zones []string) ([]S
 	}
 	f.Slot, f.Label, f.Lot = r.Slot, r.Label, r.Lot
 	var specs []Spec
-	byText := map[string]int{}
+	// Zones share a page when they hear the same thing: phrase, voice and
+	// paging speech (zones.NAME.voice and .speech).
+	type sound struct {
+		text, voice string
+		paging      announce.Paging
+	}
+	byText := map[sound]int{}
 	for _, z := range zones {
 		tmpl := r.Template
 		if tmpl == "" {
@@ -122,15 +128,23 @@ func Compose(cfg *config.Config, r Rule, f announce.Fields, zones []string) ([]S
 				labelWAV, text = r.LabelRecording, spliced
 			}
 		}
-		if i, ok := byText[text]; ok {
+		voice, paging := cfg.Announce.Voice, announce.PagingOf(cfg.Announce.Speech)
+		if zc := cfg.Zones[z]; zc != nil {
+			if zc.Voice != "" {
+				voice = zc.Voice
+			}
+			paging = announce.PagingOf(zc.Speech)
+		}
+		key := sound{text, voice, paging}
+		if i, ok := byText[key]; ok {
 			specs[i].Zones = append(specs[i].Zones, z)
 			continue
 		}
-		byText[text] = len(specs)
+		byText[key] = len(specs)
 		specs = append(specs, Spec{
 			Zones:    []string{z},
 			Text:     strings.ReplaceAll(text, announce.LabelMark, r.Label),
-			Request:  announce.Request{Text: text, Voice: cfg.Announce.Voice, Chime: cfg.Announce.Chime, Repeat: cfg.Announce.Repeat, OverrideWAV: r.Recording, LabelWAV: labelWAV},
+			Request:  announce.Request{Text: text, Voice: voice, Chime: cfg.Announce.Chime, Repeat: cfg.Announce.Repeat, OverrideWAV: r.Recording, LabelWAV: labelWAV, Paging: paging},
 			CallerID: CallerID(r.Slot, r.Label),
 		})
 	}
@@ -207,4 +221,29 @@ func dependsOnCall(cfg *config.Config, r Rule) bool {
 		}
 	}
 	return false
+}
+
+// Phrases lists, per voice, the phrases of every configured slot's
+// announcement on every zone (with no caller), so the appliance can warn
+// at start-up of words voice prompts has no recording for.
+func Phrases(cfg *config.Config) map[string][]string {
+	out := map[string][]string{}
+	for _, l := range cfg.Park.Lots {
+		for n := l.Slots.First; n <= l.Slots.Last && n-l.Slots.First < 1000; n++ {
+			r, ok := RuleFor(cfg, strconv.Itoa(n))
+			if !ok || !r.Enabled || r.Recording != "" {
+				continue
+			}
+			specs, err := Compose(cfg, r, announce.Fields{}, nil)
+			if err != nil {
+				continue
+			}
+			for _, s := range specs {
+				if !slices.Contains(out[s.Request.Voice], s.Text) {
+					out[s.Request.Voice] = append(out[s.Request.Voice], s.Text)
+				}
+			}
+		}
+	}
+	return out
 }

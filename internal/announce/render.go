@@ -54,6 +54,16 @@ type Config struct {
 	Tail        time.Duration // silence after the last word, so jitter buffers drain; 0 = 200 ms
 	Stretch     float64       // TTS duration stretch (1.2 = 20% slower); 0 = 1
 
+	// Paging is the paging speech of requests that set none (see Paging);
+	// the zero value speaks text as the voice says it.
+	Paging Paging
+	// PromptDir adds recorded words to voice "prompts" (see
+	// NewPromptSpeaker); "" = the embedded prompts only.
+	PromptDir string
+	// PromptFallback is the TTS voice of voice "prompts" for the words no
+	// recording covers; "" = tts.DefaultVoice.
+	PromptFallback string
+
 	// LoadWAV reads a WAV file (chime or recorded override) as 16 kHz mono
 	// PCM. Nil means wav.LoadFile16kMono (any rate, format and channel
 	// count the wav package reads).
@@ -61,6 +71,10 @@ type Config struct {
 	// NewSpeaker returns the synthesiser for a voice. Nil means tts.New
 	// with Stretch; a custom NewSpeaker handles rate itself.
 	NewSpeaker func(voice string) (Speaker, error)
+
+	// newSpeakerAt is NewSpeaker with a duration stretch (Paging.Rate);
+	// a custom NewSpeaker ignores the stretch.
+	newSpeakerAt func(voice string, stretch float64) (Speaker, error)
 }
 
 func (c Config) withDefaults() Config {
@@ -90,11 +104,26 @@ func (c Config) withDefaults() Config {
 	if c.LoadWAV == nil {
 		c.LoadWAV = wav.LoadFile16kMono
 	}
+	if c.PromptFallback == "" {
+		c.PromptFallback = tts.DefaultVoice
+	}
 	if c.NewSpeaker == nil {
-		stretch := c.Stretch
-		c.NewSpeaker = func(voice string) (Speaker, error) {
+		load, dir, fallback := c.LoadWAV, c.PromptDir, c.PromptFallback
+		c.newSpeakerAt = func(voice string, stretch float64) (Speaker, error) {
+			if voice == VoicePrompts {
+				fb, err := tts.New(fallback, tts.WithStretch(stretch))
+				if err != nil {
+					return nil, fmt.Errorf("prompts fallback: %w", err)
+				}
+				return NewPromptSpeaker(fb, dir, load)
+			}
 			return tts.New(voice, tts.WithStretch(stretch))
 		}
+		stretch := c.Stretch
+		c.NewSpeaker = func(voice string) (Speaker, error) { return c.newSpeakerAt(voice, stretch) }
+	} else if c.newSpeakerAt == nil {
+		ns := c.NewSpeaker
+		c.newSpeakerAt = func(voice string, _ float64) (Speaker, error) { return ns(voice) }
 	}
 	return c
 }
@@ -131,6 +160,9 @@ func (c Config) Validate() error {
 	if _, err := c.NewSpeaker(c.Voice); err != nil {
 		errs = append(errs, fmt.Errorf("voice: %w", err))
 	}
+	if err := c.Paging.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("paging: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -152,13 +184,14 @@ type Request struct {
 	// LabelWAV is a recorded label spoken where Text has LabelMark (see
 	// splice.go); "" = none.
 	LabelWAV string
+	Paging   Paging // paging speech; zero = Config.Paging, Paging{Off: true} = none
 }
 
 // Renderer turns Requests into audio. It is safe for concurrent use.
 type Renderer struct {
 	cfg     Config
 	mu      sync.Mutex
-	voices  map[string]Speaker
+	voices  map[speakerKey]Speaker
 	renders atomic.Int64
 }
 
@@ -167,7 +200,7 @@ func NewRenderer(cfg Config) (*Renderer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("announce config: %w", err)
 	}
-	return &Renderer{cfg: cfg.withDefaults(), voices: map[string]Speaker{}}, nil
+	return &Renderer{cfg: cfg.withDefaults(), voices: map[speakerKey]Speaker{}}, nil
 }
 
 // Renders returns how many announcements the renderer has rendered.
@@ -187,10 +220,19 @@ func (r *Renderer) Resolve(req Request) (Request, error) {
 	if req.Repeat == 0 {
 		req.Repeat = 1
 	}
+	if req.Paging == (Paging{}) {
+		req.Paging = r.cfg.Paging
+	}
+	if !req.Paging.active() {
+		req.Paging = Paging{Off: true}
+	}
 	if req.OverrideWAV != "" {
-		// The recording replaces speech: text and voice no longer matter,
-		// so drop them from the key.
-		req.Text, req.Voice, req.LabelWAV = "", "", ""
+		// The recording replaces speech: text, voice and paging speech no
+		// longer matter, so drop them from the key.
+		req.Text, req.Voice, req.Paging, req.LabelWAV = "", "", Paging{Off: true}, ""
+	}
+	if err := req.Paging.Validate(); err != nil {
+		return req, err
 	}
 	switch {
 	case req.Repeat < 1 || req.Repeat > MaxRepeat:
@@ -204,18 +246,44 @@ func (r *Renderer) Resolve(req Request) (Request, error) {
 	return req, nil
 }
 
-func (r *Renderer) speaker(voice string) (Speaker, error) {
+type speakerKey struct {
+	voice   string
+	stretch float64
+}
+
+// speaker returns the synthesiser for voice at a duration stretch (0 =
+// Config.Stretch), made once and kept.
+func (r *Renderer) speaker(voice string, stretch float64) (Speaker, error) {
+	if stretch == 0 {
+		stretch = r.cfg.Stretch
+	}
+	k := speakerKey{voice, stretch}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s := r.voices[voice]; s != nil {
+	if s := r.voices[k]; s != nil {
 		return s, nil
 	}
-	s, err := r.cfg.NewSpeaker(voice)
+	var s Speaker
+	var err error
+	if stretch == r.cfg.Stretch {
+		s, err = r.cfg.NewSpeaker(voice)
+	} else {
+		s, err = r.cfg.newSpeakerAt(voice, stretch)
+	}
 	if err != nil {
 		return nil, err
 	}
-	r.voices[voice] = s
+	r.voices[k] = s
 	return s, nil
+}
+
+// Speaker returns the renderer's synthesiser for voice ("" = Config.Voice)
+// at its configured rate: for callers that speak outside announcements.
+func (r *Renderer) Speaker(voice string) (Speaker, error) {
+	if voice == "" {
+		voice = r.cfg.Voice
+	}
+	return r.speaker(strings.ToLower(voice), 0)
 }
 
 // Render produces the audio for req: lead-in silence, chime, the phrase
@@ -259,11 +327,20 @@ func (r *Renderer) render(ctx context.Context, req Request) (*Rendered, error) {
 		}
 		speech = pcm
 	} else {
-		sp, err := r.speaker(req.Voice)
+		rate := req.Paging.Rate
+		if req.Paging.Off {
+			rate = 0
+		}
+		sp, err := r.speaker(req.Voice, rate)
 		if err != nil {
 			return nil, err
 		}
-		if speech, err = sp.Synthesize(ctx, req.Text); err != nil {
+		if req.Paging.active() {
+			speech, err = speakPaging(ctx, sp, req.Text, req.Paging)
+		} else {
+			speech, err = sp.Synthesize(ctx, req.Text)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

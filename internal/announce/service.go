@@ -3,11 +3,11 @@ package announce
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
-	"github.com/parkpage/parkpage/internal/tts"
 )
 
 // serviceCacheEntries is how many rendered announcements a Service keeps.
@@ -22,7 +22,7 @@ type Service struct {
 	cfg   config.Announce
 	cache *Cache
 	rend  *Renderer
-	tts   *tts.Engine
+	tts   Speaker
 }
 
 // NewService returns a Service for config section announce.
@@ -41,19 +41,59 @@ func (s *Service) load(a config.Announce, first bool) error {
 	if !first && s.cfg == a {
 		return nil
 	}
-	engine, err := tts.New(a.Voice)
-	if err != nil {
-		return fmt.Errorf("announce.voice: %w", err)
-	}
-	r, err := NewRenderer(Config{Voice: a.Voice, Chime: a.Chime, TargetDBFS: a.Loudness, CeilingDBFS: a.Peak, LeadIn: a.LeadIn.D()})
+	r, err := NewRenderer(Config{Voice: a.Voice, Chime: a.Chime, TargetDBFS: a.Loudness, CeilingDBFS: a.Peak, LeadIn: a.LeadIn.D(),
+		Paging: PagingOf(a.Speech), PromptDir: a.PromptDir, PromptFallback: a.PromptFallback})
 	if err != nil {
 		return err
+	}
+	engine, err := r.Speaker(a.Voice)
+	if err != nil {
+		return fmt.Errorf("announce.voice: %w", err)
 	}
 	s.cfg, s.rend, s.tts, s.cache = a, r, engine, NewCache(r, serviceCacheEntries)
 	return nil
 }
 
-func (s *Service) current() (*Cache, *Renderer, *tts.Engine) {
+// PagingOf is the paging speech of a config speech section.
+func PagingOf(s config.Speech) Paging {
+	if s.Plain {
+		return Paging{Off: true}
+	}
+	return Paging{
+		Rate:         s.Rate,
+		DigitGap:     s.DigitGap.D(),
+		NumberRepeat: s.SlotRepeat,
+		NumberGainDB: s.SlotEmphasis,
+		HighPassHz:   s.HighPass,
+		PresenceDB:   s.Presence,
+	}
+}
+
+// MissingPrompts lists, for voice prompts, the words of texts that no
+// recording covers and the fallback TTS voice speaks: the appliance
+// warns of them at start-up. It is nil for any other voice.
+func (s *Service) MissingPrompts(voice string, texts ...string) []string {
+	_, r, _ := s.current()
+	sp, err := r.Speaker(voice)
+	if err != nil {
+		return nil
+	}
+	ps, ok := sp.(*PromptSpeaker)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, t := range texts {
+		for _, w := range ps.Missing(t) {
+			if !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+func (s *Service) current() (*Cache, *Renderer, Speaker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cache, s.rend, s.tts

@@ -25,12 +25,22 @@ func (r *Renderer) splice(ctx context.Context, req Request) ([]int16, error) {
 	}
 	label = trimSilence(label)
 	before, after, found := strings.Cut(req.Text, LabelMark)
-	sp, err := r.speaker(req.Voice)
+	rate := req.Paging.Rate
+	if req.Paging.Off {
+		rate = 0
+	}
+	sp, err := r.speaker(req.Voice, rate)
 	if err != nil {
 		return nil, err
 	}
+	say := func(text string) ([]int16, error) {
+		if req.Paging.active() {
+			return speakPaging(ctx, sp, text, req.Paging)
+		}
+		return sp.Synthesize(ctx, text)
+	}
 	if !found {
-		return sp.Synthesize(ctx, req.Text)
+		return say(req.Text)
 	}
 	gap := make([]int16, int(labelGap*sampleRate/time.Second))
 	var out []int16
@@ -51,7 +61,7 @@ func (r *Renderer) splice(ctx context.Context, req Request) ([]int16, error) {
 		if strings.TrimSpace(text) == "" {
 			continue
 		}
-		pcm, err := sp.Synthesize(ctx, strings.TrimSpace(text))
+		pcm, err := say(strings.TrimSpace(text))
 		if err != nil {
 			return nil, err
 		}

@@ -82,7 +82,7 @@ type App struct {
 	// console is the web console's environment: parts Provide it their
 	// services before Run (ConsoleEnv).
 	console *console.Env
-	drainer   api.Drainer
+	drainer api.Drainer
 }
 
 // LogRing holds the most recent log records (info and above).

@@ -239,7 +239,7 @@ type BLF struct {
 
 // Announce is the default announcement rendering.
 type Announce struct {
-	Voice    string `yaml:"voice"`    // flite voice: slt (default), kal16, awb, rms
+	Voice    string `yaml:"voice"`    // flite voice: slt, kal16, awb, rms; or prompts (recorded words, TTS for the rest)
 	Template string `yaml:"template"` // default "{label} call on {slot}"
 	// Chime is a built-in chime name (two-tone, three-tone, none) or a WAV path.
 	Chime    string   `yaml:"chime"`
@@ -247,6 +247,38 @@ type Announce struct {
 	Loudness float64  `yaml:"loudness"` // target speech level in dBFS, default -18
 	Peak     float64  `yaml:"peak"`     // peak ceiling in dBFS, default -1
 	LeadIn   Duration `yaml:"lead_in"`  // silence before the chime, default 300ms
+	// Speech tunes how the phrase is spoken for paging; zones may override
+	// any of its keys (zones.NAME.speech).
+	Speech Speech `yaml:"speech"`
+	// PromptDir is a directory of extra recorded words for voice prompts:
+	// WAV files named after the word they say (warehouse.wav, call.wav).
+	PromptDir string `yaml:"prompt_dir"`
+	// PromptFallback is the TTS voice of voice prompts for the words no
+	// recording covers. Default slt.
+	PromptFallback string `yaml:"prompt_fallback"`
+}
+
+// Speech is paging speech (internal/announce.Paging): the defaults are
+// the settings the intelligibility bench chose (README, "How
+// announcements sound").
+type Speech struct {
+	// Plain speaks the phrase as the voice says it: none of the keys below.
+	Plain bool `yaml:"plain"`
+	// Rate is the TTS duration stretch: 1 the voice's own, 1.1 10% slower.
+	Rate float64 `yaml:"rate"`
+	// DigitGap is the pause between the slot's digits ("seven… oh…
+	// four"); 0s says the slot as one phrase.
+	DigitGap Duration `yaml:"digit_gap"`
+	// SlotRepeat is how many times the slot is said ("call on seven oh
+	// four, seven oh four"), 1-3.
+	SlotRepeat int `yaml:"slot_repeat"`
+	// SlotEmphasis raises the slot over the other words, dB (0-6).
+	SlotEmphasis float64 `yaml:"slot_emphasis"`
+	// HighPass is the corner of a gentle high-pass for small speakers, Hz
+	// (50-500; 0 off).
+	HighPass float64 `yaml:"high_pass"`
+	// Presence boosts the consonant band around 2.5 kHz, dB (0-9).
+	Presence float64 `yaml:"presence"`
 }
 
 // Zone is a set of outputs paged together.
@@ -257,6 +289,10 @@ type Zone struct {
 	Relays []string `yaml:"relays"`
 	// Template overrides the announcement template for this zone.
 	Template string `yaml:"template"`
+	// Voice overrides announce.voice for this zone.
+	Voice string `yaml:"voice"`
+	// Speech overrides keys of announce.speech for this zone.
+	Speech Speech `yaml:"speech"`
 	// MaxPage bounds one page's length. Default 60s.
 	MaxPage Duration `yaml:"max_page"`
 }

@@ -118,13 +118,15 @@ func (c *Config) applyDefaults(ps *problems) {
 	def("park.resume_within", func() { c.Park.ResumeWithin = Duration(60 * time.Second) })
 
 	a := &c.Announce
-	def("announce.voice", func() { a.Voice = "slt" })
+	def("announce.voice", func() { a.Voice = "kal16" })
 	def("announce.template", func() { a.Template = "{label} call on {slot}" })
 	def("announce.chime", func() { a.Chime = "two-tone" })
 	def("announce.repeat", func() { a.Repeat = 1 })
 	def("announce.loudness", func() { a.Loudness = -18 })
 	def("announce.peak", func() { a.Peak = -1 })
 	def("announce.lead_in", func() { a.LeadIn = Duration(300 * time.Millisecond) })
+	def("announce.prompt_fallback", func() { a.PromptFallback = "slt" })
+	defaultSpeech(def, "announce.speech", &a.Speech, DefaultSpeech)
 
 	for zn, z := range c.Zones {
 		if z == nil {
@@ -133,6 +135,8 @@ func (c *Config) applyDefaults(ps *problems) {
 		}
 		zp := "zones." + zn
 		def(zp+".max_page", func() { z.MaxPage = Duration(60 * time.Second) })
+		def(zp+".voice", func() { z.Voice = a.Voice })
+		defaultSpeech(def, zp+".speech", &z.Speech, a.Speech)
 		for i, o := range z.Outputs {
 			if o == nil {
 				o = &Output{}
@@ -196,6 +200,51 @@ func (c *Config) applyDefaults(ps *problems) {
 		def(pp+".mode", func() { p.Mode = "live" })
 		def(pp+".priority", func() { p.Priority = "live" })
 		def(pp+".max_length", func() { p.MaxLen = Duration(60 * time.Second) })
+	}
+}
+
+// DefaultSpeech is announce.speech when the config sets none of it: the
+// settings the intelligibility bench chose (internal/announce.DefaultPaging
+// holds the same values; a test keeps them equal).
+var DefaultSpeech = Speech{
+	Rate:         1.1,
+	DigitGap:     0,
+	SlotRepeat:   2,
+	SlotEmphasis: 2,
+	HighPass:     200,
+	Presence:     4,
+}
+
+// defaultSpeech fills the keys of a speech section p that the file left
+// out from def.
+func defaultSpeech(set func(string, func()), p string, s *Speech, def Speech) {
+	set(p+".plain", func() { s.Plain = def.Plain })
+	set(p+".rate", func() { s.Rate = def.Rate })
+	set(p+".digit_gap", func() { s.DigitGap = def.DigitGap })
+	set(p+".slot_repeat", func() { s.SlotRepeat = def.SlotRepeat })
+	set(p+".slot_emphasis", func() { s.SlotEmphasis = def.SlotEmphasis })
+	set(p+".high_pass", func() { s.HighPass = def.HighPass })
+	set(p+".presence", func() { s.Presence = def.Presence })
+}
+
+func validateSpeech(ps *problems, p string, s Speech) {
+	if s.Rate < 0.5 || s.Rate > 2 {
+		ps.add(p+".rate", "%g is out of range 0.5-2", s.Rate)
+	}
+	if s.DigitGap < 0 || s.DigitGap.D() > time.Second {
+		ps.add(p+".digit_gap", "%s is out of range 0-1s", s.DigitGap)
+	}
+	if s.SlotRepeat < 1 || s.SlotRepeat > 3 {
+		ps.add(p+".slot_repeat", "%d is out of range 1-3", s.SlotRepeat)
+	}
+	if s.SlotEmphasis < 0 || s.SlotEmphasis > 6 {
+		ps.add(p+".slot_emphasis", "%g dB is out of range 0-6", s.SlotEmphasis)
+	}
+	if s.HighPass != 0 && (s.HighPass < 50 || s.HighPass > 500) {
+		ps.add(p+".high_pass", "%g Hz is out of range 50-500 (0 turns it off)", s.HighPass)
+	}
+	if s.Presence < 0 || s.Presence > 9 {
+		ps.add(p+".presence", "%g dB is out of range 0-9", s.Presence)
 	}
 }
 
@@ -684,6 +733,10 @@ func (c *Config) validateAnnounce(ps *problems) {
 	if a.LeadIn < 0 || a.LeadIn.D() > 2*time.Second {
 		ps.add("announce.lead_in", "%s is out of range 0-2s", a.LeadIn)
 	}
+	validateSpeech(ps, "announce.speech", a.Speech)
+	if a.PromptDir != "" {
+		checkFile(ps, "announce.prompt_dir", a.PromptDir, false)
+	}
 }
 
 func isMulticast4(s string) bool {
@@ -706,6 +759,10 @@ func (c *Config) validateZones(ps *problems) {
 				ps.add(zp+".template", "%v", err)
 			}
 		}
+		if z.Voice == "" {
+			ps.add(zp+".voice", "must not be empty")
+		}
+		validateSpeech(ps, zp+".speech", z.Speech)
 		if z.MaxPage.D() < time.Second || z.MaxPage.D() > 15*time.Minute {
 			ps.add(zp+".max_page", "%s is out of range 1s-15m", z.MaxPage)
 		}

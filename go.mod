@@ -7,6 +7,8 @@ require (
 	github.com/emiago/sipgo v1.7.2
 	github.com/hraban/opus v0.0.0-20260708213942-bde8e4304501
 	github.com/icholy/digest v1.2.0
+	github.com/pion/logging v0.2.4
+	github.com/pion/mdns/v2 v2.2.2
 	github.com/pion/rtp v1.10.6
 	github.com/pion/sdp/v3 v3.0.20
 	go.yaml.in/yaml/v3 v3.0.6

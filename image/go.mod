@@ -4,6 +4,8 @@ go 1.26.8
 
 tool github.com/gokrazy/tools/cmd/gok
 
+require github.com/parkpage/parkpage v0.0.0-00010101000000-000000000000
+
 require (
 	github.com/antihax/optional v1.0.0 // indirect
 	github.com/donovanhide/eventsource v0.0.0-20210830082556-c59027999da0 // indirect
@@ -19,6 +21,8 @@ require (
 	golang.org/x/crypto/x509roots/fallback v0.0.0-20250911151450-96dc232fbd79 // indirect
 	golang.org/x/mod v0.24.0 // indirect
 	golang.org/x/oauth2 v0.27.0 // indirect
-	golang.org/x/sync v0.14.0 // indirect
-	golang.org/x/sys v0.33.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
+
+replace github.com/parkpage/parkpage => ../

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	boot "github.com/parkpage/parkpage/internal/appliance"
+	"github.com/parkpage/parkpage/internal/lanname"
 )
 
 // cmdAppliance is the image's entry point (gokrazy starts it): import the
@@ -31,6 +32,8 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	runDir := fs.String("run-dir", "/run/parkpage", "scratch directory (tmpfs)")
 	setupListen := fs.String("setup-listen", ":8080", "address of the setup page while no admin credential exists")
 	setupBackend := fs.String("setup-backend", "127.0.0.1:8081", "admin API address of the service while the setup page runs")
+	mdnsName := fs.String("mdns", "", "name answered by mDNS as NAME.local (default: the host name, parkpage on the image; off: none)")
+	gokrazySocket := fs.String("gokrazy-socket", "/run/gokrazy-http.sock", "gokrazy's HTTP API socket (the update API writes the A/B partitions through it)")
 	if rc := parse(fs, args); rc >= 0 {
 		return rc
 	}
@@ -46,7 +49,8 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	console := consoleWriter(stderr)
 
 	var problems []string // shown on the console and the setup page
-	if dev, err := boot.BootPartition("/proc/self/mountinfo", *permMount); err != nil {
+	dev, err := boot.BootPartition("/proc/self/mountinfo", *permMount)
+	if err != nil {
 		log.Warn("no boot partition to import from", "err", err)
 	} else {
 		var imported []string
@@ -84,7 +88,29 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 			runArgs = append(runArgs, "-http", *setupBackend)
 		}
 	}
-	rc := cmdRun(runArgs, stdout, stderr)
+	// Reachable as parkpage.local without a DNS server.
+	if name := *mdnsName; name != "off" {
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		if r, err := lanname.Start(name, lanname.Options{Log: log}); err != nil {
+			log.Warn("mdns", "err", err)
+		} else {
+			defer r.Close()
+			fmt.Fprintf(console, "parkpage: reachable as %s (mDNS)\n", r.Name)
+		}
+	}
+	// The update API (admin credential) hands A/B updates to gokrazy.
+	upd := &boot.Updater{Gokrazy: &boot.Gokrazy{Socket: *gokrazySocket}, Log: log}
+	if dev != "" {
+		upd.WithBoot = func(fn func(string) error) error {
+			return boot.WithBootPartition(dev, filepath.Join(*runDir, "boot"), fn)
+		}
+	}
+	if boot.IsTrialBoot("/proc/cmdline") {
+		fmt.Fprintln(console, "parkpage: trial boot of an update (parkpage-guard keeps it once healthy)")
+	}
+	rc := runService(runArgs, stdout, stderr, upd.Routes())
 	if restart.Load() {
 		// The credential is set: start again from the top, so the config
 		// with the credential is chosen and the admin page opens on the
@@ -100,7 +126,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	if rc != 0 && plan.ConfigPath != "" {
 		// Never a boot loop over a config: run on the embedded default.
 		fmt.Fprintf(console, "parkpage: %s failed; running on the embedded default config\n", plan.Source)
-		rc = cmdRun(runArgs[:2], stdout, stderr)
+		rc = runService(runArgs[:2], stdout, stderr, upd.Routes())
 	}
 	return rc
 }

@@ -45,7 +45,8 @@ func commands() []command {
 		{"demo", "[-dir DIR] [-pickup-after DURATION] [-sound auto|off|hw:CARD,DEV]", "park a simulated call, announce it and pick it up, all on loopback (no phones needed)", cmdDemo},
 		{"provision", "--model yealink-t54w|yealink-t57w|poly-vvx450 --user 2001 [--sidecar] [--zone NAME] [--mac MAC] [--server ADDR] [-config FILE]", "print a phone's configuration: park account, park, BLF and page keys, multicast groups", cmdProvision},
 		{"version", "", "print the version", cmdVersion},
-		{"appliance", "[-state-dir DIR] [-baked-config FILE] [-perm DIR] [-run-dir DIR] [-setup-listen ADDR] [-setup-backend ADDR]", "the flashed image's entry point: import boot-partition files, pick the config, offer credential setup, run", cmdAppliance},
+		{"update", "-to URL -image FILE.img [-token T | -password-file FILE] [-wait DURATION]", "push a new appliance image to a running box (A/B: it keeps the new version once healthy, else returns to the old one)", cmdUpdate},
+		{"appliance", "[-state-dir DIR] [-baked-config FILE] [-perm DIR] [-run-dir DIR] [-setup-listen ADDR] [-setup-backend ADDR] [-mdns NAME|off] [-gokrazy-socket PATH]", "the flashed image's entry point: import boot-partition files, pick the config, offer credential setup, run", cmdAppliance},
 	}
 }
 
@@ -106,6 +107,12 @@ func parse(fs *flag.FlagSet, args []string) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
+	return runService(args, stdout, stderr, nil)
+}
+
+// runService is `parkpage run` with extra admin API routes (the
+// appliance's update API).
+func runService(args []string, stdout, stderr io.Writer, routes map[string]http.Handler) int {
 	fs := newFlags("run", stderr)
 	cfgPath := fs.String("config", "", "config file (default: the embedded default config)")
 	stateDir := fs.String("state-dir", "", "state directory (overrides state_dir)")
@@ -122,7 +129,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	a, err := app.New(app.Options{ConfigPath: *cfgPath, StateDir: *stateDir, LogFormat: *logFormat,
-		HTTPListen: *httpAddr, Version: version, LogOutput: stderr})
+		HTTPListen: *httpAddr, Version: version, LogOutput: stderr, Routes: routes})
 	if err != nil {
 		fmt.Fprintf(stderr, "parkpage: config problems, not starting:\n%v\n", err)
 		return 1

@@ -172,7 +172,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	a.AddPart(c)
 	registerDrainMetrics(a.Metrics(), c.park)
 	a.SetHooks(app.Hooks{Slots: c.slots, Zones: c.zones, Announce: c.ann.Announce, ParkEvent: c.ext.Webhook,
-		Labels: labelsAPI{c.recs, func() float64 { return a.Config().Announce.Loudness }},
+		Labels:  labelsAPI{c.recs, func() float64 { return a.Config().Announce.Loudness }},
 		Drainer: parkDrainer{c.park}})
 	a.SetSetupHooks(c.setupHooks(a)) // wire_setup.go
 	// The console's front desk acts on parked calls through the park server.

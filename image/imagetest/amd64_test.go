@@ -1,17 +1,20 @@
 package imagetest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/parkpage/parkpage/image/internal/disk"
+	disk "github.com/parkpage/parkpage/internal/diskimage"
 )
 
 // testToken is the bearer token in testdata/qemu-site.yaml, baked into the
@@ -37,6 +40,16 @@ func TestAMD64ParkAndPickup(t *testing.T) {
 
 	// The service's start-up line shows it runs as configured on the image.
 	v.waitConsole("parkpage", 30*time.Second)
+
+	// Real time on the image: the pacer's sending thread got SCHED_FIFO
+	// (its log line, in gokrazy's log of the service, and its gauge).
+	if m := apiText(t, v, "/metrics"); !strings.Contains(m, "parkpage_pacer_realtime 1") {
+		t.Errorf("/metrics lacks parkpage_pacer_realtime 1:\n%s", grepLines(m, "pacer"))
+	}
+	logs := gokrazyLog(t, v, "/user/parkpage", "pacer: running with real-time priority", time.Minute)
+	if !strings.Contains(logs, "pacer: running with real-time priority") || !strings.Contains(logs, "SCHED_FIFO") {
+		t.Errorf("the service log lacks the pacer's SCHED_FIFO line:\n%s", grepLines(logs, "pacer"))
+	}
 
 	caller := runSipp(t, v, "park_wait_bye.xml", "701", map[string]string{
 		"from": "2065550100", "parker": "201@pbx.lan", "hdr": "X-Test: 1", "hdr2": "X-Test2: 1"})
@@ -184,4 +197,65 @@ func runSipp(t testing.TB, v *vm, scenario, service string, keys map[string]stri
 		<-s.done
 	})
 	return s
+}
+
+// apiText GETs an admin API path with the test token.
+func apiText(t testing.TB, v *vm, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", v.url(path), nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", path, res.Status)
+	}
+	return string(b)
+}
+
+// gokrazyLog reads gokrazy's log stream of a service's stderr (its
+// recent lines first) through the forward of gokrazy's port 80, with the
+// image's gokrazy password (kept by mkimage in the instance directory),
+// until want appears or wait passes; it returns what it read.
+func gokrazyLog(t testing.TB, v *vm, svc, want string, wait time.Duration) string {
+	t.Helper()
+	pw, err := os.ReadFile(filepath.Join("..", "..", "bin", "gokrazy", "parkpage-amd64", "http-password.txt"))
+	if err != nil {
+		t.Fatalf("gokrazy password: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://127.0.0.1:%d/log?path=%s&stream=stderr", v.gokPort, svc), nil)
+	req.SetBasicAuth("gokrazy", strings.TrimSpace(string(pw)))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("gokrazy log %s: %v", svc, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("gokrazy log %s: %s", svc, res.Status)
+	}
+	var got strings.Builder
+	buf := make([]byte, 32<<10)
+	for !strings.Contains(got.String(), want) {
+		n, err := res.Body.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return got.String()
+}
+
+func grepLines(s, word string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkpage/parkpage/image/internal/disk"
+	disk "github.com/parkpage/parkpage/internal/diskimage"
 )
 
 // TestARM64Boot boots the generic arm64 image (gokrazy's kernel.arm64, the

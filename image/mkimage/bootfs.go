@@ -32,7 +32,10 @@ func growBoot(img string, start, size int64) error {
 		return err
 	}
 	fat := filepath.Join(dir, "boot.fat")
-	if err := run("mkfs.vfat", "-F", "16", "-n", "GOKRAZY", "-C", fat, strconv.FormatInt(size/1024, 10)); err != nil {
+	// One FAT copy, as gok writes it: gokrazy's own FAT reader (which
+	// finds cmdline.txt to switch root partitions on an update) assumes
+	// the root directory follows the first FAT.
+	if err := run("mkfs.vfat", "-F", "16", "-f", "1", "-n", "GOKRAZY", "-C", fat, strconv.FormatInt(size/1024, 10)); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(files)

@@ -24,7 +24,7 @@ func TestGrowBoot(t *testing.T) {
 	kernel := make([]byte, 3<<20+123)
 	rand.Read(kernel)
 	files := map[string][]byte{"vmlinuz": kernel, "cmdline.txt": []byte("console=ttyS0 root=PARTUUID=1/PARTNROFF=1\n"),
-		"EFI/BOOT/BOOTX64.EFI": []byte("efi stub")}
+		"EFI/BOOT/BOOTX64.EFI": []byte("efi stub"), "loader/entries/gokrazy.conf": []byte("options console=ttyS0 root=PARTUUID=1/PARTNROFF=1\n")}
 	// The "gok" FAT: a padding file first, so the kernel does not start at
 	// the first data cluster and the rebuilt LBAs differ.
 	small := filepath.Join(dir, "small.fat")
@@ -32,7 +32,7 @@ func TestGrowBoot(t *testing.T) {
 	pad := filepath.Join(dir, "pad")
 	os.WriteFile(pad, make([]byte, 1<<20), 0o644)
 	must(t, "mcopy", "-i", small, pad, "::pad")
-	must(t, "mmd", "-i", small, "::EFI", "::EFI/BOOT")
+	must(t, "mmd", "-i", small, "::EFI", "::EFI/BOOT", "::loader", "::loader/entries")
 	for name, b := range files {
 		p := filepath.Join(dir, strings.ReplaceAll(name, "/", "_"))
 		os.WriteFile(p, b, 0o644)
@@ -76,6 +76,63 @@ func TestGrowBoot(t *testing.T) {
 	if !bytes.HasPrefix(raw[int64(cl)*512:], files["cmdline.txt"]) {
 		t.Errorf("MBR cmdline LBA %d does not point at cmdline.txt", cl)
 	}
+	// gokrazy rewrites root= in both files in place on an update; its FAT
+	// reader must find them.
+	for _, name := range []string{"cmdline.txt", "loader/entries/gokrazy.conf"} {
+		off, n, err := gokrazyExtents(raw[start:start+size], name)
+		if err != nil {
+			t.Errorf("gokrazy's FAT reader: %v", err)
+			continue
+		}
+		if got := raw[start+off : start+off+n]; !bytes.Equal(got, files[name]) {
+			t.Errorf("gokrazy's FAT reader finds %s at %d: %q", name, off, got)
+		}
+	}
+}
+
+// gokrazyExtents finds a file the way github.com/gokrazy/internal/fat's
+// Reader.Extents does (a module-internal package): the root directory
+// right after ONE FAT, 8.3 names, subdirectories by first cluster.
+func gokrazyExtents(fs []byte, path string) (off, n int64, err error) {
+	le := binary.LittleEndian
+	sector := int64(le.Uint16(fs[11:]))
+	perCluster := int64(fs[13])
+	reserved := int64(le.Uint16(fs[14:]))
+	rootEntries := int64(le.Uint16(fs[17:]))
+	fatSectors := int64(le.Uint16(fs[22:]))
+	dir := (reserved + fatSectors) * sector
+	data := dir + (rootEntries*32+sector-1)/sector*sector
+	for _, comp := range strings.Split(path, "/") {
+		base, ext, _ := strings.Cut(strings.ToUpper(comp), ".")
+		if len(base) > 8 || len(ext) > 3 {
+			base, ext = base[:min(6, len(base))]+"~1", ext[:min(3, len(ext))]
+		}
+		found := false
+		for i := int64(0); i < rootEntries; i++ {
+			e := fs[dir+i*32 : dir+i*32+32]
+			name := strings.TrimRight(string(e[:8]), " ")
+			if x := strings.TrimRight(string(e[8:11]), " "); x != "" {
+				name += "." + x
+			}
+			want := base
+			if ext != "" {
+				want += "." + ext
+			}
+			if e[0] == 0 || name != want {
+				continue
+			}
+			at := data + (int64(le.Uint16(e[26:]))-2)*perCluster*sector
+			if e[11] == 0x10 {
+				dir, found = at, true
+				break
+			}
+			return at, int64(le.Uint32(e[28:])), nil
+		}
+		if !found {
+			return 0, 0, fmt.Errorf("%s not found", path)
+		}
+	}
+	return 0, 0, fmt.Errorf("%s is a directory", path)
 }
 
 func must(t *testing.T, name string, args ...string) {

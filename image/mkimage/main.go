@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parkpage/parkpage/image/internal/disk"
+	disk "github.com/parkpage/parkpage/internal/diskimage"
 )
 
 // Pinned module versions: the module proxy refuses @latest for some of
@@ -37,6 +37,8 @@ const (
 	firmwareRPi      = "v0.0.0-20260522070551-527ce0ed43cf" // github.com/gokrazy/firmware
 	eepromRPi        = "v0.0.0-20260518070910-95f7328a8228" // github.com/gokrazy/rpi-eeprom
 	parkpagePkg      = "github.com/parkpage/parkpage/cmd/parkpage"
+	guardPkg         = "github.com/parkpage/parkpage/cmd/parkpage-guard"
+	localKernelPkg   = "github.com/parkpage/parkpage/image/kernel/amd64"
 	parkpageModule   = "github.com/parkpage/parkpage"
 	defaultImageSize = 1280 << 20 // boot 100 MB + 2×500 MB root + ~170 MB /perm
 )
@@ -49,6 +51,7 @@ type target struct {
 	eeprom, eepromVersion     string
 	serial                    string
 	kernelArgs                []string
+	kernelDir                 string // local kernel package (replace), instead of kernelVersion
 }
 
 var targets = map[string]target{
@@ -83,7 +86,12 @@ func main() {
 	size := flag.Int64("size", defaultImageSize, "image size in bytes")
 	var boot bootFiles
 	flag.Var(&boot, "boot-file", "NAME=PATH: copy PATH onto the FAT boot partition as NAME (repeatable)")
+	flag.StringVar(&opts.kernelDir, "kernel-dir", "", "amd64: use the kernel package in this directory (image/kernel/amd64: sound, gpio-sim) instead of gokrazy's")
+	flag.DurationVar(&opts.guardDeadline, "update-deadline", 5*time.Minute, "time an update's trial boot has to become healthy before the box returns to the previous version")
+	var extra bootFiles
+	flag.Var(&extra, "parkpage-flag", "extra command-line flag for parkpage (repeatable; tests use it to build a deliberately broken update)")
 	flag.Parse()
+	opts.extraFlags = extra
 	t, ok := targets[*targetName]
 	if !ok || *out == "" {
 		flag.Usage()
@@ -100,6 +108,13 @@ func main() {
 	log.Printf("%s: %s image %d MiB, built in %s", *out, *targetName, st.Size()>>20, time.Since(start).Round(time.Second))
 }
 
+// opts are mkimage's less common settings.
+var opts struct {
+	kernelDir     string
+	guardDeadline time.Duration
+	extraFlags    []string
+}
+
 func build(name string, t target, repo, gok, work, out, siteConfig, version string, size int64, boot bootFiles) error {
 	abs := func(p string) string {
 		a, err := filepath.Abs(p)
@@ -109,6 +124,12 @@ func build(name string, t target, repo, gok, work, out, siteConfig, version stri
 		return a
 	}
 	repo, gok, work, out = abs(repo), abs(gok), abs(work), abs(out)
+	if opts.kernelDir != "" {
+		if t.goarch != "amd64" {
+			return fmt.Errorf("-kernel-dir: only for amd64 images")
+		}
+		t.kernel, t.kernelVersion, t.kernelDir = localKernelPkg, "", abs(opts.kernelDir)
+	}
 	instance := "parkpage-" + name
 	dir := filepath.Join(work, instance)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -200,7 +221,7 @@ func instanceConfig(dir string, t target, repo, siteConfig, version string) (*go
 	// `parkpage appliance` imports the installer's files from the boot
 	// partition, picks the config (last good, baked, embedded default),
 	// offers credential setup while none exists, then runs the service.
-	flags := []string{"appliance", "-state-dir", "/perm/parkpage"}
+	flags := append([]string{"appliance", "-state-dir", "/perm/parkpage"}, opts.extraFlags...)
 	pc := map[string]any{
 		"GoBuildEnvironment": env,
 		"GoBuildTags":        []string{"netgo", "osusergo", "nolibopusfile", "static_flite"},
@@ -219,9 +240,15 @@ func instanceConfig(dir string, t target, repo, siteConfig, version string) (*go
 		Hostname:    "parkpage",
 		Update:      map[string]any{"HTTPPassword": pw},
 		Environment: []string{"GOOS=linux", "GOARCH=" + t.goarch},
-		Packages:    []string{parkpagePkg},
+		Packages:    []string{parkpagePkg, guardPkg},
 		PackageConfig: map[string]map[string]any{
 			parkpagePkg: pc,
+			// The update guard: commits a trial boot once parkpage is
+			// healthy, else reboots into the previous root.
+			guardPkg: {
+				"GoBuildTags":      []string{"netgo", "osusergo"},
+				"CommandLineFlags": []string{"-deadline", opts.guardDeadline.String()},
+			},
 		},
 		SerialConsole:   t.serial,
 		KernelExtraArgs: t.kernelArgs,
@@ -254,7 +281,26 @@ func updatePassword(dir string) (string, error) {
 // for packages that do not resolve).
 func writeBuildDirs(dir string, t target, repo string) error {
 	type mod struct{ path, version string }
-	mods := []mod{{"github.com/gokrazy/gokrazy", gokrazyVersion}, {t.kernel, t.kernelVersion}}
+	mods := []mod{{"github.com/gokrazy/gokrazy", gokrazyVersion}}
+	if t.kernelDir == "" {
+		mods = append(mods, mod{t.kernel, t.kernelVersion})
+	} else {
+		// The local kernel package (image/kernel/amd64), a module of its
+		// own, found through a replace.
+		bd := filepath.Join(dir, "builddir", t.kernel)
+		if err := os.MkdirAll(bd, 0o755); err != nil {
+			return err
+		}
+		gomod := fmt.Sprintf("module gokrazy/build/kernel\n\ngo 1.22\n\nrequire %s v0.0.0-00010101000000-000000000000\n\nreplace %s => %s\n",
+			t.kernel, t.kernel, t.kernelDir)
+		if err := os.WriteFile(filepath.Join(bd, "go.mod"), []byte(gomod), 0o644); err != nil {
+			return err
+		}
+		tools := "//go:build tools\n\npackage tools\n\nimport _ \"" + t.kernel + "\"\n"
+		if err := os.WriteFile(filepath.Join(bd, "tools.go"), []byte(tools), 0o644); err != nil {
+			return err
+		}
+	}
 	if t.firmware != "" {
 		mods = append(mods, mod{t.firmware, t.firmwareVersion})
 	}

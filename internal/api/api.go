@@ -305,9 +305,10 @@ func checkJSONType(r *http.Request) error {
 	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
-	if err == nil && isAudio(mt) && r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/api/v1/labels/") {
-		// A recording's body is audio; audio types need a CORS preflight
-		// too, so the defence holds.
+	if err == nil && r.Method == http.MethodPut && (isAudio(mt) && strings.HasPrefix(r.URL.Path, "/api/v1/labels/") ||
+		mt == "application/octet-stream" && strings.HasPrefix(r.URL.Path, "/api/v1/update/")) {
+		// A recording's body is audio, an update's a disk image: those
+		// types need a CORS preflight too, so the defence holds.
 		return nil
 	}
 	if err != nil || mt != "application/json" {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -46,6 +47,9 @@ type Options struct {
 	LogOutput io.Writer
 	// Ready, if set, is called once every listener is open.
 	Ready func(a *App)
+	// Routes are extra admin API routes ("METHOD /path" to handler), behind
+	// the API's authentication (the appliance's update API).
+	Routes map[string]http.Handler
 }
 
 // App is a running appliance.
@@ -249,6 +253,9 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	con.Mount(srv)
+	for pattern, h := range a.opts.Routes {
+		srv.Handle(pattern, h)
+	}
 	ln, err := srv.Listen()
 	if err != nil {
 		return err

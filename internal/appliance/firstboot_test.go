@@ -178,3 +178,37 @@ func TestBootPartition(t *testing.T) {
 		t.Error("no error for an unmounted path")
 	}
 }
+
+// An installer drops a broken parkpage.yaml on a box that already runs a
+// site config: the file is refused with file:line:col, stays on the
+// boot partition next to its problems, and the box keeps the last good
+// config; with nothing dropped at all the same config runs again.
+func TestInvalidDropKeepsLastGood(t *testing.T) {
+	boot, state := t.TempDir(), filepath.Join(t.TempDir(), "parkpage")
+	write(t, filepath.Join(boot, BootConfig), validSite)
+	if imported, problems := Import(boot, state); len(imported) != 1 || len(problems) != 0 {
+		t.Fatalf("first drop: %v %v", imported, problems)
+	}
+	good, _ := os.ReadFile(filepath.Join(state, PermConfig))
+	write(t, filepath.Join(boot, BootConfig), invalidSite)
+	imported, problems := Import(boot, state)
+	if len(imported) != 0 || len(problems) == 0 || !strings.Contains(problems[0], "boot partition parkpage.yaml:4:") {
+		t.Fatalf("broken drop: imported %v, problems %q", imported, problems)
+	}
+	if now, _ := os.ReadFile(filepath.Join(state, PermConfig)); string(now) != string(good) {
+		t.Errorf("last good config overwritten by the broken drop:\n%s", now)
+	}
+	for _, dropped := range []bool{true, false} {
+		if !dropped {
+			os.Remove(filepath.Join(boot, BootConfig))
+			Import(boot, state)
+		}
+		p := Choose(state, "", t.TempDir())
+		if p.ConfigPath != filepath.Join(state, PermConfig) || len(p.Problems) != 0 {
+			t.Errorf("dropped=%v: %+v, want the last good config", dropped, p)
+		}
+	}
+	if exists(filepath.Join(boot, BootProblems)) {
+		t.Error("parkpage-problems.txt still on the boot partition after the broken file was removed")
+	}
+}

@@ -1,7 +1,7 @@
-// Package disk reads the partition table of an appliance image (MBR, or
+// Package diskimage reads the partition table of an appliance image (MBR, or
 // GPT behind a protective MBR), so the image tools can find the FAT boot
 // partition and /perm inside a .img file.
-package disk
+package diskimage
 
 import (
 	"encoding/binary"

@@ -1,0 +1,3 @@
+module github.com/parkpage/parkpage/image/kernel/amd64
+
+go 1.22

@@ -28,7 +28,8 @@ func TestDrainRingsEveryCallBack(t *testing.T) {
 	pbx := runSipp(t, "", sippDir+"phone_answer_bye.xml", "", map[string]string{
 		"sip_port": fmt.Sprint(pbxPort), "calls": "4", "from": "201", "talk": "500", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))})
 	busy := runSipp(t, "", sippDir+"uas_busy.xml", "", map[string]string{
-		"sip_port": fmt.Sprint(busyPort), "from": "202", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))})
+		"sip_port": fmt.Sprint(busyPort), "calls": "2", "from": "202", "mport": fmt.Sprint(proctest.FreePort(t, "udp"))})
+	// (calls 2: the ring-back INVITE and the "Parked at" MESSAGE to 202.)
 	// The lines below continue the sip: section startInprocPBX writes.
 	y := `  users:
     "202": {password: s3cret-202}
@@ -180,6 +181,7 @@ func TestDrainAPI(t *testing.T) {
 	do := func(method string, want int) api.DrainStatus {
 		t.Helper()
 		req, _ := http.NewRequest(method, ap.api+"/api/v1/drain", nil)
+		req.Header.Set("Content-Type", "application/json") // every state-changing API request says it
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -81,6 +81,11 @@ type core struct {
 func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	cfg, log, bus := a.Config(), a.Logger(), a.Bus()
 	c := &core{log: log, bus: bus, opt: opt}
+	// Parts below read what they saved in the state directory (call
+	// journal, BLF subscriptions, labels): one clear error if it is unusable.
+	if err := a.CheckStateDir(); err != nil {
+		return nil, err
+	}
 	var closers []func()
 	defer func() {
 		if err != nil {

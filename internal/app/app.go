@@ -312,6 +312,11 @@ func apiConfig(cfg *config.Config) api.Config {
 }
 
 // checkStateDir makes sure the state directory exists and is writable.
+// CheckStateDir makes sure the state directory in force exists and is
+// writable, with the one clear error Run gives: wiring calls it before its
+// parts read what they saved there (call journal, subscriptions, labels).
+func (a *App) CheckStateDir() error { return checkStateDir(a.Config().StateDir) }
+
 func checkStateDir(dir string) error {
 	fail := func(err error) error {
 		return fmt.Errorf("state directory %s is not writable (%v): create it for this user or set state_dir (or -state-dir)", dir, unwrapPath(err))

@@ -154,6 +154,7 @@ func rebootBox(t *testing.T, v *vm) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", v.url("/api/v1/update/reboot"), nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json") // every state-changing API request says it
 	res, err := http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /api/v1/update/reboot: %v %v", res, err)

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -476,7 +475,7 @@ func (c *call) drain() {
 // record plays the tone and records until # (or any key), the kind's
 // maximum length plus a second, or the caller hangs up (ok false).
 func (c *call) record(ctx context.Context) (pcm []int16, ok bool) {
-	if c.play(ctx, tone(1000, 200*time.Millisecond), false) == gone {
+	if c.play(ctx, livepage.Beep(1000, 200*time.Millisecond), false) == gone {
 		return nil, false
 	}
 	c.drain()
@@ -546,21 +545,4 @@ func (c *call) confirm(ctx context.Context, pcm []int16) media.Digit {
 		}
 	}
 	return 0
-}
-
-// tone is a sine with 10 ms ramps at -12 dBFS.
-func tone(hz float64, d time.Duration) []int16 {
-	n := int(d * codec.SampleRate / time.Second)
-	ramp := codec.SampleRate / 100
-	out := make([]int16, n)
-	for i := range out {
-		a := 0.25
-		if i < ramp {
-			a *= float64(i) / float64(ramp)
-		} else if n-i < ramp {
-			a *= float64(n-i) / float64(ramp)
-		}
-		out[i] = int16(32767 * a * math.Sin(2*math.Pi*hz*float64(i)/codec.SampleRate))
-	}
-	return out
 }

@@ -390,7 +390,7 @@ func (c *call) live(ctx context.Context) {
 	buf.Go(chime)
 	cue := chime
 	if len(cue) == 0 {
-		cue = beep(1000, 150*time.Millisecond)
+		cue = Beep(1000, 150*time.Millisecond)
 	}
 	var cueing sync.WaitGroup
 	defer cueing.Wait()
@@ -471,7 +471,7 @@ func (c *call) store(ctx context.Context) {
 	maxN := int(c.pc.MaxLen.D() * codec.SampleRate / time.Second)
 	maxLen := time.NewTimer(c.pc.MaxLen.D() + 150*time.Millisecond)
 	defer maxLen.Stop()
-	c.tell(ctx, beep(1000, 150*time.Millisecond)) // "recording"
+	c.tell(ctx, Beep(1000, 150*time.Millisecond)) // "recording"
 	var mu sync.Mutex
 	var rec []int16
 	c.leg.OnAudio(func(pcm []int16) {
@@ -567,8 +567,9 @@ func Allowed(allow []string, user string, cfg *config.Config) bool {
 	return false
 }
 
-// beep is a tone with 10 ms ramps, at -12 dBFS.
-func beep(hz float64, d time.Duration) []int16 {
+// Beep is a tone with 10 ms ramps, at -12 dBFS: the cue a caller hears
+// before speaking (live and stored pages, label recordings).
+func Beep(hz float64, d time.Duration) []int16 {
 	n := int(d * codec.SampleRate / time.Second)
 	ramp := codec.SampleRate / 100
 	out := make([]int16, n)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkpage/parkpage/internal/atomicfile"
 )
 
 // Binding is one registered contact of a user.
@@ -96,7 +98,7 @@ func (r *registrar) saveLocked() {
 		r.log.Error("registrations: encode", "error", err)
 		return
 	}
-	if err := writeFileAtomic(r.path, data); err != nil {
+	if err := atomicfile.Write(r.path, data, 0o600); err != nil {
 		r.log.Error("registrations: save", "error", err)
 	}
 }
@@ -108,29 +110,6 @@ func sortedUsers(m map[string][]Binding) []string {
 	}
 	sort.Strings(us)
 	return us
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // lookup returns the live bindings of user, newest first.

@@ -77,6 +77,11 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	runArgs := []string{"-state-dir", *stateDir}
 	if plan.ConfigPath != "" {
 		runArgs = append(runArgs, "-config", plan.ConfigPath)
+		if filepath.Dir(plan.ConfigPath) == filepath.Clean(*runDir) {
+			// The config with the setup page's credential folded in is on
+			// tmpfs: console saves go to /perm, the next boot's choice.
+			runArgs = append(runArgs, "-save-config", filepath.Join(*stateDir, boot.PermConfig))
+		}
 	}
 	var restart atomic.Bool
 	if !plan.HasCredential {

@@ -118,6 +118,7 @@ func runService(args []string, stdout, stderr io.Writer, routes map[string]http.
 	stateDir := fs.String("state-dir", "", "state directory (overrides state_dir)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides log.format)")
 	httpAddr := fs.String("http", "", "admin API address (overrides http.listen)")
+	saveTo := fs.String("save-config", "", "where console saves go when -config is a generated file (the appliance's)")
 	if fs.Output() == stderr && len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 		fs.SetOutput(stdout)
 	}
@@ -128,7 +129,7 @@ func runService(args []string, stdout, stderr io.Writer, routes map[string]http.
 		fmt.Fprintf(stderr, "parkpage: -log-format %q: want text or json\n", *logFormat)
 		return 2
 	}
-	a, err := app.New(app.Options{ConfigPath: *cfgPath, StateDir: *stateDir, LogFormat: *logFormat,
+	a, err := app.New(app.Options{ConfigPath: *cfgPath, SaveConfigTo: *saveTo, StateDir: *stateDir, LogFormat: *logFormat,
 		HTTPListen: *httpAddr, Version: version, LogOutput: stderr, Routes: routes})
 	if err != nil {
 		fmt.Fprintf(stderr, "parkpage: config problems, not starting:\n%v\n", err)

@@ -35,6 +35,12 @@ import (
 type Options struct {
 	// ConfigPath is the config file; empty means the embedded default.
 	ConfigPath string
+	// SaveConfigTo, when set, is where the setup console's saves go while
+	// ConfigPath is a generated file (the appliance's config with the
+	// setup page's credential folded in, on tmpfs): the save is written
+	// there and the appliance runs from it from then on, so it survives a
+	// reboot.
+	SaveConfigTo string
 	// StateDir overrides state_dir from the config when set.
 	StateDir string
 	// LogFormat overrides log.format when set ("text" or "json").

@@ -94,6 +94,12 @@ func (a *App) SaveConfig(data []byte, base string, check bool) (SaveResult, erro
 	if check {
 		return res, nil
 	}
+	a.mu.RLock()
+	saveTo := a.opts.SaveConfigTo
+	a.mu.RUnlock()
+	if saveTo != "" && !embedded && saveTo != path {
+		return a.saveElsewhere(res, path, saveTo, old, data)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return res, fmt.Errorf("save config: %w", err)
 	}
@@ -253,4 +259,40 @@ func apiProblems(ps []config.Problem) []api.ConfigProblem {
 		out = append(out, api.ConfigProblem{Path: p.Path, Message: p.Message, Line: p.Pos.Line, Column: p.Pos.Column, Warning: p.Warning, Text: p.String()})
 	}
 	return out
+}
+
+// saveElsewhere saves a config edited from the generated file at from to
+// the persistent file to (Options.SaveConfigTo), keeping what was there as
+// to.prev (or, the first time, the running config), and runs from it.
+func (a *App) saveElsewhere(res SaveResult, from, to string, old, data []byte) (SaveResult, error) {
+	res.Path = to
+	if err := os.MkdirAll(filepath.Dir(to), 0o750); err != nil {
+		return res, fmt.Errorf("save config: %w", err)
+	}
+	prev, err := os.ReadFile(to)
+	if err != nil {
+		prev = old
+	}
+	if err := config.WriteFile(to+PrevSuffix, prev, 0o600); err != nil {
+		return res, fmt.Errorf("keep the previous config: %w", err)
+	}
+	res.Previous = to + PrevSuffix
+	if err := config.WriteFile(to, data, 0o600); err != nil {
+		return res, fmt.Errorf("save config: %w", err)
+	}
+	a.mu.Lock()
+	a.opts.ConfigPath = to
+	a.mu.Unlock()
+	if err := a.Reload(); err != nil {
+		a.mu.Lock()
+		a.opts.ConfigPath = from
+		a.mu.Unlock()
+		if werr := config.WriteFile(to, prev, 0o600); werr != nil {
+			err = errors.Join(err, fmt.Errorf("restore the previous config: %w", werr))
+		}
+		return res, &ReloadError{Err: err}
+	}
+	res.Saved = true
+	a.log.Info("config saved from the console", "path", to, "previous", res.Previous, "was_running_from", from)
+	return res, nil
 }

@@ -215,3 +215,33 @@ func upload(yaml string, check bool) string {
 	b, _ := json.Marshal(map[string]any{"yaml": yaml, "check": check})
 	return string(b)
 }
+
+// On the appliance the running config can be a generated file on tmpfs
+// (the setup page's credential folded in): a console save goes to
+// SaveConfigTo (/perm), the file the next boot chooses, and runs from it.
+func TestConsoleSaveOfGeneratedConfigGoesToSaveConfigTo(t *testing.T) {
+	perm := filepath.Join(t.TempDir(), "perm", "parkpage.yaml")
+	var generated string
+	a, _, _ := runAppWith(t, setupYAML, func(a *App) {
+		a.opts.SaveConfigTo = perm
+		generated = a.opts.ConfigPath
+	})
+	before, _ := os.ReadFile(generated)
+	code, m, raw := call(t, a, "POST", "/api/v1/config/edits", "application/json", `{"edits":[{"path":["park","slots","701","label"],"value":"Reception"}]}`)
+	if code != 200 || m["path"] != perm || m["previous"] != perm+PrevSuffix {
+		t.Fatalf("save %d %s", code, raw)
+	}
+	saved, err := os.ReadFile(perm)
+	if err != nil || !bytes.Contains(saved, []byte("label: Reception")) || !bytes.Contains(saved, []byte("# Ceiling speakers.")) {
+		t.Errorf("saved file (%v):\n%s", err, saved)
+	}
+	if prev, _ := os.ReadFile(perm + PrevSuffix); !bytes.Equal(prev, before) {
+		t.Errorf("previous version is not the running config:\n%s", prev)
+	}
+	if a.Config().Source != perm || a.Config().Park.Slots["701"].Label != "Reception" {
+		t.Errorf("running from %s", a.Config().Source)
+	}
+	if after, _ := os.ReadFile(generated); !bytes.Equal(after, before) {
+		t.Errorf("the generated file was written")
+	}
+}

@@ -34,7 +34,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "[-config FILE] [-state-dir DIR] [-log-format text|json] [-http ADDR]", "run the appliance (the default command)", cmdRun},
+		{"run", "[-config FILE] [-state-dir DIR] [-log-format text|json] [-http ADDR] [-save-config FILE]", "run the appliance (the default command)", cmdRun},
 		{"check-config", "FILE", "check a config file; print every problem and exit 1 if it is invalid", cmdCheckConfig},
 		{"print-default-config", "", "print the embedded default config", cmdPrintDefault},
 		{"render", "--text TEXT | --slot N [--zone NAME] [--codec pcmu|pcma|g722|opus] [--voice V] [--chime C] [--caller NAME] [-config FILE] -o OUT.wav", "render an announcement exactly as a zone hears it", cmdRender},

@@ -31,9 +31,6 @@ func TestStop(t *testing.T) {
 		{"ignores cancel", func(context.Context) error { <-stuck; return nil }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "ignores cancel" && testing.Short() {
-				t.Skip("waits StopTimeout")
-			}
 			f := &fakeT{}
 			r := Start(f, tc.name, tc.run)
 			select {

@@ -87,6 +87,17 @@ func (s *Server) listLabels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"recordings": list})
 }
 
+// labelRecording is the store and the {slot}/{kind} of a request, or
+// false once it has answered 404/400 itself.
+func (s *Server) labelRecording(w http.ResponseWriter, r *http.Request) (LabelStore, string, string, bool) {
+	st := s.labelStore(w)
+	if st == nil {
+		return nil, "", "", false
+	}
+	slot, kind, ok := s.labelTarget(w, r)
+	return st, slot, kind, ok
+}
+
 // labelTarget reads {slot}/{kind}, answering 400/404 itself.
 func (s *Server) labelTarget(w http.ResponseWriter, r *http.Request) (string, string, bool) {
 	slot, kind := r.PathValue("slot"), r.PathValue("kind")
@@ -108,11 +119,7 @@ func (s *Server) labelTarget(w http.ResponseWriter, r *http.Request) (string, st
 }
 
 func (s *Server) getLabel(w http.ResponseWriter, r *http.Request) {
-	st := s.labelStore(w)
-	if st == nil {
-		return
-	}
-	slot, kind, ok := s.labelTarget(w, r)
+	st, slot, kind, ok := s.labelRecording(w, r)
 	if !ok {
 		return
 	}
@@ -133,11 +140,7 @@ func (s *Server) getLabel(w http.ResponseWriter, r *http.Request) {
 // putLabel takes a WAV recording and keeps it, checked and levelled as a
 // phone recording is.
 func (s *Server) putLabel(w http.ResponseWriter, r *http.Request) {
-	st := s.labelStore(w)
-	if st == nil {
-		return
-	}
-	slot, kind, ok := s.labelTarget(w, r)
+	st, slot, kind, ok := s.labelRecording(w, r)
 	if !ok {
 		return
 	}
@@ -166,11 +169,7 @@ func (s *Server) putLabel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteLabel(w http.ResponseWriter, r *http.Request) {
-	st := s.labelStore(w)
-	if st == nil {
-		return
-	}
-	slot, kind, ok := s.labelTarget(w, r)
+	st, slot, kind, ok := s.labelRecording(w, r)
 	if !ok {
 		return
 	}

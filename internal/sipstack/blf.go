@@ -334,8 +334,6 @@ func (sub *subscription) notify(s *Stack, ending string) bool {
 		// Idle: a terminated dialog, which every phone turns off.
 		info.Dialogs = []DialogEntry{{ID: sub.p.ext, State: DialogTerminated, Direction: "recipient", LocalURI: sub.local.String()}}
 	}
-	body := info.Marshal()
-
 	req := sip.NewRequest(sip.NOTIFY, *sub.target.Clone())
 	from := sip.FromHeader{Address: sub.local}
 	from.Params = sip.NewParams()
@@ -359,6 +357,19 @@ func (sub *subscription) notify(s *Stack, ending string) bool {
 		req.AppendHeader(sip.NewHeader("Subscription-State", fmt.Sprintf("active;expires=%d", max(remaining, 1))))
 	}
 	req.AppendHeader(sip.NewHeader("Content-Type", ContentTypeDialogInfo))
+	body := info.Marshal()
+	if strings.EqualFold(sub.transport, "udp") {
+		// sipgo refuses a UDP request within 200 bytes of the MTU (RFC
+		// 3261 §18.1.1) and the subscription would be dropped: a lot's
+		// extension with many occupied slots must still light the key.
+		// The Via the transport adds is not in req yet: keep room for it.
+		req.SetBody(nil)
+		budget := sip.UDPMTUSize - 200 - len(req.String()) - udpViaRoom
+		var trimmed bool
+		if body, trimmed = fitDialogInfo(info, budget); trimmed {
+			s.log.Debug("blf: NOTIFY body trimmed to fit UDP", "ext", sub.p.ext, "dialogs", len(info.Dialogs), "bytes", len(body))
+		}
+	}
 	req.SetBody(body)
 	req.SetTransport(sub.transport)
 	if len(sub.routes) == 0 {
@@ -378,4 +389,32 @@ func (sub *subscription) notify(s *Stack, ending string) bool {
 		return false
 	}
 	return true
+}
+
+// udpViaRoom is kept free in a UDP NOTIFY for the Via header (and the
+// Content-Length digits) the transport adds when it sends.
+const udpViaRoom = 160
+
+// fitDialogInfo marshals info within budget bytes: the full document if it
+// fits; else every dialog without its remote and local identities (the key
+// still lights and shows its state); else as many of those as fit, at
+// least one. trimmed reports whether anything was left out.
+func fitDialogInfo(info DialogInfo, budget int) (body []byte, trimmed bool) {
+	body = info.Marshal()
+	if len(body) <= budget {
+		return body, false
+	}
+	bare := info
+	bare.Dialogs = make([]DialogEntry, len(info.Dialogs))
+	for i, d := range info.Dialogs {
+		bare.Dialogs[i] = DialogEntry{ID: d.ID, State: d.State, Direction: d.Direction}
+	}
+	for n := len(bare.Dialogs); ; n-- {
+		short := bare
+		short.Dialogs = bare.Dialogs[:n]
+		body = short.Marshal()
+		if len(body) <= budget || n <= 1 {
+			return body, true
+		}
+	}
 }

@@ -572,3 +572,93 @@ func TestTLSListener(t *testing.T) {
 		}
 	}
 }
+
+// A lot's extension with every slot occupied by callers with long names
+// still gets its NOTIFY over UDP (sipgo refuses a UDP request near the
+// MTU, and the subscription used to be dropped): the body is trimmed to
+// fit and the key lights.
+func TestBLFLotNotifyFitsUDP(t *testing.T) {
+	s := startStack(t, t.TempDir(), "")
+	pr := s.Presence("700")
+	var ds []DialogEntry
+	for i := 701; i <= 710; i++ {
+		ds = append(ds, DialogEntry{ID: fmt.Sprint(i), State: DialogConfirmed, Direction: "recipient",
+			RemoteDisplay: "Warehouse: " + strings.Repeat("Long Caller Name ", 3), RemoteURI: fmt.Sprintf("sip:+1555000%04d@pbx.example.com", i),
+			LocalURI: fmt.Sprintf("sip:%d@parkpage.example.com", i)})
+	}
+	if full := (DialogInfo{Version: 1, Entity: "sip:700@x", Dialogs: ds}).Marshal(); len(full) < sip.UDPMTUSize {
+		t.Fatalf("test document is only %d bytes: not over the UDP limit", len(full))
+	}
+	pr.Set(ds)
+	ph := newPhone(t)
+	if res := ph.do(ph.request(sip.SUBSCRIBE, s, "700", "1001", "Event: dialog", "Expires: 300")); res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
+	}
+	n := ph.waitNotifies(1, 10*time.Second)[0]
+	d, err := ParseDialogInfo(n.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Dialogs) == 0 || d.Dialogs[0].State != DialogConfirmed || d.Dialogs[0].ID != "701" {
+		t.Fatalf("trimmed NOTIFY does not light the key:\n%s", n.Body())
+	}
+	t.Logf("NOTIFY of %d bytes carries %d of %d dialogs", len(n.String()), len(d.Dialogs), len(ds))
+	// A later change still reaches the subscriber: it was not dropped.
+	pr.Set(nil)
+	runtest.WaitFor(t, "the lot free again", 10*time.Second, func() bool {
+		ns := ph.notifies()
+		d, err := ParseDialogInfo(ns[len(ns)-1].Body())
+		return err == nil && len(d.Dialogs) == 1 && d.Dialogs[0].State == DialogTerminated
+	})
+}
+
+func TestFitDialogInfo(t *testing.T) {
+	entry := func(i int) DialogEntry {
+		return DialogEntry{ID: fmt.Sprint(700 + i), State: DialogConfirmed, Direction: "recipient",
+			RemoteDisplay: "Sales: Jane Doe", RemoteURI: "sip:+15550001@pbx", LocalURI: "sip:701@box"}
+	}
+	var ten []DialogEntry
+	for i := 1; i <= 10; i++ {
+		ten = append(ten, entry(i))
+	}
+	info := DialogInfo{Version: 3, Entity: "sip:700@box", Dialogs: ten}
+	full := len(info.Marshal())
+	bareInfo := info
+	bareInfo.Dialogs = nil
+	for _, d := range ten {
+		bareInfo.Dialogs = append(bareInfo.Dialogs, DialogEntry{ID: d.ID, State: d.State, Direction: d.Direction})
+	}
+	bare := len(bareInfo.Marshal())
+	for _, tc := range []struct {
+		name        string
+		budget      int
+		wantDialogs int
+		wantTrim    bool
+		wantRemote  bool
+	}{
+		{"fits", full, 10, false, true},
+		{"bare fits", bare, 10, true, false},
+		{"some fit", bare - 1, 9, true, false},
+		{"one at least", 10, 1, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, trimmed := fitDialogInfo(info, tc.budget)
+			d, err := ParseDialogInfo(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if trimmed != tc.wantTrim || len(d.Dialogs) != tc.wantDialogs {
+				t.Fatalf("trimmed %v with %d dialogs, want %v with %d", trimmed, len(d.Dialogs), tc.wantTrim, tc.wantDialogs)
+			}
+			if tc.wantDialogs > 1 && len(body) > tc.budget {
+				t.Fatalf("%d bytes over a budget of %d", len(body), tc.budget)
+			}
+			if got := d.Dialogs[0].RemoteURI != ""; got != tc.wantRemote {
+				t.Fatalf("remote identity kept %v, want %v", got, tc.wantRemote)
+			}
+			if d.Dialogs[0].ID != "701" || d.Version != 3 {
+				t.Fatalf("first dialog %q, version %d", d.Dialogs[0].ID, d.Version)
+			}
+		})
+	}
+}

@@ -115,7 +115,16 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	if boot.IsTrialBoot("/proc/cmdline") {
 		fmt.Fprintln(console, "parkpage: trial boot of an update (parkpage-guard keeps it once healthy)")
 	}
-	rc := runService(runArgs, stdout, stderr, upd.Routes())
+	// Refused boot-partition files stay on the console's pages until the
+	// next boot (the setup page shows them while no credential exists).
+	extra := serviceExtras{Routes: upd.Routes()}
+	for _, p := range problems {
+		extra.Notices = append(extra.Notices, "Refused on the boot partition: "+p)
+	}
+	for _, p := range plan.Problems {
+		extra.Notices = append(extra.Notices, "Config passed over: "+p)
+	}
+	rc := runService(runArgs, stdout, stderr, extra)
 	if restart.Load() {
 		// The credential is set: start again from the top, so the config
 		// with the credential is chosen and the admin page opens on the
@@ -131,7 +140,8 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	if rc != 0 && plan.ConfigPath != "" {
 		// Never a boot loop over a config: run on the embedded default.
 		fmt.Fprintf(console, "parkpage: %s failed; running on the embedded default config\n", plan.Source)
-		rc = runService(runArgs[:2], stdout, stderr, upd.Routes())
+		extra.Notices = append(extra.Notices, plan.Source+" failed to start; running on the embedded default config (see the log)")
+		rc = runService(runArgs[:2], stdout, stderr, extra)
 	}
 	return rc
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/parkpage/parkpage/internal/app"
 	"github.com/parkpage/parkpage/internal/config"
+	"github.com/parkpage/parkpage/internal/console"
 )
 
 // version is stamped by the Makefile with -ldflags -X.
@@ -107,12 +109,21 @@ func parse(fs *flag.FlagSet, args []string) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	return runService(args, stdout, stderr, nil)
+	return runService(args, stdout, stderr, serviceExtras{})
 }
 
-// runService is `parkpage run` with extra admin API routes (the
-// appliance's update API).
-func runService(args []string, stdout, stderr io.Writer, routes map[string]http.Handler) int {
+// serviceExtras is what the appliance adds to `parkpage run`.
+type serviceExtras struct {
+	// Routes are extra admin API routes (the update API).
+	Routes map[string]http.Handler
+	// Notices are shown on every console page: the boot partition's
+	// refused files, with file:line:col, so an installer who dropped a
+	// broken parkpage.yaml on a configured box sees why it was not used.
+	Notices []string
+}
+
+// runService is `parkpage run` with the appliance's extras.
+func runService(args []string, stdout, stderr io.Writer, extra serviceExtras) int {
 	fs := newFlags("run", stderr)
 	cfgPath := fs.String("config", "", "config file (default: the embedded default config)")
 	stateDir := fs.String("state-dir", "", "state directory (overrides state_dir)")
@@ -130,7 +141,7 @@ func runService(args []string, stdout, stderr io.Writer, routes map[string]http.
 		return 2
 	}
 	a, err := app.New(app.Options{ConfigPath: *cfgPath, SaveConfigTo: *saveTo, StateDir: *stateDir, LogFormat: *logFormat,
-		HTTPListen: *httpAddr, Version: version, LogOutput: stderr, Routes: routes})
+		HTTPListen: *httpAddr, Version: version, LogOutput: stderr, Routes: extra.Routes})
 	if err != nil {
 		fmt.Fprintf(stderr, "parkpage: config problems, not starting:\n%v\n", err)
 		return 1
@@ -141,6 +152,9 @@ func runService(args []string, stdout, stderr io.Writer, routes map[string]http.
 	if err := wire(a); err != nil {
 		fmt.Fprintf(stderr, "parkpage: %v\n", err)
 		return 1
+	}
+	if notices := slices.Clone(extra.Notices); len(notices) > 0 {
+		a.ConsoleEnv().Provide(console.NoticesKey, func() []string { return notices })
 	}
 	a.Logger().Info("parkpage starting", "version", version, "config", a.Config().Source, "built_in", time.Since(began).Round(time.Millisecond))
 

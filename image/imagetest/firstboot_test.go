@@ -83,8 +83,21 @@ func TestAMD64FirstBoot(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	// With the credential set there is no setup screen: the console's
+	// pages carry the refused file's problems instead.
+	req, _ := http.NewRequest("GET", v.url("/setup"), nil)
+	req.SetBasicAuth("admin", "installer pass 1")
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Errorf("console setup page: %v", err)
+	} else {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), "parkpage.yaml:6:9") {
+			t.Errorf("console setup page (%s) lacks the refused file's problem:\n%s", res.Status, b)
+		}
+	}
 	get(t, v.url("/api/v1/slots"), http.StatusUnauthorized)
-	req, _ := http.NewRequest("GET", v.url("/api/v1/slots"), nil)
+	req, _ = http.NewRequest("GET", v.url("/api/v1/slots"), nil)
 	req.SetBasicAuth("admin", "wrong password")
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("wrong password: %v %v", res, err)

@@ -150,6 +150,10 @@ type Auth interface {
 	User(r *http.Request) string
 }
 
+// NoticesKey is an Env value, a func() []string: problems every page
+// shows at its top (the appliance's refused boot-partition files).
+const NoticesKey = "app.Notices"
+
 // Mux is where the console's routes go (api.Server).
 type Mux interface {
 	Handle(pattern string, h http.Handler)
@@ -204,6 +208,7 @@ type View struct {
 	Scripts []string
 	Page    string // the template's name without .html (a CSS hook)
 	Bare    bool   // no navigation bar
+	Notices []string
 	Data    any
 }
 
@@ -344,6 +349,9 @@ func (c *Console) view(r *http.Request, title, nav, tmpl string, scripts []strin
 	}
 	if c.env.Auth != nil && r != nil {
 		v.User = c.env.Auth.User(r)
+	}
+	if f, ok := c.env.Value(NoticesKey).(func() []string); ok {
+		v.Notices = f()
 	}
 	for _, n := range c.nav {
 		v.Nav = append(v.Nav, NavItem{Title: n.Title, Path: n.Path, Active: n.Title == nav})

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"html/template"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -326,5 +327,37 @@ func TestRenderStandalone(t *testing.T) {
 	}
 	if w.Code != 403 || !strings.Contains(w.Body.String(), "Wrong setup code.") || !strings.Contains(w.Body.String(), "/static/console.css") {
 		t.Errorf("%d %s", w.Code, w.Body)
+	}
+}
+
+// Problems the appliance found at boot (a refused parkpage.yaml on the
+// boot partition) are on every page with navigation, escaped, and on no
+// bare page (login).
+func TestNotices(t *testing.T) {
+	env := &Env{Backend: fakeBackend{}, Auth: &fakeAuth{}}
+	env.Provide(DeskKey, Desk(&fakeDesk{}))
+	notice := `Refused on the boot partition: boot partition parkpage.yaml:3:9: zones.lobby.outputs[0].port: <not a port>`
+	env.Provide(NoticesKey, func() []string { return []string{notice} })
+	c, err := New(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mux{http.NewServeMux()}
+	c.Mount(m)
+	srv := httptest.NewServer(m)
+	t.Cleanup(srv.Close)
+	escaped := template.HTMLEscapeString(notice)
+	for _, path := range []string{"/", "/status"} {
+		code, body := get(t, srv.URL+path, true)
+		if code != 200 || !strings.Contains(body, `role="alert"`) || !strings.Contains(body, escaped) {
+			t.Errorf("%s (%d) lacks the notice %q", path, code, escaped)
+		}
+	}
+	if _, body := get(t, srv.URL+"/login", false); strings.Contains(body, "parkpage.yaml:3:9") {
+		t.Error("the login page shows the boot notice")
+	}
+	srv2, _ := newConsole(t)
+	if _, body := get(t, srv2.URL+"/", true); strings.Contains(body, "notices") {
+		t.Error("a page without notices shows the notice box")
 	}
 }

@@ -36,6 +36,15 @@ import (
 // (Ahead.Rewind) and only then Stop, so the closing packets follow the last
 // packet sent without a hole in sequence numbers or timestamps.
 //
+// Also considered: SO_TXTIME with the fq or etf qdisc, where the kernel
+// holds each packet in the qdisc until its transmit time. It needs the
+// qdisc on the outgoing interface (root, and CONFIG_NET_SCH_FQ/ETF); this
+// development host's kernel has neither (`tc qdisc add dev lo root fq` in a
+// new network namespace: "Specified qdisc kind is unknown"), so it could
+// not be measured here, and on a plain Debian box parkpage could not count
+// on it. io_uring timeouts need nothing of the interface and work on
+// loopback, which the tests use.
+//
 // Needs Linux 5.19 (IORING_TIMEOUT_ETIME_SUCCESS: 5.16, ASYNC_CANCEL_ALL:
 // 5.19); the loop probes for both when it opens its ring and otherwise
 // sends every packet at its due time, as it does for other streams, saying

@@ -40,11 +40,25 @@
 // all of them share each wake-up and can share work per frame (hold music
 // encoded once per codec per frame).
 //
-// Limits: SCHED_FIFO shields the loop from other processes, not from this
-// process's own CPU-bound goroutines. After each wake-up the loop needs one of
-// the Go scheduler's Ps; if busy goroutines hold all of them it waits for one
-// up to a 10 ms time slice. Keep CPU-heavy work (rendering pages) to fewer
-// goroutines than GOMAXPROCS while streams play.
+// # Kernel-timed sends
 //
-// Linux only (timerfd, sched_setattr, sendmmsg).
+// SCHED_FIFO shields the loop from other processes, not from this
+// process's own runtime: after each wake-up the loop needs one of the Go
+// scheduler's Ps, and a garbage collection or busy goroutines kept it
+// waiting for up to a quarter of a second (BenchmarkGCLoad). So Sources
+// whose packets are known ahead (Ahead: rendered pages, RTP and Polycom)
+// are built up to the look-ahead (WithLookahead, default 300 ms) before
+// their due time and handed to the kernel through io_uring, each as an
+// absolute CLOCK_MONOTONIC timeout linked to its send: the kernel sends it
+// on time whatever the Go runtime does meanwhile. Cancelling such a stream
+// cancels what is still queued and rewinds the Source (Ahead.Rewind)
+// before Stop, so its closing packets follow the last packet sent with no
+// gap in sequence. Live streams and call legs (their audio is decided
+// frame by frame) are sent from the loop at their due time; keep
+// CPU-heavy work to fewer goroutines than GOMAXPROCS while they play.
+// Where the kernel cannot time sends (Linux < 5.19, no io_uring) the loop
+// sends every packet at its due time and logs which path it uses. See
+// ahead.go for what else was considered (SO_TXTIME).
+//
+// Linux only (timerfd, sched_setattr, io_uring, sendmmsg).
 package pacer

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,4 +177,44 @@ func TestAheadCancel(t *testing.T) {
 		t.Fatalf("a packet (%d bytes) after the closing ones", n)
 	}
 	t.Logf("%d data packets sent, %d rewound, then 3 closing", data, src.rewound)
+}
+
+// TestSendingModeLogged checks that the loop says once how it sends, and
+// why when it cannot do better: the kernel timing rendered streams
+// (io_uring-timed), io_uring at due times, or sendmmsg.
+func TestSendingModeLogged(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"default", nil, "mode=io_uring-timed"},
+		{"look-ahead off", []Option{WithLookahead(0)}, "mode=io_uring"},
+		{"io_uring off", []Option{WithIOUring(false)}, "mode=sendmmsg"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &logCapture{}
+			p := startPacer(t, slog.New(logs), tt.opts...)
+			r := newReceiver(t)
+			if res := result(t, p.Play(context.Background(), sink{newConn(t), r.addr()}, &seqSource{n: 1, interval: Frame})); res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if n := logs.countAttr(tt.want); n != 1 {
+				t.Fatalf("%q logged %d times, want once: %q", tt.want, n, logs.recs)
+			}
+		})
+	}
+}
+
+// countAttr counts the records carrying attr ("key=value").
+func (c *logCapture) countAttr(attr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, r := range c.recs {
+		if strings.HasSuffix(r, " "+attr) || strings.Contains(r, " "+attr+" ") {
+			n++
+		}
+	}
+	return n
 }

@@ -477,29 +477,32 @@ func (w *wakeLatency) add(late, limit int64) {
 // sends with sendmmsg instead.
 func (p *Pacer) openRing() *ring {
 	if p.noRing {
+		p.log.Info("pacer: sending with one sendmmsg per socket per wake-up, every packet at its due time (io_uring off by option)", "mode", "sendmmsg")
 		return nil
 	}
 	r, err := newRing()
 	if err != nil {
-		p.log.Warn("pacer: io_uring unavailable, sending with one sendmmsg per socket per wake-up (more CPU per call leg)", "err", err)
+		p.log.Warn("pacer: io_uring unavailable, sending with one sendmmsg per socket per wake-up, every packet at its due time (more CPU per call leg; a stall of this process delays pages)",
+			"mode", "sendmmsg", "err", err)
 		return nil
 	}
 	p.uring.Store(true)
 	switch err := r.probeTimed(); {
 	case p.lookahead <= 0:
-		p.log.Info("pacer: sending through io_uring, every packet at its due time (look-ahead off)")
+		p.log.Info("pacer: sending through io_uring, every packet at its due time (look-ahead off)", "mode", "io_uring")
 	case err != nil:
-		p.log.Warn("pacer: kernel-timed sends unavailable, sending every packet at its due time: a stall of this process delays pages", "err", err)
+		p.log.Warn("pacer: kernel-timed sends unavailable, sending every packet at its due time: a stall of this process delays pages", "mode", "io_uring", "err", err)
 	default:
 		r.ahead.ok = true
-		p.log.Info("pacer: sending through io_uring; the kernel sends rendered streams' packets at their due time", "lookahead", p.lookahead)
+		p.log.Info("pacer: sending through io_uring; the kernel sends rendered streams' packets at their due time (io_uring timeouts, no qdisc needed)",
+			"mode", "io_uring-timed", "lookahead", p.lookahead)
 	}
 	return r
 }
 
 // dropRing stops using a ring that failed: sendmmsg from now on.
 func (p *Pacer) dropRing(b *batcher, streams []*stream, err error) {
-	p.log.Error("pacer: io_uring failed, sending with sendmmsg from now on", "err", err)
+	p.log.Error("pacer: io_uring failed, sending with sendmmsg from now on, every packet at its due time", "mode", "sendmmsg", "err", err)
 	b.ring.drain()
 	b.bookTimed(p.lateAfter, &p.c)
 	for _, s := range streams {

@@ -3,6 +3,7 @@ package pacer
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"syscall"
 	"time"
@@ -23,8 +24,9 @@ type batcher struct {
 
 	// ring sends every batch whose socket it has registered in one system
 	// call (uring.go); nil: sendmmsg per socket.
-	ring *ring
-	refs []ringRef
+	ring  *ring
+	refs  []ringRef
+	timed []int32 // slots of this wake-up's timed packets (ahead.go)
 }
 
 type connBatch struct {
@@ -50,6 +52,7 @@ func (b *batcher) reset() {
 		b.free = append(b.free, c)
 	}
 	b.conns = b.conns[:0]
+	b.timed = b.timed[:0]
 	b.firstDue, b.firstSend = 0, 0
 }
 
@@ -185,14 +188,18 @@ func (b *batcher) flushRing(lateAfter time.Duration, cs *counters) error {
 
 // book records the outcome of message j on its stream and the counters.
 func (c *connBatch) book(j int, sendTime int64, err error, lateAfter time.Duration, cs *counters) {
-	s := c.owners[j]
+	bookPacket(c.owners[j], len(c.msgs[j].Buffers[0]), c.dues[j], sendTime, c.msgs[j].Addr, err, lateAfter, cs)
+}
+
+// bookPacket records the outcome of one packet of s, due at due and sent
+// (or refused) at sendTime, on s and the counters.
+func bookPacket(s *stream, size int, due, sendTime int64, addr net.Addr, err error, lateAfter time.Duration, cs *counters) {
 	if err == nil {
-		size := len(c.msgs[j].Buffers[0])
 		s.stats.Packets++
 		s.stats.Bytes += size
 		cs.packets.Add(1)
 		cs.bytes.Add(uint64(size))
-		if late := time.Duration(sendTime - c.dues[j]); late > lateAfter {
+		if late := time.Duration(sendTime - due); late > lateAfter {
 			s.stats.Late++
 			s.stats.MaxLate = max(s.stats.MaxLate, late)
 			cs.latePackets.Add(1)
@@ -216,6 +223,6 @@ func (c *connBatch) book(j int, sendTime int64, err error, lateAfter time.Durati
 	case s.rep != nil:
 		s.rep.Sent(err)
 	case !dropped && s.err == nil:
-		s.err = fmt.Errorf("send to %v: %w", c.msgs[j].Addr, err)
+		s.err = fmt.Errorf("send to %v: %w", addr, err)
 	}
 }

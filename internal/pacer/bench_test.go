@@ -14,8 +14,17 @@ import (
 // with its own socket. allocs/op must be 0: the per-packet path allocates
 // nothing once the buffers have grown. "send=io_uring" sends a wake-up's
 // packets with one io_uring_enter whatever their sockets; "send=sendmmsg"
-// with one sendmmsg per socket (the fallback).
+// with one sendmmsg per socket (the fallback). "send=ahead" queues each
+// stream's packet in the kernel 1 ms ahead of its due time (Ahead streams:
+// a chain of a timeout and a send per packet) and books the completions of
+// earlier ones.
 func BenchmarkWakeup(b *testing.B) {
+	for _, shared := range []bool{true, false} {
+		for _, n := range []int{1, 50, 500} {
+			name := fmt.Sprintf("send=ahead/sockets=%s/streams=%d", map[bool]string{true: "shared", false: "own"}[shared], n)
+			b.Run(name, func(b *testing.B) { benchWakeupAhead(b, n, shared) })
+		}
+	}
 	for _, ring := range []bool{true, false} {
 		for _, shared := range []bool{true, false} {
 			for _, n := range []int{1, 50, 500} {
@@ -84,4 +93,68 @@ func benchWakeup(b *testing.B, n int, shared, ring bool) {
 		b.Fatalf("counters %+v after %d wake-ups of %d streams", c, runs, n)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(runs-1)/float64(n), "ns/packet")
+}
+
+// aheadDueSource is a dueSource whose packet, when ready, is due 1 ms from
+// now: queued in the kernel rather than sent by the loop.
+type aheadDueSource struct{ dueSource }
+
+func (s *aheadDueSource) Due() (time.Duration, bool) {
+	if s.ready {
+		return time.Duration(Now() + int64(time.Millisecond)), true
+	}
+	return time.Duration(1 << 62), true
+}
+func (s *aheadDueSource) Rewind(int) {}
+
+func benchWakeupAhead(b *testing.B, n int, shared bool) {
+	p := New(nil, WithStartGrid(0))
+	r := newReceiver(b)
+	pc := newConn(b)
+	var (
+		streams []*stream
+		srcs    []*aheadDueSource
+	)
+	for range n {
+		if !shared {
+			pc = newConn(b)
+		}
+		src := &aheadDueSource{}
+		srcs = append(srcs, src)
+		// Offset 0 at CLOCK_MONOTONIC 0, so a Due is an absolute time.
+		streams = append(streams, &stream{src: src, ahead: src, out: sink{pc, r.addr()}, ctx: context.Background(), started: true})
+	}
+	ring, err := newRing()
+	if err != nil {
+		b.Skipf("io_uring unavailable: %v", err)
+	}
+	defer ring.close()
+	if err := ring.probeTimed(); err != nil {
+		b.Skipf("kernel-timed sends unavailable: %v", err)
+	}
+	ring.ahead.ok = true
+	bt := batcher{ring: ring}
+	wakeup := func() {
+		for _, s := range srcs {
+			s.ready = true
+		}
+		streams, _, _ = p.tick(streams, &bt)
+	}
+	// Grow the buffers and the slot pool to the working set: packets in
+	// flight for the 1 ms they wait in the kernel.
+	for end := Now() + int64(200*time.Millisecond); Now() < end; {
+		wakeup()
+	}
+	runs := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		wakeup()
+		runs++
+	}
+	time.Sleep(5 * time.Millisecond)
+	bt.bookTimed(p.lateAfter, &p.c)
+	if c := p.Counters(); c.Errors != 0 || c.Ahead == 0 {
+		b.Fatalf("counters %+v after %d wake-ups of %d streams", c, runs, n)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(runs)/float64(n), "ns/packet")
 }

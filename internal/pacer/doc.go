@@ -40,11 +40,34 @@
 // all of them share each wake-up and can share work per frame (hold music
 // encoded once per codec per frame).
 //
-// Limits: SCHED_FIFO shields the loop from other processes, not from this
-// process's own CPU-bound goroutines. After each wake-up the loop needs one of
-// the Go scheduler's Ps; if busy goroutines hold all of them it waits for one
-// up to a 10 ms time slice. Keep CPU-heavy work (rendering pages) to fewer
-// goroutines than GOMAXPROCS while streams play.
+// # Kernel-timed sends
 //
-// Linux only (timerfd, sched_setattr, sendmmsg).
+// SCHED_FIFO shields the loop from other processes, not from this
+// process's own runtime: after each wake-up the loop needs one of the Go
+// scheduler's Ps, and a garbage collection or busy goroutines kept it
+// waiting for up to a quarter of a second (BenchmarkGCLoad). So Sources
+// whose packets are known ahead (Ahead: rendered pages, RTP and Polycom)
+// are built up to the look-ahead (WithLookahead, default 1 s) before
+// their due time and handed to the kernel through io_uring, each as an
+// absolute CLOCK_MONOTONIC timeout linked to its send: the kernel sends it
+// on time whatever the Go runtime does meanwhile. Cancelling such a stream
+// cancels what is still queued and rewinds the Source (Ahead.Rewind)
+// before Stop, so its closing packets follow the last packet sent with no
+// gap in sequence. Live streams and call legs (their audio is decided
+// frame by frame) are sent from the loop at their due time; keep
+// CPU-heavy work to fewer goroutines than GOMAXPROCS while they play.
+// Where the kernel cannot time sends (Linux < 5.19, no io_uring) the loop
+// sends every packet at its due time; it logs which way it sends and why
+// (mode=io_uring-timed, io_uring or sendmmsg). See ahead.go for why not
+// SO_TXTIME.
+//
+// Call legs are not Ahead: what a leg sends is decided at its frame (hold
+// music, a prompt, a bridge, DTMF, the end of the call), and a jitter
+// buffer in the phone absorbs a late frame of hold music where a page's
+// receivers, speakers with small buffers, would click. Queued ahead, each
+// leg's packet would cost a timer and two ring entries instead of one
+// entry per frame (BenchmarkWakeup: 6–13 µs against 2.4 µs per packet at
+// 500 streams), against the 500-parked-call CPU budget.
+//
+// Linux only (timerfd, sched_setattr, io_uring, sendmmsg).
 package pacer

@@ -166,7 +166,9 @@ func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
 func (c *logCapture) Handle(_ context.Context, r slog.Record) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.recs = append(c.recs, r.Level.String()+" "+r.Message)
+	rec := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool { rec += " " + a.String(); return true })
+	c.recs = append(c.recs, rec)
 	return nil
 }
 func (c *logCapture) WithAttrs([]slog.Attr) slog.Handler { return c }

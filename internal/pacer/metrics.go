@@ -20,6 +20,7 @@ type counters struct {
 	maxLate     atomic.Int64 // ns
 	maxWork     atomic.Int64 // ns
 	streams     atomic.Int64
+	ahead       atomic.Uint64
 }
 
 // Counters are the Pacer's totals since it was made, over every stream.
@@ -39,6 +40,9 @@ type Counters struct {
 	// time one wake-up took from waking to its last send.
 	MaxLate, MaxWork time.Duration
 	Streams          int // streams playing
+	// Ahead counts packets queued in the kernel before their due time and
+	// sent by it at that time (Ahead streams; included in Packets).
+	Ahead uint64
 }
 
 // Counters returns the Pacer's totals.
@@ -54,6 +58,7 @@ func (p *Pacer) Counters() Counters {
 		MaxLate:     time.Duration(p.c.maxLate.Load()),
 		MaxWork:     time.Duration(p.c.maxWork.Load()),
 		Streams:     int(p.c.streams.Load()),
+		Ahead:       p.c.ahead.Load(),
 	}
 }
 
@@ -81,4 +86,5 @@ func (p *Pacer) RegisterMetrics(set *metrics.Set) {
 	set.NewGauge("parkpage_pacer_send_errors_total", u(&p.c.errors))
 	set.NewGauge("parkpage_pacer_max_late_seconds", secs(&p.c.maxLate))
 	set.NewGauge("parkpage_pacer_max_wakeup_seconds", secs(&p.c.maxWork))
+	set.NewGauge("parkpage_pacer_ahead_packets_total", u(&p.c.ahead))
 }

@@ -144,6 +144,8 @@ type Pacer struct {
 	grid      time.Duration
 	spin      time.Duration
 	noRing    bool
+	lookahead time.Duration
+	keys      uint64 // stream keys handed out (loop thread only)
 
 	// tfd is the loop's timer, created with the Pacer and closed when the
 	// Pacer is garbage (runtime.AddCleanup): any goroutine may arm it to
@@ -166,7 +168,7 @@ func New(log *slog.Logger, opts ...Option) *Pacer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pacer{log: log, priority: DefaultPriority, lateAfter: DefaultLateAfter, grid: DefaultStartGrid, spin: DefaultMaxSpin}
+	p := &Pacer{log: log, priority: DefaultPriority, lateAfter: DefaultLateAfter, grid: DefaultStartGrid, spin: DefaultMaxSpin, lookahead: DefaultLookahead}
 	for _, o := range opts {
 		o(p)
 	}
@@ -208,8 +210,17 @@ type stream struct {
 	hint     int              // index of this stream's socket batch last wake-up
 	ringPC   *ipv4.PacketConn // socket whose ring slot this stream holds, or nil
 	finished bool
-	stats    Stats
-	err      error
+
+	// Kernel-timed sends (ahead.go).
+	ahead      Ahead  // src as an Ahead, or nil
+	key        uint64 // user_data of its chains' timeouts, for cancelling them
+	inflight   int    // packets queued in the kernel, not yet completed
+	unsent     int    // of those, cancelled: to rewind
+	cancelling bool   // its queued chains are being cancelled
+	lastQueued int64  // due time of its last packet queued in the kernel
+	timedNext  bool   // next is the due time of a packet to queue ahead
+	stats      Stats
+	err        error
 }
 
 // Play starts playing src to out and returns a channel that receives the
@@ -225,6 +236,7 @@ func (p *Pacer) Play(ctx context.Context, out Sink, src Source) <-chan Result {
 	}
 	s := &stream{src: src, out: out, ctx: ctx, result: res}
 	s.rep, _ = src.(Reporter)
+	s.ahead, _ = src.(Ahead)
 	// Hooked before the loop can see s, so finish always finds unhook set.
 	s.unhook = context.AfterFunc(ctx, func() {
 		s.stopReq.Store(true)
@@ -248,6 +260,13 @@ func (p *Pacer) Play(ctx context.Context, out Sink, src Source) <-chan Result {
 	}
 	p.wake()
 	return res
+}
+
+// takingBack reports whether the stream's packets queued in the kernel are
+// to be cancelled (a stop not yet passed on to the Source, or an error)
+// and some still are.
+func (s *stream) takingBack() bool {
+	return s.inflight > 0 && (s.err != nil || s.stopReq.Load() && !s.stats.Stopped)
 }
 
 // releaseRing gives up the stream's hold on its socket's ring slot.
@@ -364,6 +383,9 @@ func (p *Pacer) loop(ctx context.Context) {
 			p.state.Store(stateClosed)
 			armAt(p.tfd, 0)
 			streams = p.takePending(streams)
+			if b.ring != nil {
+				b.ring.drain() // the kernel lets go of every timed packet
+			}
 			for _, s := range streams {
 				s.releaseRing(b.ring)
 				s.finish(Result{Stats: s.stats, Err: ErrClosed})
@@ -455,22 +477,37 @@ func (w *wakeLatency) add(late, limit int64) {
 // sends with sendmmsg instead.
 func (p *Pacer) openRing() *ring {
 	if p.noRing {
+		p.log.Info("pacer: sending with one sendmmsg per socket per wake-up, every packet at its due time (io_uring off by option)", "mode", "sendmmsg")
 		return nil
 	}
 	r, err := newRing()
 	if err != nil {
-		p.log.Warn("pacer: io_uring unavailable, sending with one sendmmsg per socket per wake-up (more CPU per call leg)", "err", err)
+		p.log.Warn("pacer: io_uring unavailable, sending with one sendmmsg per socket per wake-up, every packet at its due time (more CPU per call leg; a stall of this process delays pages)",
+			"mode", "sendmmsg", "err", err)
 		return nil
 	}
 	p.uring.Store(true)
+	switch err := r.probeTimed(); {
+	case p.lookahead <= 0:
+		p.log.Info("pacer: sending through io_uring, every packet at its due time (look-ahead off)", "mode", "io_uring")
+	case err != nil:
+		p.log.Warn("pacer: kernel-timed sends unavailable, sending every packet at its due time: a stall of this process delays pages", "mode", "io_uring", "err", err)
+	default:
+		r.ahead.ok = true
+		p.log.Info("pacer: sending through io_uring; the kernel sends rendered streams' packets at their due time (io_uring timeouts, no qdisc needed)",
+			"mode", "io_uring-timed", "lookahead", p.lookahead)
+	}
 	return r
 }
 
 // dropRing stops using a ring that failed: sendmmsg from now on.
 func (p *Pacer) dropRing(b *batcher, streams []*stream, err error) {
-	p.log.Error("pacer: io_uring failed, sending with sendmmsg from now on", "err", err)
+	p.log.Error("pacer: io_uring failed, sending with sendmmsg from now on, every packet at its due time", "mode", "sendmmsg", "err", err)
+	b.ring.drain()
+	b.bookTimed(p.lateAfter, &p.c)
 	for _, s := range streams {
 		s.ringPC = nil
+		s.inflight, s.cancelling = 0, false
 	}
 	b.ring.close()
 	b.ring = nil
@@ -498,15 +535,21 @@ func (p *Pacer) raisePriority() {
 	p.log.Info("pacer: running with real-time priority", "policy", "SCHED_FIFO", "priority", p.priority)
 }
 
-// tick sends every packet due by now, retires finished streams and returns
-// the remaining streams, the earliest due time among them (0 if none), and
-// whether a stream that wants the early wake-up (not Clocked) is due then.
+// tick sends every packet due by now, queues in the kernel the packets of
+// Ahead streams due within the look-ahead, retires finished streams and
+// returns the remaining streams, the earliest time the loop must wake for
+// them (0 if none), and whether a stream that wants the early wake-up (not
+// Clocked, not queued ahead) is due then.
 func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, precise bool) {
 	now := Now()
 	b.reset()
+	b.bookTimed(p.lateAfter, &p.c)
+	timed := b.ring != nil && b.ring.ahead.ok && p.lookahead > 0
 	for _, s := range streams {
 		if !s.started {
 			s.started = true
+			p.keys++
+			s.key = p.keys & tagMask
 			if c, ok := s.src.(Clocked); ok {
 				s.clocked = true
 				s.start = alignUp(now, int64(Frame))
@@ -515,9 +558,32 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 				s.start = alignUp(now, int64(p.grid))
 			}
 		}
+		if s.takingBack() {
+			// Take back what is queued ahead before the Source stops, so
+			// its closing packets follow the last packet that left.
+			if !s.cancelling && b.ring != nil {
+				s.cancelling = true
+				if err := b.ring.cancel(s.key, false); err != nil {
+					p.dropRing(b, streams, err)
+				}
+			}
+			continue
+		}
 		if s.stopReq.Load() && !s.stats.Stopped {
 			s.stats.Stopped = true
+			if s.unsent > 0 && s.ahead != nil {
+				s.ahead.Rewind(s.unsent)
+			}
+			s.unsent, s.cancelling = 0, false
 			s.src.Stop()
+		}
+		if s.err != nil {
+			continue
+		}
+		horizon := now
+		s.timedNext = false
+		if timed && s.ahead != nil && b.ensureRing(s) {
+			horizon, s.timedNext = now+int64(p.lookahead), true
 		}
 		for n := 0; ; n++ {
 			d, ok := s.src.Due()
@@ -526,11 +592,13 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 				break
 			}
 			due := s.start + int64(d)
-			if due > now {
+			if due > horizon {
 				s.next = due
 				break
 			}
-			b.add(s, due)
+			if due <= now || !b.addTimed(s, due) {
+				b.add(s, due)
+			}
 		}
 	}
 	if len(b.conns) > 0 {
@@ -545,10 +613,16 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 			p.c.maxWork.Store(w)
 		}
 	}
+	// After the immediate sends, so a stream's packets leave in order.
+	if len(b.timed) > 0 && b.ring != nil {
+		if err := b.ring.queueTimed(b.timed); err != nil {
+			p.dropRing(b, streams, err)
+		}
+	}
 
 	kept := streams[:0]
 	for _, s := range streams {
-		if s.finished || s.err != nil {
+		if (s.finished || s.err != nil) && s.inflight == 0 {
 			s.releaseRing(b.ring)
 			r := Result{Stats: s.stats, Err: s.err}
 			if r.Err == nil && s.stats.Stopped {
@@ -558,10 +632,25 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 			continue
 		}
 		kept = append(kept, s)
+		var at int64
+		prec := false
 		switch {
-		case next == 0 || s.next < next:
-			next, precise = s.next, !s.clocked
-		case s.next == next && !s.clocked:
+		case s.inflight > 0 && (s.finished || s.takingBack()):
+			// Wait for the kernel's completions: after the last queued
+			// due time, or soon for a cancellation.
+			at = now + int64(time.Millisecond)
+			if !s.cancelling && s.lastQueued > now {
+				at = s.lastQueued + int64(time.Millisecond)
+			}
+		case s.timedNext:
+			at = s.next - int64(p.lookahead)
+		default:
+			at, prec = s.next, !s.clocked
+		}
+		switch {
+		case next == 0 || at < next:
+			next, precise = at, prec
+		case at == next && prec:
 			precise = true
 		}
 	}

@@ -41,6 +41,8 @@ const (
 	ioringOffSQEs           = 0x10000000
 	ioSqeFixedFile          = 1 << 0
 	ringEntries             = 1024 // packets per io_uring_enter; more go in several
+	ringCQEntries           = 8192
+	ioringSetupCQSize       = 1 << 3
 	ringFiles               = 8192 // sockets registered at once; beyond, sendmmsg
 	sizeofSQE               = 64
 	sizeofCQE               = 16
@@ -68,6 +70,7 @@ type ring struct {
 	iovs                        []unix.Iovec
 	names                       []unix.RawSockaddrInet6 // big enough for either family
 	res                         []int32                 // result of each packet of the last submit
+	ahead                       aheadState              // kernel-timed sends (ahead.go)
 	failed                      atomic.Bool
 	lastSetupErr, lastUpdateErr error
 }
@@ -82,6 +85,10 @@ type fileSlot struct {
 
 func newRing() (*ring, error) {
 	var params [sizeofIoUringParams]byte
+	// Timed sends complete while the loop may not run to reap them: room
+	// for a few hundred milliseconds of every stream's completions.
+	*(*uint32)(unsafe.Pointer(&params[4])) = ringCQEntries
+	*(*uint32)(unsafe.Pointer(&params[8])) = ioringSetupCQSize
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, ringEntries, uintptr(unsafe.Pointer(&params[0])), 0)
 	if errno != 0 {
 		return nil, fmt.Errorf("io_uring_setup: %w", errno)
@@ -135,6 +142,7 @@ func newRing() (*ring, error) {
 }
 
 func (r *ring) close() {
+	r.drain()
 	if r.sqeMem != nil {
 		_ = unix.Munmap(r.sqeMem)
 	}
@@ -287,7 +295,7 @@ func (r *ring) send(refs []ringRef) error {
 			*(*uint64)(unsafe.Add(sqe, sqeOffAddr)) = uint64(uintptr(unsafe.Pointer(hdr)))
 			*(*uint32)(unsafe.Add(sqe, sqeOffLen)) = 1
 			*(*uint32)(unsafe.Add(sqe, sqeOffFlags)) = unix.MSG_DONTWAIT
-			*(*uint64)(unsafe.Add(sqe, sqeOffUserData)) = uint64(i)
+			*(*uint64)(unsafe.Add(sqe, sqeOffUserData)) = tagNow<<tagShift | uint64(i)
 			*(*uint32)(unsafe.Add(unsafe.Pointer(r.sqArray), 4*idx)) = idx
 		}
 		atomic.StoreUint32(r.sqTail, tail+uint32(len(part)))
@@ -311,17 +319,29 @@ func (r *ring) send(refs []ringRef) error {
 	return nil
 }
 
-// reap books the completions posted and returns how many there were.
+// reap takes the completions posted: immediate sends' results go to
+// r.res, timed sends' to r.ahead.done for the loop to book. It returns how
+// many immediate sends completed.
 func (r *ring) reap() int {
 	head := *r.cqHead
 	tail := atomic.LoadUint32(r.cqTail)
 	n := 0
 	for ; head != tail; head++ {
 		cqe := unsafe.Add(r.cqes, uintptr(head&r.cqMask)*sizeofCQE)
-		if i := *(*uint64)(cqe); i < uint64(len(r.res)) {
-			r.res[i] = *(*int32)(unsafe.Add(cqe, cqeOffRes))
+		ud, res := *(*uint64)(cqe), *(*int32)(unsafe.Add(cqe, cqeOffRes))
+		switch i := ud & tagMask; ud >> tagShift {
+		case tagNow:
+			if i < uint64(len(r.res)) {
+				r.res[i] = res
+			}
+			n++
+		case tagTimed:
+			r.ahead.done = append(r.ahead.done, timedCQE{slot: int32(i), res: res})
+		case tagMisc:
+			if i < uint64(len(r.ahead.probe)) {
+				r.ahead.probe[i] = res
+			}
 		}
-		n++
 	}
 	atomic.StoreUint32(r.cqHead, head)
 	return n

@@ -133,6 +133,9 @@ type Session struct {
 	due     time.Duration // due time of the next packet
 	lastDue time.Duration // due time of the last packet appended
 	emitted bool
+	stopped bool   // Stop was called: Rewind cannot replay past it
+	n       int    // packets appended
+	scratch []byte // Rewind's replay buffer
 }
 
 // FrameBytes is the size of one frame of d of codec c: G.711 and G.722
@@ -247,6 +250,7 @@ func (s *Session) Append(dst []byte) []byte {
 		return dst
 	}
 	s.lastDue, s.emitted = s.due, true
+	s.n++
 	switch s.ph {
 	case phaseAlert:
 		dst = appendPrebuilt(dst, &s.hdr, OpAlert)
@@ -301,12 +305,31 @@ func appendPrebuilt(dst []byte, hdr *[HeaderLen]byte, op Op) []byte {
 // If nothing was appended yet the session ends silently, and once the End
 // burst has begun Stop changes nothing.
 func (s *Session) Stop() {
+	s.stopped = true
 	switch {
 	case s.ph == phaseEnd || s.ph == phaseDone:
 	case !s.emitted:
 		s.ph = phaseDone
 	default:
 		s.enter(phaseEnd, s.lastDue+s.t.EndDelay)
+	}
+}
+
+// Rewind takes back the last n packets appended (the pacer built them
+// ahead of their due time and cancelled them before they left): the
+// session continues from the first of them, as if they had never been
+// appended, so a Stop that follows starts the End burst after the last
+// packet that really went out. It replays the page from its start (a rare
+// event, and a page is short); it is not meant for after Stop.
+func (s *Session) Rewind(n int) {
+	if n <= 0 || s.stopped {
+		return
+	}
+	keep := max(s.n-n, 0)
+	s.n, s.emitted, s.lastDue = 0, false, 0
+	s.enter(phaseAlert, 0)
+	for s.n < keep {
+		s.scratch = s.Append(s.scratch[:0])
 	}
 }
 

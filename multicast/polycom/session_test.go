@@ -233,3 +233,61 @@ func TestSessionSharesFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionRewind takes back packets across phase boundaries (Transmits
+// back into the Alerts) and checks that the session then yields exactly
+// the packets and due times of one never rewound, and that a Stop after a
+// Rewind starts the End burst after the last packet that was kept.
+func TestSessionRewind(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		name           string
+		appended, back int
+	}{
+		{"within audio", 36, 3},
+		{"into alerts", 35, 6},
+		{"everything", 10, 10},
+		{"none", 33, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ref, _ := NewSession(goldenConfig(), numbered(10))
+			s, _ := NewSession(goldenConfig(), numbered(10))
+			for range tt.appended {
+				s.Append(nil)
+			}
+			for range tt.appended - tt.back {
+				ref.Append(nil)
+			}
+			s.Rewind(tt.back)
+			if got, want := drain(t, s, -1), drain(t, ref, -1); !sameSent(got, want) {
+				t.Fatalf("after rewinding %d of %d: %d packets, want %d (or contents differ)", tt.back, tt.appended, len(got), len(want))
+			}
+		})
+	}
+	// Stop after a Rewind: 33 appended (31 A, 2 T), 2 taken back, so
+	// the End burst follows the last Alert (due 900 ms) by EndDelay.
+	s, _ := NewSession(goldenConfig(), numbered(10))
+	for range 33 {
+		s.Append(nil)
+	}
+	s.Rewind(2)
+	s.Stop()
+	if due, ok := s.Due(); !ok || due != 900*ms+50*ms {
+		t.Fatalf("first End due %v (%v), want 950ms", due, ok)
+	}
+	if p, err := Parse(s.Append(nil)); err != nil || p.Op != OpEnd {
+		t.Fatalf("after Rewind and Stop: %+v, %v", p, err)
+	}
+}
+
+func sameSent(a, b []sent) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].due != b[i].due || a[i].p.Op != b[i].p.Op || a[i].p.SampleCount != b[i].p.SampleCount || !bytes.Equal(a[i].p.Current, b[i].p.Current) || !bytes.Equal(a[i].p.Redundant, b[i].p.Redundant) {
+			return false
+		}
+	}
+	return true
+}

@@ -129,6 +129,11 @@ func (s *Stream) Append(dst []byte) []byte {
 	return dst
 }
 
+// Rewind takes back the last n packets appended (the pacer built them
+// ahead of their due time and cancelled them before they left): the stream
+// continues from the first of them, same sequence number and timestamp.
+func (s *Stream) Rewind(n int) { s.i = max(s.i-n, 0) }
+
 // Stop ends the stream now. RTP paging has no end-of-page packet: receivers
 // end the page when packets stop arriving.
 func (s *Stream) Stop() { s.frames = s.frames[:s.i] }

@@ -144,3 +144,38 @@ func TestValidate(t *testing.T) {
 		t.Error("NewStream accepted an empty frame")
 	}
 }
+
+// TestRewind: packets taken back are appended again, identical (same
+// sequence number, timestamp and payload), and the stream ends as before.
+func TestRewind(t *testing.T) {
+	frames := repeat(10, 160, 0xff)
+	for i := range frames {
+		frames[i][0] = byte(i)
+	}
+	want, _ := NewStream(Config{TimestampStep: 160, FirstSequence: 65530}, frames)
+	s, _ := NewStream(Config{TimestampStep: 160, FirstSequence: 65530}, frames)
+	for range 6 {
+		s.Append(nil)
+	}
+	s.Rewind(4)
+	want.Append(nil)
+	want.Append(nil)
+	for k := 2; ; k++ {
+		dw, okw := want.Due()
+		d, ok := s.Due()
+		if d != dw || ok != okw {
+			t.Fatalf("packet %d: due %v %v, want %v %v", k, d, ok, dw, okw)
+		}
+		if !ok {
+			break
+		}
+		if got, exp := s.Append(nil), want.Append(nil); string(got) != string(exp) {
+			t.Fatalf("packet %d after Rewind differs", k)
+		}
+	}
+	s.Rewind(3)
+	s.Stop()
+	if s.Len() != 7 {
+		t.Fatalf("stopped after rewinding 3 of 10: Len %d, want 7", s.Len())
+	}
+}

@@ -27,6 +27,7 @@ type vm struct {
 	httpPort int // host port forwarded to the guest's 8080 (parkpage admin API)
 	sipPort  int // host port forwarded to the guest's 5060, UDP and TCP
 	gokPort  int // host port forwarded to the guest's 80 (gokrazy's web/update API)
+	simPort  int // host port forwarded to the guest's 8099 (the test image's gpiosim)
 	done     chan struct{}
 	waitErr  error
 }
@@ -36,6 +37,9 @@ type vmOptions struct {
 	image string   // disk image
 	write bool     // let the guest write the image (default: -snapshot)
 	extra []string // extra QEMU arguments
+	// wav, if set, gives the guest an Intel HDA sound card whose line out
+	// QEMU records to this WAV file (48 kHz, stereo, 16-bit).
+	wav string
 }
 
 // syncBuffer collects the serial console for failure reports.
@@ -92,9 +96,9 @@ func freePort(t testing.TB) int {
 
 func startVM(t testing.TB, o vmOptions) *vm {
 	t.Helper()
-	v := &vm{t: t, console: &syncBuffer{}, httpPort: freePort(t), sipPort: freePort(t), gokPort: freePort(t), done: make(chan struct{})}
-	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080,hostfwd=tcp:127.0.0.1:%d-:5060,hostfwd=udp:127.0.0.1:%d-:5060,hostfwd=tcp:127.0.0.1:%d-:80",
-		v.httpPort, v.sipPort, v.sipPort, v.gokPort)
+	v := &vm{t: t, console: &syncBuffer{}, httpPort: freePort(t), sipPort: freePort(t), gokPort: freePort(t), simPort: freePort(t), done: make(chan struct{})}
+	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080,hostfwd=tcp:127.0.0.1:%d-:5060,hostfwd=udp:127.0.0.1:%d-:5060,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:8099",
+		v.httpPort, v.sipPort, v.sipPort, v.gokPort, v.simPort)
 	var args []string
 	var bin string
 	switch o.arch {
@@ -124,6 +128,10 @@ func startVM(t testing.TB, o vmOptions) *vm {
 		"-drive", "file="+o.image+",format=raw",
 		"-device", "e1000,netdev=net0", "-netdev", netdev,
 		"-nographic", "-monitor", "none", "-serial", "stdio")
+	if o.wav != "" {
+		args = append(args, "-audiodev", "wav,id=snd0,path="+o.wav+",out.frequency=48000,out.channels=2,out.format=s16",
+			"-device", "intel-hda", "-device", "hda-output,audiodev=snd0")
+	}
 	args = append(args, o.extra...)
 	v.cmd = exec.Command(bin, args...)
 	v.cmd.Stdout = v.console

@@ -117,6 +117,15 @@ type chardevLine struct {
 	fd int // the line request; -1 before the first Out
 }
 
+// chardevLines are the lines found so far, by chip and offset: a line is
+// requested once per process, so a second lookup (relays.AllOff, a
+// config reload) must get the same chardevLine, not a new request the
+// kernel refuses as busy.
+var chardevLines struct {
+	sync.Mutex
+	m map[string]*chardevLine
+}
+
 // findChardevLine looks for a line called name on every GPIO chip.
 func findChardevLine(name string) (*chardevLine, error) {
 	chips, err := filepath.Glob("/dev/gpiochip*")
@@ -129,10 +138,25 @@ func findChardevLine(name string) (*chardevLine, error) {
 			continue // not a chip we can read (or gone again)
 		}
 		if ok {
-			return &chardevLine{name: name, chip: chip, offset: off, fd: -1}, nil
+			return chardevLineAt(name, chip, off), nil
 		}
 	}
 	return nil, fmt.Errorf("no GPIO line named %q on %d chips", name, len(chips))
+}
+
+func chardevLineAt(name, chip string, off uint32) *chardevLine {
+	chardevLines.Lock()
+	defer chardevLines.Unlock()
+	key := fmt.Sprintf("%s:%d", chip, off)
+	if l := chardevLines.m[key]; l != nil {
+		return l
+	}
+	if chardevLines.m == nil {
+		chardevLines.m = map[string]*chardevLine{}
+	}
+	l := &chardevLine{name: name, chip: chip, offset: off, fd: -1}
+	chardevLines.m[key] = l
+	return l
 }
 
 func lineOffset(chip, name string) (uint32, bool, error) {
@@ -176,10 +200,17 @@ func (l *chardevLine) Out(v gpio.Level) error {
 	}
 	if l.fd >= 0 {
 		vals := gpioV2LineValues{Bits: bit, Mask: 1}
-		if err := gpioIoctl(l.fd, ioctlSetValues, unsafe.Pointer(&vals)); err != nil {
+		err := gpioIoctl(l.fd, ioctlSetValues, unsafe.Pointer(&vals))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.ENODEV) {
 			return fmt.Errorf("%s: set value: %w", l, err)
 		}
-		return nil
+		// The chip went away (a USB adapter unplugged): request the
+		// line again below, in case it is back.
+		unix.Close(l.fd)
+		l.fd = -1
 	}
 	chip, err := unix.Open(l.chip, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

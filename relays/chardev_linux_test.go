@@ -28,3 +28,16 @@ func TestChardevABISizes(t *testing.T) {
 		t.Errorf("GPIO_V2_GET_LINE_IOCTL %#x, want 0xc250b407", ioctlGetLine)
 	}
 }
+
+// A line is requested once per process: looking it up again (AllOff at
+// start, a config reload) must give the same line, holding the request.
+func TestChardevLineFoundOnce(t *testing.T) {
+	a := chardevLineAt("RELAY0", "/dev/gpiochip9", 3)
+	b := chardevLineAt("RELAY0", "/dev/gpiochip9", 3)
+	if a != b {
+		t.Error("second lookup of /dev/gpiochip9 line 3 made a new line (the kernel would refuse its request as busy)")
+	}
+	if c := chardevLineAt("RELAY1", "/dev/gpiochip9", 4); c == a {
+		t.Error("another offset gave the same line")
+	}
+}

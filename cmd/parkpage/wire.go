@@ -95,6 +95,14 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		}
 	}()
 
+	// Relays first: New drives every relay off, and after a crash (the
+	// supervisor restarting us) that is what must happen soonest; the
+	// rest of the wiring takes seconds on a slow box.
+	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
+		return nil, fmt.Errorf("relays: %w", err)
+	}
+	closers = append(closers, func() { c.bank.Close() })
+
 	if c.audio, err = announce.NewService(cfg.Announce); err != nil {
 		return nil, err
 	}
@@ -129,10 +137,6 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if _, err := c.stack.KeepSubscriptions(filepath.Join(cfg.StateDir, "blf-subscriptions.json")); err != nil {
 		return nil, err
 	}
-	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
-		return nil, fmt.Errorf("relays: %w", err)
-	}
-	closers = append(closers, func() { c.bank.Close() })
 	mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: c.pacer, PolycomTiming: opt.PolycomTiming, Logger: log})
 	kinds := output.Kinds{
 		config.OutputPolycom: mc.Polycom,

@@ -233,6 +233,12 @@ type killResult struct {
 	OffAt    float64 `json:"off_at"`
 	OffAfter float64 `json:"off_after_seconds"` // kill to every line off
 	NewPID   int     `json:"new_pid"`           // the restarted parkpage
+	// StartedAt is when the supervisor started the new parkpage (its
+	// start time in /proc, 10 ms resolution); OffAfterStart is that to
+	// every line off: parkpage's own share, without gokrazy's restart
+	// delay (1 s after the process was reaped).
+	StartedAt     float64 `json:"started_at"`
+	OffAfterStart float64 `json:"off_after_start_seconds"`
 }
 
 // kill is POST /kill: kill -9 parkpage while a line is on, then wait for
@@ -279,9 +285,49 @@ func (s *sim) kill(w http.ResponseWriter, r *http.Request) {
 	}
 	res.OffAfter = res.OffAt - res.KilledAt
 	res.NewPID = findPID("parkpage")
-	s.logf("every line off %.3f s after the kill (parkpage now pid %d)", res.OffAfter, res.NewPID)
+	if res.NewPID != 0 {
+		if at, err := s.startedAt(res.NewPID); err == nil {
+			res.StartedAt = at
+			res.OffAfterStart = res.OffAt - at
+		} else {
+			s.logf("start time of pid %d: %v", res.NewPID, err)
+		}
+	}
+	s.logf("every line off %.3f s after the kill, %.3f s after parkpage restarted (pid %d, started %.3f s after the kill)",
+		res.OffAfter, res.OffAfterStart, res.NewPID, res.StartedAt-res.KilledAt)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(res)
+}
+
+// startedAt is when process pid started, on gpiosim's clock: its start
+// time in /proc/PID/stat (clock ticks since boot, USER_HZ 100) against
+// /proc/uptime now (both the boot-time clock, which in a VM that never
+// suspends runs with the monotonic one behind s.now).
+func (s *sim) startedAt(pid int) (float64, error) {
+	stat, err := readTrim(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) start at
+	// field 3 (state); starttime is field 22.
+	i := strings.LastIndexByte(stat, ')')
+	f := strings.Fields(stat[i+1:])
+	if i < 0 || len(f) < 20 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, stat)
+	}
+	ticks, err := strconv.ParseFloat(f[19], 64)
+	if err != nil {
+		return 0, err
+	}
+	up, err := readTrim("/proc/uptime")
+	if err != nil {
+		return 0, err
+	}
+	upNow, err := strconv.ParseFloat(strings.Fields(up)[0], 64)
+	if err != nil {
+		return 0, err
+	}
+	return s.now() - (upNow - ticks/100), nil
 }
 
 func (d stateDoc) allOff() bool {

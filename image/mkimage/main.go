@@ -53,7 +53,8 @@ type target struct {
 	eeprom, eepromVersion     string
 	serial                    string
 	kernelArgs                []string
-	kernelDir                 string // local kernel package (replace), instead of kernelVersion
+	bootloaderLines           []string // appended to the Pi's config.txt
+	kernelDir                 string   // local kernel package (replace), instead of kernelVersion
 }
 
 var targets = map[string]target{
@@ -67,7 +68,11 @@ var targets = map[string]target{
 	"pi": {goarch: "arm64", cc: "aarch64-linux-gnu-gcc", pkgConfigPath: "/usr/lib/aarch64-linux-gnu/pkgconfig",
 		kernel: "github.com/gokrazy/kernel.rpi", kernelVersion: kernelRPi,
 		firmware: "github.com/gokrazy/firmware", firmwareVersion: firmwareRPi,
-		eeprom: "github.com/gokrazy/rpi-eeprom", eepromVersion: eepromRPi},
+		eeprom: "github.com/gokrazy/rpi-eeprom", eepromVersion: eepromRPi,
+		// The firmware's audio (bcm2835: a Pi 4's 3.5 mm jack and HDMI)
+		// is off in the device tree unless config.txt turns it on, as
+		// Raspberry Pi OS does; USB audio adapters need nothing.
+		bootloaderLines: []string{"dtparam=audio=on"}},
 }
 
 type bootFiles []string
@@ -211,6 +216,8 @@ type gokConfig struct {
 	FirmwarePackage *string                   `json:",omitempty"`
 	EEPROMPackage   *string                   `json:",omitempty"`
 	KernelExtraArgs []string                  `json:",omitempty"`
+	// BootloaderExtraLines are appended to the Pi's config.txt.
+	BootloaderExtraLines []string `json:",omitempty"`
 }
 
 func instanceConfig(dir string, t target, repo, siteConfig, version string) (*gokConfig, error) {
@@ -258,11 +265,12 @@ func instanceConfig(dir string, t target, repo, siteConfig, version string) (*go
 				"CommandLineFlags": []string{"-deadline", opts.guardDeadline.String()},
 			},
 		},
-		SerialConsole:   t.serial,
-		KernelExtraArgs: t.kernelArgs,
-		KernelPackage:   str(t.kernel),
-		FirmwarePackage: str(t.firmware),
-		EEPROMPackage:   str(t.eeprom),
+		SerialConsole:        t.serial,
+		KernelExtraArgs:      t.kernelArgs,
+		BootloaderExtraLines: t.bootloaderLines,
+		KernelPackage:        str(t.kernel),
+		FirmwarePackage:      str(t.firmware),
+		EEPROMPackage:        str(t.eeprom),
 	}
 	return cfg, nil
 }

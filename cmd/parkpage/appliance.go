@@ -105,6 +105,16 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(console, "parkpage: reachable as %s (mDNS)\n", r.Name)
 		}
 	}
+	// Name the sound cards for the lineout outputs' device (no shell).
+	if b, err := os.ReadFile("/proc/asound/cards"); err == nil {
+		cards := soundCards(string(b))
+		for _, c := range cards {
+			fmt.Fprintf(console, "parkpage: %s\n", c)
+		}
+		if len(cards) == 0 {
+			fmt.Fprintln(console, "parkpage: no sound card (line out needs one, e.g. a USB audio adapter)")
+		}
+	}
 	// The update API (admin credential) hands A/B updates to gokrazy.
 	upd := &boot.Updater{Gokrazy: &boot.Gokrazy{Socket: *gokrazySocket}, Log: log}
 	if dev != "" {

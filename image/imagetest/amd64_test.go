@@ -103,6 +103,8 @@ func TestAMD64ParkAndPickup(t *testing.T) {
 	v.consoleMatch(regexp.MustCompile(`(parkpage: imported parkpage.yaml from the boot partition)`), time.Minute)
 
 	// Line out and GPIO on the image's own kernel: HDA sound, gpio-sim.
+	// parkpage names the sound card on the console for the installer.
+	t.Logf("console: %s", v.consoleMatch(regexp.MustCompile(`parkpage: (sound card 0 [^\n]*hw:0,0)`), time.Minute))
 	checkRelayAndLineOut(t, v)
 	t.Logf("relay log lines:\n%s", grepLines(gokrazyLog(t, v, "/user/parkpage", "pin appeared", 5*time.Second), "relays"))
 	v.stop()

@@ -74,7 +74,8 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(console, "parkpage: config passed over: %s\n", p)
 	}
 	fmt.Fprintf(console, "parkpage: running on the %s; admin credential: %v\n", plan.Source, plan.HasCredential)
-	runArgs := []string{"-state-dir", *stateDir}
+	// No alsactl on the image: parkpage unmutes the line-out card itself.
+	runArgs := []string{"-state-dir", *stateDir, "-set-mixer"}
 	if plan.ConfigPath != "" {
 		runArgs = append(runArgs, "-config", plan.ConfigPath)
 		if filepath.Dir(plan.ConfigPath) == filepath.Clean(*runDir) {
@@ -141,7 +142,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	if rc != 0 && plan.ConfigPath != "" {
 		// Never a boot loop over a config: run on the embedded default.
 		fmt.Fprintf(console, "parkpage: %s failed; running on the embedded default config\n", plan.Source)
-		rc = runService(runArgs[:2], stdout, stderr, upd.Routes())
+		rc = runService(runArgs[:3], stdout, stderr, upd.Routes())
 	}
 	return rc
 }

@@ -44,13 +44,16 @@ type wireOptions struct {
 	Relays relays.Resolver
 	// LineOut opens sound devices; nil: the kernel's.
 	LineOut func(path string) (lineout.Device, error)
+	// SetMixer unmutes a line-out card's playback path at 0 dB before
+	// each page (run -set-mixer; the appliance, which has no alsactl).
+	SetMixer bool
 	// PolycomTiming shortens the Polycom session cadence in tests.
 	PolycomTiming polycom.Timing
 }
 
 // wire connects the parts of the appliance to the app.
-func wire(a *app.App) error {
-	_, err := wireWith(a, wireOptions{})
+func wire(a *app.App, opt wireOptions) error {
+	_, err := wireWith(a, opt)
 	return err
 }
 
@@ -137,12 +140,16 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if _, err := c.stack.KeepSubscriptions(filepath.Join(cfg.StateDir, "blf-subscriptions.json")); err != nil {
 		return nil, err
 	}
+	var mixer func(string) ([]lineout.MixerChange, error)
+	if opt.SetMixer && opt.LineOut == nil {
+		mixer = lineout.SetPlaybackPath
+	}
 	mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: c.pacer, PolycomTiming: opt.PolycomTiming, Logger: log})
 	kinds := output.Kinds{
 		config.OutputPolycom: mc.Polycom,
 		config.OutputRTP:     mc.RTP,
 		config.OutputSIP:     sipamp.Factory(sipamp.Options{SIP: c.stack, Media: c.media, Logger: log}),
-		config.OutputLineOut: lineout.Factory(lineout.Options{Logger: log, Open: opt.LineOut}),
+		config.OutputLineOut: lineout.Factory(lineout.Options{Logger: log, Open: opt.LineOut, Mixer: mixer}),
 	}
 	if c.gw, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(c.bank.Acquire), Events: bus, Logger: log}); err != nil {
 		return nil, fmt.Errorf("zones: %w", err)

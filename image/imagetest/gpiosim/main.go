@@ -64,6 +64,21 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /state", s.state)
 	mux.HandleFunc("POST /kill", s.kill)
+	// The guest's /proc and /sys for failure reports (no shell on the
+	// image): e.g. /proc?path=/proc/asound/card0/codec%230.
+	mux.HandleFunc("GET /proc", func(w http.ResponseWriter, r *http.Request) {
+		p := filepath.Clean(r.URL.Query().Get("path"))
+		if !strings.HasPrefix(p, "/proc/") && !strings.HasPrefix(p, "/sys/") {
+			http.Error(w, "only /proc and /sys", http.StatusBadRequest)
+			return
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
 	s.logf("serving on %s", *listen)
 	log.Fatal(http.ListenAndServe(*listen, mux))
 }

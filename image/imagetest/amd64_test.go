@@ -277,3 +277,18 @@ func grepLines(s, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestAMD64BIOSVirtio boots the amd64 image the other way a PC or VM
+// does: legacy BIOS (the image's MBR boot loader) with a virtio disk and
+// network card, which its kernel must have drivers for, to /healthz.
+func TestAMD64BIOSVirtio(t *testing.T) {
+	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", testImage))
+	mtools(t, "mcopy", "-i", fat, filepath.Join("..", "testdata", "qemu-site.yaml"), "::parkpage.yaml")
+	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true, biosVirtio: true})
+	took := v.waitHealthy(bootDeadline)
+	fmt.Printf("amd64 boot-to-healthy (BIOS, virtio disk and net): %.1f s\n", took.Seconds())
+	// The root file system came from the virtio disk, the network through
+	// virtio-net: the kernel's log names both.
+	v.consoleMatch(regexp.MustCompile(`(virtio_blk virtio\d+: \[vda\])`), time.Second)
+	t.Logf("serial console: %s", v.consoleMatch(regexp.MustCompile(`(parkpage: running on [^\n]*)`), time.Minute))
+}

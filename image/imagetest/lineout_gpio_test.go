@@ -97,8 +97,8 @@ func checkRelayAndLineOut(t *testing.T, v *vm) {
 	if st.Values["RELAY0"] != 0 {
 		t.Fatalf("RELAY0 on with no page playing: %+v", st)
 	}
-	// The park announcement earlier switched it on and off already.
-	t.Logf("relay changes so far (park announcement): %+v", st.Changes)
+	// The test site has no park announcement: nothing paged yet.
+	t.Logf("relay changes before the first page: %+v", st.Changes)
 
 	before := st.Now
 	code, body, err := zoneTest(v, "all", `{"tone": true}`)

@@ -171,7 +171,7 @@ image-test: deps-image bin/gok bin/mkimage
 # credential (`parkpage update`) to a rebuilt image, kept once healthy;
 # then a deliberately broken one (parkpage exits with a usage error)
 # that the box rolls back. The trial boot's deadline is 2 min here. The
-# base image is the one `make image-test` just built (built if missing).
+# base image is `make image`'s bin/parkpage-amd64.img (built if missing).
 UPDATE_DEADLINE ?= 2m
 image-test-update: deps-image build bin/gok bin/mkimage
 	$(if $(wildcard bin/parkpage-amd64.img),,$(MKIMAGE_AMD64) -o bin/parkpage-amd64.img)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -228,4 +229,39 @@ func (l *chardevLine) Out(v gpio.Level) error {
 	}
 	l.fd = int(req.FD)
 	return nil
+}
+
+// PulseOff drives the GPIO line called name to level off and releases it
+// after hold: for a watcher process (parkpage-guard) that must leave the
+// line free for the restarted parkpage. A controller that keeps a
+// released line's level (a Pi's) stays off; hold lets the level settle.
+func PulseOff(name string, off int, hold time.Duration) error {
+	chips, err := filepath.Glob("/dev/gpiochip*")
+	if err != nil {
+		return err
+	}
+	for _, chip := range chips {
+		offset, ok, err := lineOffset(chip, name)
+		if err != nil || !ok {
+			continue
+		}
+		fd, err := unix.Open(chip, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		req := gpioV2LineRequest{NumLines: 1}
+		req.Offsets[0] = offset
+		copy(req.Consumer[:gpioMaxNameSize-1], "parkpage-guard")
+		req.Config.Flags = gpioV2LineFlagOutput
+		req.Config.NumAttrs = 1
+		req.Config.Attrs[0] = gpioV2LineConfigAttribute{Attr: gpioV2LineAttribute{ID: gpioV2LineAttrIDOutputs, Value: uint64(off & 1)}, Mask: 1}
+		err = gpioIoctl(fd, ioctlGetLine, unsafe.Pointer(&req))
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("%s (%s:%d): request as output: %w", name, chip, offset, err)
+		}
+		time.Sleep(hold)
+		return unix.Close(int(req.FD))
+	}
+	return fmt.Errorf("no GPIO line named %q on %d chips", name, len(chips))
 }

@@ -75,7 +75,9 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(console, "parkpage: running on the %s; admin credential: %v\n", plan.Source, plan.HasCredential)
 	// No alsactl on the image: parkpage unmutes the line-out card itself.
-	runArgs := []string{"-state-dir", *stateDir, "-set-mixer"}
+	// parkpage-guard reads the relay sentinel and drives the relays off
+	// the moment parkpage dies (gokrazy restarts it only 1 s later).
+	runArgs := []string{"-state-dir", *stateDir, "-set-mixer", "-relay-sentinel", filepath.Join(*runDir, "relays.json")}
 	if plan.ConfigPath != "" {
 		runArgs = append(runArgs, "-config", plan.ConfigPath)
 		if filepath.Dir(plan.ConfigPath) == filepath.Clean(*runDir) {
@@ -142,7 +144,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	if rc != 0 && plan.ConfigPath != "" {
 		// Never a boot loop over a config: run on the embedded default.
 		fmt.Fprintf(console, "parkpage: %s failed; running on the embedded default config\n", plan.Source)
-		rc = runService(runArgs[:3], stdout, stderr, upd.Routes())
+		rc = runService(runArgs[:5], stdout, stderr, upd.Routes())
 	}
 	return rc
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -47,6 +48,10 @@ type wireOptions struct {
 	// SetMixer unmutes a line-out card's playback path at 0 dB before
 	// each page (run -set-mixer; the appliance, which has no alsactl).
 	SetMixer bool
+	// RelaySentinel, if set, is where the relays' lines and this pid are
+	// written for a crash watcher (run -relay-sentinel; on the image
+	// parkpage-guard drives them off the moment parkpage dies).
+	RelaySentinel string
 	// PolycomTiming shortens the Polycom session cadence in tests.
 	PolycomTiming polycom.Timing
 }
@@ -105,6 +110,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, fmt.Errorf("relays: %w", err)
 	}
 	closers = append(closers, func() { c.bank.Close() })
+	c.writeRelaySentinel(cfg)
 
 	if c.audio, err = announce.NewService(cfg.Announce); err != nil {
 		return nil, err
@@ -280,6 +286,7 @@ func (c *core) Reload(cfg *config.Config) error {
 	add("sip", c.stack.Reload(cfg))
 	add("park", c.park.Reload(cfg))
 	add("relays", c.bank.Reload(relays.ConfigOf(cfg)))
+	c.writeRelaySentinel(cfg)
 	add("zones", c.gw.Reload(cfg.Zones))
 	add("announcer", c.ann.Reload(cfg))
 	add("external", c.ext.Reload(cfg.External))
@@ -368,4 +375,16 @@ func (c *core) zones() []api.Zone {
 func (c *core) slotParties(slot string) (caller, parker string, ok bool) {
 	st, ok := c.park.Park().Slot(slot)
 	return st.Caller, st.Parker, ok
+}
+
+// writeRelaySentinel tells the crash watcher which lines to drive off if
+// this process dies (opt.RelaySentinel); a failure costs only that.
+func (c *core) writeRelaySentinel(cfg *config.Config) {
+	if c.opt.RelaySentinel == "" {
+		return
+	}
+	os.MkdirAll(filepath.Dir(c.opt.RelaySentinel), 0o755)
+	if err := relays.WriteSentinel(c.opt.RelaySentinel, relays.SentinelOf(relays.ConfigOf(cfg), os.Getpid())); err != nil {
+		c.log.Warn("relays: crash watcher not told", "err", err)
+	}
 }

@@ -250,8 +250,7 @@ type killResult struct {
 	NewPID   int     `json:"new_pid"`           // the restarted parkpage
 	// StartedAt is when the supervisor started the new parkpage (its
 	// start time in /proc, 10 ms resolution); OffAfterStart is that to
-	// every line off: parkpage's own share, without gokrazy's restart
-	// delay (1 s after the process was reaped).
+	// every line off (negative: off before the restart).
 	StartedAt     float64 `json:"started_at"`
 	OffAfterStart float64 `json:"off_after_start_seconds"`
 }
@@ -299,7 +298,16 @@ func (s *sim) kill(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res.OffAfter = res.OffAt - res.KilledAt
-	res.NewPID = findPID("parkpage")
+	// The restarted parkpage (gokrazy starts it 1 s after the death): the
+	// lines may be off before it runs (parkpage-guard's relay watch).
+	for res.NewPID = findPID("parkpage"); res.NewPID == 0 || res.NewPID == pid; res.NewPID = findPID("parkpage") {
+		select {
+		case <-ctx.Done():
+			fail(http.StatusGatewayTimeout, "lines off %.3f s after the kill, but no new parkpage runs", res.OffAfter)
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	if res.NewPID != 0 {
 		if at, err := s.startedAt(res.NewPID); err == nil {
 			res.StartedAt = at

@@ -159,20 +159,22 @@ image: deps-image bin/gok bin/mkimage
 	@du -h bin/parkpage-pi.img bin/parkpage-amd64.img | sed 's/^/written blocks: /'
 
 # Boots the images in QEMU (TCG) and proves them with real peers: see
-# image/imagetest. The tests copy the plain images and drop their files
+# image/imagetest. The tests copy the images and drop their files
 # (image/testdata/qemu-site.yaml...) on the FAT boot partition, as an
-# installer would.
+# installer would. The amd64 test image is `make image`'s plus the
+# test-only gpiosim service (a simulated GPIO chip for the relay, a kill -9
+# endpoint); it is never the image installers flash.
 image-test: deps-image bin/gok bin/mkimage
 	cd image && $(GO) test -count=1 ./mkimage
 	$(GO) test -count=1 ./internal/diskimage
-	$(MKIMAGE_AMD64) -o bin/parkpage-amd64.img
-	cd image && $(GO) test -count=1 -v -timeout 40m -run 'AMD64' -skip 'AMD64Update' ./imagetest
+	$(MKIMAGE_AMD64) -test-gpiosim -o bin/parkpage-amd64-test.img
+	cd image && $(GO) test -count=1 -v -timeout 40m -run 'AMD64|WAV' -skip 'AMD64Update' ./imagetest
 
 # A/B updates in QEMU: the amd64 image updated over HTTP with the admin
 # credential (`parkpage update`) to a rebuilt image, kept once healthy;
 # then a deliberately broken one (parkpage exits with a usage error)
 # that the box rolls back. The trial boot's deadline is 2 min here. The
-# base image is the one `make image-test` just built (built if missing).
+# base image is `make image`'s bin/parkpage-amd64.img (built if missing).
 UPDATE_DEADLINE ?= 2m
 image-test-update: deps-image build bin/gok bin/mkimage
 	$(if $(wildcard bin/parkpage-amd64.img),,$(MKIMAGE_AMD64) -o bin/parkpage-amd64.img)

@@ -46,9 +46,15 @@ type Options struct {
 	// Resolve finds the relays' pins; default HostResolver() (the board's
 	// GPIO). Reload uses it too.
 	Resolve Resolver
-	Clock   Clock        // default SystemClock()
-	Events  *events.Bus  // receives RelayOn and RelayOff; nil: none
-	Logger  *slog.Logger // default: discard
+	// WaitPins is how long New keeps looking for pins it cannot find at
+	// first: a GPIO chip may appear after parkpage starts (a USB adapter
+	// enumerating late, a chip set up by another service). Default
+	// DefaultWaitPins with the host resolver, none with an injected one;
+	// negative: none.
+	WaitPins time.Duration
+	Clock    Clock        // default SystemClock()
+	Events   *events.Bus  // receives RelayOn and RelayOff; nil: none
+	Logger   *slog.Logger // default: discard
 }
 
 // Bank drives the relays of one config. It is safe for concurrent use.
@@ -88,9 +94,12 @@ type relay struct {
 // crashed process, the board's power-on level. On error every pin that
 // could be resolved has still been driven off.
 func New(cfg Config, o Options) (*Bank, error) {
-	resolve := o.Resolve
+	resolve, wait := o.Resolve, o.WaitPins
 	if resolve == nil {
 		resolve = HostResolver()
+		if wait == 0 {
+			wait = DefaultWaitPins
+		}
 	}
 	b := &Bank{
 		resolve: resolve,
@@ -108,6 +117,9 @@ func New(cfg Config, o Options) (*Bank, error) {
 	}
 	byName := map[string]*relay{}
 	pins, errs := resolvePins(resolve, cfg)
+	if len(errs) > 0 && wait > 0 {
+		pins, errs = b.waitPins(resolve, cfg, pins, errs, wait)
+	}
 	for _, name := range sortedRelayNames(cfg) {
 		pin, ok := pins[name]
 		if !ok {
@@ -126,6 +138,43 @@ func New(cfg Config, o Options) (*Bank, error) {
 	b.index(cfg, byName)
 	return b, nil
 }
+
+// DefaultWaitPins is how long New waits for the board's missing pins.
+const DefaultWaitPins = 15 * time.Second
+
+// waitPins drives off the pins found so far (the safe state does not wait
+// for the others), then keeps resolving the missing ones until they are
+// all found or wait has passed.
+func (b *Bank) waitPins(resolve Resolver, cfg Config, pins map[string]gpio.PinOut, errs []error, wait time.Duration) (map[string]gpio.PinOut, []error) {
+	for name, pin := range pins {
+		newRelay(name, cfg.Relays[name], pin).driveOff()
+	}
+	b.log.Warn("relays: waiting for GPIO pins", "wait", wait, "err", errors.Join(errs...))
+	start := time.Now()
+	for time.Since(start) < wait {
+		time.Sleep(pinPoll)
+		errs = nil
+		for _, name := range sortedRelayNames(cfg) {
+			if _, ok := pins[name]; ok {
+				continue
+			}
+			pin, err := resolvePin(resolve, name, cfg.Relays[name])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			pins[name] = pin
+			b.log.Info("relays: pin appeared", "relay", name, "pin", cfg.Relays[name].Pin, "after", time.Since(start).Round(time.Millisecond))
+		}
+		if len(errs) == 0 {
+			break
+		}
+	}
+	return pins, errs
+}
+
+// pinPoll is how often waitPins looks again.
+const pinPoll = 100 * time.Millisecond
 
 // driveOff drives the relay's pin to its off level (the safe state).
 func (r *relay) driveOff() error {

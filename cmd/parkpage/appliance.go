@@ -74,7 +74,10 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(console, "parkpage: config passed over: %s\n", p)
 	}
 	fmt.Fprintf(console, "parkpage: running on the %s; admin credential: %v\n", plan.Source, plan.HasCredential)
-	runArgs := []string{"-state-dir", *stateDir}
+	// No alsactl on the image: parkpage unmutes the line-out card itself.
+	// parkpage-guard reads the relay sentinel and drives the relays off
+	// the moment parkpage dies (gokrazy restarts it only 1 s later).
+	runArgs := []string{"-state-dir", *stateDir, "-set-mixer", "-relay-sentinel", filepath.Join(*runDir, "relays.json")}
 	if plan.ConfigPath != "" {
 		runArgs = append(runArgs, "-config", plan.ConfigPath)
 		if filepath.Dir(plan.ConfigPath) == filepath.Clean(*runDir) {
@@ -103,6 +106,16 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 		} else {
 			defer r.Close()
 			fmt.Fprintf(console, "parkpage: reachable as %s (mDNS)\n", r.Name)
+		}
+	}
+	// Name the sound cards for the lineout outputs' device (no shell).
+	if b, err := os.ReadFile("/proc/asound/cards"); err == nil {
+		cards := soundCards(string(b))
+		for _, c := range cards {
+			fmt.Fprintf(console, "parkpage: %s\n", c)
+		}
+		if len(cards) == 0 {
+			fmt.Fprintln(console, "parkpage: no sound card (line out needs one, e.g. a USB audio adapter)")
 		}
 	}
 	// The update API (admin credential) hands A/B updates to gokrazy.
@@ -141,7 +154,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 		// Never a boot loop over a config: run on the embedded default.
 		fmt.Fprintf(console, "parkpage: %s failed; running on the embedded default config\n", plan.Source)
 		extra.Notices = append(extra.Notices, plan.Source+" failed to start; running on the embedded default config (see the log)")
-		rc = runService(runArgs[:2], stdout, stderr, extra)
+		rc = runService(runArgs[:5], stdout, stderr, extra)
 	}
 	return rc
 }

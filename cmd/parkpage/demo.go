@@ -50,7 +50,7 @@ func startDemoAppliance(ctx context.Context, path string, log io.Writer) (*demo.
 	if err != nil {
 		return nil, err
 	}
-	if err := wire(a); err != nil {
+	if err := wire(a, wireOptions{}); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)

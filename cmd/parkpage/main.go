@@ -36,7 +36,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "[-config FILE] [-state-dir DIR] [-log-format text|json] [-http ADDR] [-save-config FILE]", "run the appliance (the default command)", cmdRun},
+		{"run", "[-config FILE] [-state-dir DIR] [-log-format text|json] [-http ADDR] [-save-config FILE] [-set-mixer] [-relay-sentinel FILE]", "run the appliance (the default command)", cmdRun},
 		{"check-config", "FILE", "check a config file; print every problem and exit 1 if it is invalid", cmdCheckConfig},
 		{"print-default-config", "", "print the embedded default config", cmdPrintDefault},
 		{"render", "--text TEXT | --slot N [--zone NAME] [--codec pcmu|pcma|g722|opus] [--voice V] [--chime C] [--caller NAME] [-config FILE] -o OUT.wav", "render an announcement exactly as a zone hears it", cmdRender},
@@ -130,6 +130,8 @@ func runService(args []string, stdout, stderr io.Writer, extra serviceExtras) in
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides log.format)")
 	httpAddr := fs.String("http", "", "admin API address (overrides http.listen)")
 	saveTo := fs.String("save-config", "", "where console saves go when -config is a generated file (the appliance's)")
+	relaySentinel := fs.String("relay-sentinel", "", "write the relays' lines and this pid here for a crash watcher (the image's parkpage-guard drives them off when parkpage dies)")
+	setMixer := fs.Bool("set-mixer", false, "before each line-out page, unmute the sound card's playback path at 0 dB (the appliance does: nothing else unmutes its cards)")
 	if fs.Output() == stderr && len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 		fs.SetOutput(stdout)
 	}
@@ -149,7 +151,7 @@ func runService(args []string, stdout, stderr io.Writer, extra serviceExtras) in
 	// Start-up progress, so a slow start shows where the time goes (after
 	// wire: a start-up failure stays one clear line).
 	began := time.Now()
-	if err := wire(a); err != nil {
+	if err := wire(a, wireOptions{SetMixer: *setMixer, RelaySentinel: *relaySentinel}); err != nil {
 		fmt.Fprintf(stderr, "parkpage: %v\n", err)
 		return 1
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,13 +45,20 @@ type wireOptions struct {
 	Relays relays.Resolver
 	// LineOut opens sound devices; nil: the kernel's.
 	LineOut func(path string) (lineout.Device, error)
+	// SetMixer unmutes a line-out card's playback path at 0 dB before
+	// each page (run -set-mixer; the appliance, which has no alsactl).
+	SetMixer bool
+	// RelaySentinel, if set, is where the relays' lines and this pid are
+	// written for a crash watcher (run -relay-sentinel; on the image
+	// parkpage-guard drives them off the moment parkpage dies).
+	RelaySentinel string
 	// PolycomTiming shortens the Polycom session cadence in tests.
 	PolycomTiming polycom.Timing
 }
 
 // wire connects the parts of the appliance to the app.
-func wire(a *app.App) error {
-	_, err := wireWith(a, wireOptions{})
+func wire(a *app.App, opt wireOptions) error {
+	_, err := wireWith(a, opt)
 	return err
 }
 
@@ -95,6 +103,15 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		}
 	}()
 
+	// Relays first: New drives every relay off, and after a crash (the
+	// supervisor restarting us) that is what must happen soonest; the
+	// rest of the wiring takes seconds on a slow box.
+	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
+		return nil, fmt.Errorf("relays: %w", err)
+	}
+	closers = append(closers, func() { c.bank.Close() })
+	c.writeRelaySentinel(cfg)
+
 	if c.audio, err = announce.NewService(cfg.Announce); err != nil {
 		return nil, err
 	}
@@ -129,16 +146,16 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 	if _, err := c.stack.KeepSubscriptions(filepath.Join(cfg.StateDir, "blf-subscriptions.json")); err != nil {
 		return nil, err
 	}
-	if c.bank, err = relays.New(relays.ConfigOf(cfg), relays.Options{Resolve: opt.Relays, Events: bus, Logger: log}); err != nil {
-		return nil, fmt.Errorf("relays: %w", err)
+	var mixer func(string) ([]lineout.MixerChange, error)
+	if opt.SetMixer && opt.LineOut == nil {
+		mixer = lineout.SetPlaybackPath
 	}
-	closers = append(closers, func() { c.bank.Close() })
 	mc := multicast.NewOutputs(multicast.OutputsOptions{Pacer: c.pacer, PolycomTiming: opt.PolycomTiming, Logger: log})
 	kinds := output.Kinds{
 		config.OutputPolycom: mc.Polycom,
 		config.OutputRTP:     mc.RTP,
 		config.OutputSIP:     sipamp.Factory(sipamp.Options{SIP: c.stack, Media: c.media, Logger: log}),
-		config.OutputLineOut: lineout.Factory(lineout.Options{Logger: log, Open: opt.LineOut}),
+		config.OutputLineOut: lineout.Factory(lineout.Options{Logger: log, Open: opt.LineOut, Mixer: mixer}),
 	}
 	if c.gw, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(c.bank.Acquire), Events: bus, Logger: log}); err != nil {
 		return nil, fmt.Errorf("zones: %w", err)
@@ -269,6 +286,7 @@ func (c *core) Reload(cfg *config.Config) error {
 	add("sip", c.stack.Reload(cfg))
 	add("park", c.park.Reload(cfg))
 	add("relays", c.bank.Reload(relays.ConfigOf(cfg)))
+	c.writeRelaySentinel(cfg)
 	add("zones", c.gw.Reload(cfg.Zones))
 	add("announcer", c.ann.Reload(cfg))
 	add("external", c.ext.Reload(cfg.External))
@@ -357,4 +375,16 @@ func (c *core) zones() []api.Zone {
 func (c *core) slotParties(slot string) (caller, parker string, ok bool) {
 	st, ok := c.park.Park().Slot(slot)
 	return st.Caller, st.Parker, ok
+}
+
+// writeRelaySentinel tells the crash watcher which lines to drive off if
+// this process dies (opt.RelaySentinel); a failure costs only that.
+func (c *core) writeRelaySentinel(cfg *config.Config) {
+	if c.opt.RelaySentinel == "" {
+		return
+	}
+	os.MkdirAll(filepath.Dir(c.opt.RelaySentinel), 0o755)
+	if err := relays.WriteSentinel(c.opt.RelaySentinel, relays.SentinelOf(relays.ConfigOf(cfg), os.Getpid())); err != nil {
+		c.log.Warn("relays: crash watcher not told", "err", err)
+	}
 }

@@ -17,6 +17,10 @@ import (
 	disk "github.com/parkpage/parkpage/internal/diskimage"
 )
 
+// testImage is what `make image-test` builds: the amd64 image with the
+// test-only gpiosim service (mkimage -test-gpiosim).
+const testImage = "parkpage-amd64-test.img"
+
 // testToken is the bearer token in testdata/qemu-site.yaml, baked into the
 // test image only.
 const testToken = "image-test-token-0123456789"
@@ -27,13 +31,20 @@ const bootDeadline = 15 * time.Minute
 
 // TestAMD64ParkAndPickup boots the amd64 image in QEMU (TCG), waits for
 // /healthz through the forwarded port, then parks a sipp call in 701 over
-// the forwarded SIP port, sees it in the API and picks it up.
+// the forwarded SIP port, sees it in the API and picks it up. On the same
+// boot it proves line out and GPIO on the image's kernel: a test page's
+// chime comes out of the VM's HDA sound card into QEMU's WAV recording,
+// the zone relay (a gpio-sim line) is on during pages and off after, and
+// after a kill -9 of parkpage during a page the restarted one drives it
+// off.
 func TestAMD64ParkAndPickup(t *testing.T) {
-	// The plain image as `make image` writes it, with the test's site
-	// config dropped on the FAT boot partition as an installer would.
-	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", "parkpage-amd64.img"))
-	mtools(t, "mcopy", "-i", fat, filepath.Join("..", "testdata", "qemu-site.yaml"), "::parkpage.yaml")
-	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true})
+	// The test image (`make image` plus gpiosim), with the test's site
+	// config dropped on the FAT boot partition as an installer would; the
+	// VM has an HDA sound card recorded to a WAV file.
+	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", testImage))
+	mtools(t, "mcopy", "-i", fat, siteWithRelay(t), "::parkpage.yaml")
+	wav := filepath.Join(t.TempDir(), "lineout.wav")
+	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true, wav: wav})
 	took := v.waitHealthy(bootDeadline)
 	t.Logf("amd64: QEMU start to /healthz ok: %v", took.Round(100*time.Millisecond))
 	fmt.Printf("amd64 boot-to-healthy: %.1f s\n", took.Seconds())
@@ -90,7 +101,14 @@ func TestAMD64ParkAndPickup(t *testing.T) {
 		t.Errorf("slot 701 after the pickup: %v, want free", s)
 	}
 	v.consoleMatch(regexp.MustCompile(`(parkpage: imported parkpage.yaml from the boot partition)`), time.Minute)
+
+	// Line out and GPIO on the image's own kernel: HDA sound, gpio-sim.
+	// parkpage names the sound card on the console for the installer.
+	t.Logf("console: %s", v.consoleMatch(regexp.MustCompile(`parkpage: (sound card 0 [^\n]*hw:0,0)`), time.Minute))
+	checkRelayAndLineOut(t, v)
+	t.Logf("relay log lines:\n%s", grepLines(gokrazyLog(t, v, "/user/parkpage", "pin appeared", 5*time.Second), "relays"))
 	v.stop()
+	checkWAV(t, wav)
 	// The imported config left the FAT partition (it lives in /perm now).
 	if out, err := exec.Command("mtype", "-i", fat, "::parkpage.yaml").CombinedOutput(); err == nil {
 		t.Errorf("parkpage.yaml still on the boot partition after import:\n%s", out)
@@ -258,4 +276,19 @@ func grepLines(s, word string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAMD64BIOSVirtio boots the amd64 image the other way a PC or VM
+// does: legacy BIOS (the image's MBR boot loader) with a virtio disk and
+// network card, which its kernel must have drivers for, to /healthz.
+func TestAMD64BIOSVirtio(t *testing.T) {
+	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", testImage))
+	mtools(t, "mcopy", "-i", fat, filepath.Join("..", "testdata", "qemu-site.yaml"), "::parkpage.yaml")
+	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true, biosVirtio: true})
+	took := v.waitHealthy(bootDeadline)
+	fmt.Printf("amd64 boot-to-healthy (BIOS, virtio disk and net): %.1f s\n", took.Seconds())
+	// The root file system came from the virtio disk, the network through
+	// virtio-net: the kernel's log names both.
+	v.consoleMatch(regexp.MustCompile(`(virtio_blk virtio\d+: \[vda\])`), time.Second)
+	t.Logf("serial console: %s", v.consoleMatch(regexp.MustCompile(`(parkpage: running on [^\n]*)`), time.Minute))
 }

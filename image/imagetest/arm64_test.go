@@ -61,4 +61,8 @@ func TestPiImageStructure(t *testing.T) {
 	if !strings.Contains(config, "kernel=vmlinuz") {
 		t.Errorf("config.txt does not name the kernel:\n%s", config)
 	}
+	// The Pi 4's jack and HDMI audio (bcm2835) are off without it.
+	if !regexp.MustCompile(`(?m)^dtparam=audio=on$`).MatchString(config) {
+		t.Errorf("config.txt does not turn the firmware's audio on:\n%s", config)
+	}
 }

@@ -24,14 +24,14 @@ zones:
 `
 
 // TestAMD64FirstBoot is an installer's first boot without a shell: the
-// plain amd64 image (as `make image` writes it) with an invalid
+// amd64 test image (`make image`'s plus the test-only gpiosim) with an invalid
 // parkpage.yaml dropped on its FAT boot partition. The box must come up on
 // the embedded default, report the file's problems with line:col on the
 // console and the setup page, offer only credential setup guarded by the
 // one-time code from the console, and after setup restart with the admin
 // API on the LAN behind that credential.
 func TestAMD64FirstBoot(t *testing.T) {
-	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", "parkpage-amd64.img"))
+	img, fat := copyImage(t, imagePath(t, "PARKPAGE_IMAGE_AMD64", testImage))
 	yaml := filepath.Join(t.TempDir(), "parkpage.yaml")
 	os.WriteFile(yaml, []byte(badSite), 0o644)
 	mtools(t, "mcopy", "-i", fat, yaml, "::parkpage.yaml")

@@ -27,6 +27,7 @@ type vm struct {
 	httpPort int // host port forwarded to the guest's 8080 (parkpage admin API)
 	sipPort  int // host port forwarded to the guest's 5060, UDP and TCP
 	gokPort  int // host port forwarded to the guest's 80 (gokrazy's web/update API)
+	simPort  int // host port forwarded to the guest's 8099 (the test image's gpiosim)
 	done     chan struct{}
 	waitErr  error
 }
@@ -36,6 +37,13 @@ type vmOptions struct {
 	image string   // disk image
 	write bool     // let the guest write the image (default: -snapshot)
 	extra []string // extra QEMU arguments
+	// wav, if set, gives the guest an Intel HDA sound card whose line out
+	// QEMU records to this WAV file (48 kHz, stereo, 16-bit).
+	wav string
+	// biosVirtio (amd64): legacy BIOS boot (SeaBIOS, the image's MBR boot
+	// loader) with a virtio disk and network card, instead of UEFI with
+	// AHCI and e1000.
+	biosVirtio bool
 }
 
 // syncBuffer collects the serial console for failure reports.
@@ -92,21 +100,24 @@ func freePort(t testing.TB) int {
 
 func startVM(t testing.TB, o vmOptions) *vm {
 	t.Helper()
-	v := &vm{t: t, console: &syncBuffer{}, httpPort: freePort(t), sipPort: freePort(t), gokPort: freePort(t), done: make(chan struct{})}
-	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080,hostfwd=tcp:127.0.0.1:%d-:5060,hostfwd=udp:127.0.0.1:%d-:5060,hostfwd=tcp:127.0.0.1:%d-:80",
-		v.httpPort, v.sipPort, v.sipPort, v.gokPort)
+	v := &vm{t: t, console: &syncBuffer{}, httpPort: freePort(t), sipPort: freePort(t), gokPort: freePort(t), simPort: freePort(t), done: make(chan struct{})}
+	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080,hostfwd=tcp:127.0.0.1:%d-:5060,hostfwd=udp:127.0.0.1:%d-:5060,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:8099",
+		v.httpPort, v.sipPort, v.sipPort, v.gokPort, v.simPort)
 	var args []string
 	var bin string
 	switch o.arch {
 	case "amd64":
 		bin = "qemu-system-x86_64"
 		// UEFI like gok vm run: the VARS store must be writable, so copy it.
-		vars := filepath.Join(t.TempDir(), "OVMF_VARS_4M.fd")
-		copyFile(t, "/usr/share/OVMF/OVMF_VARS_4M.fd", vars)
 		args = []string{"-machine", "q35", "-accel", "tcg",
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-			"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
 			"-device", "i6300esb,id=watchdog0", "-watchdog-action", "reset"}
+		if !o.biosVirtio {
+			vars := filepath.Join(t.TempDir(), "OVMF_VARS_4M.fd")
+			copyFile(t, "/usr/share/OVMF/OVMF_VARS_4M.fd", vars)
+			args = append(args,
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+				"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		}
 	case "arm64":
 		bin = "qemu-system-aarch64"
 		args = []string{"-machine", "virt,highmem=off", "-cpu", "cortex-a72", "-accel", "tcg",
@@ -120,10 +131,18 @@ func startVM(t testing.TB, o vmOptions) *vm {
 	if !o.write {
 		args = append(args, "-snapshot")
 	}
+	disk, nic := "file="+o.image+",format=raw", "e1000"
+	if o.biosVirtio {
+		disk, nic = disk+",if=virtio", "virtio-net-pci"
+	}
 	args = append(args, "-m", "1024", "-smp", "2",
-		"-drive", "file="+o.image+",format=raw",
-		"-device", "e1000,netdev=net0", "-netdev", netdev,
+		"-drive", disk,
+		"-device", nic+",netdev=net0", "-netdev", netdev,
 		"-nographic", "-monitor", "none", "-serial", "stdio")
+	if o.wav != "" {
+		args = append(args, "-audiodev", "wav,id=snd0,path="+o.wav+",out.frequency=48000,out.channels=2,out.format=s16",
+			"-device", "intel-hda", "-device", "hda-output,audiodev=snd0")
+	}
 	args = append(args, o.extra...)
 	v.cmd = exec.Command(bin, args...)
 	v.cmd.Stdout = v.console

@@ -39,6 +39,8 @@ const (
 	parkpagePkg      = "github.com/parkpage/parkpage/cmd/parkpage"
 	guardPkg         = "github.com/parkpage/parkpage/cmd/parkpage-guard"
 	localKernelPkg   = "github.com/parkpage/parkpage/image/kernel/amd64"
+	gpiosimPkg       = "github.com/parkpage/parkpage/image/imagetest/gpiosim" // test images only
+	imageModule      = "github.com/parkpage/parkpage/image"
 	parkpageModule   = "github.com/parkpage/parkpage"
 	defaultImageSize = 1280 << 20 // boot 100 MB + 2×500 MB root + ~170 MB /perm
 )
@@ -51,7 +53,8 @@ type target struct {
 	eeprom, eepromVersion     string
 	serial                    string
 	kernelArgs                []string
-	kernelDir                 string // local kernel package (replace), instead of kernelVersion
+	bootloaderLines           []string // appended to the Pi's config.txt
+	kernelDir                 string   // local kernel package (replace), instead of kernelVersion
 }
 
 var targets = map[string]target{
@@ -65,7 +68,11 @@ var targets = map[string]target{
 	"pi": {goarch: "arm64", cc: "aarch64-linux-gnu-gcc", pkgConfigPath: "/usr/lib/aarch64-linux-gnu/pkgconfig",
 		kernel: "github.com/gokrazy/kernel.rpi", kernelVersion: kernelRPi,
 		firmware: "github.com/gokrazy/firmware", firmwareVersion: firmwareRPi,
-		eeprom: "github.com/gokrazy/rpi-eeprom", eepromVersion: eepromRPi},
+		eeprom: "github.com/gokrazy/rpi-eeprom", eepromVersion: eepromRPi,
+		// The firmware's audio (bcm2835: a Pi 4's 3.5 mm jack and HDMI)
+		// is off in the device tree unless config.txt turns it on, as
+		// Raspberry Pi OS does; USB audio adapters need nothing.
+		bootloaderLines: []string{"dtparam=audio=on"}},
 }
 
 type bootFiles []string
@@ -88,6 +95,7 @@ func main() {
 	flag.Var(&boot, "boot-file", "NAME=PATH: copy PATH onto the FAT boot partition as NAME (repeatable)")
 	flag.StringVar(&opts.kernelDir, "kernel-dir", "", "amd64: use the kernel package in this directory (image/kernel/amd64: sound, gpio-sim) instead of gokrazy's")
 	flag.DurationVar(&opts.guardDeadline, "update-deadline", 5*time.Minute, "time an update's trial boot has to become healthy before the box returns to the previous version")
+	flag.BoolVar(&opts.testGPIOSim, "test-gpiosim", false, "test images only: add image/imagetest/gpiosim (a simulated GPIO chip for the relays, and a kill -9 endpoint on port 8099)")
 	var extra bootFiles
 	flag.Var(&extra, "parkpage-flag", "extra command-line flag for parkpage (repeatable; tests use it to build a deliberately broken update)")
 	flag.Parse()
@@ -113,6 +121,7 @@ var opts struct {
 	kernelDir     string
 	guardDeadline time.Duration
 	extraFlags    []string
+	testGPIOSim   bool
 }
 
 func build(name string, t target, repo, gok, work, out, siteConfig, version string, size int64, boot bootFiles) error {
@@ -207,6 +216,8 @@ type gokConfig struct {
 	FirmwarePackage *string                   `json:",omitempty"`
 	EEPROMPackage   *string                   `json:",omitempty"`
 	KernelExtraArgs []string                  `json:",omitempty"`
+	// BootloaderExtraLines are appended to the Pi's config.txt.
+	BootloaderExtraLines []string `json:",omitempty"`
 }
 
 func instanceConfig(dir string, t target, repo, siteConfig, version string) (*gokConfig, error) {
@@ -236,11 +247,15 @@ func instanceConfig(dir string, t target, repo, siteConfig, version string) (*go
 	}
 	pc["CommandLineFlags"] = flags
 	str := func(s string) *string { return &s }
+	packages := []string{parkpagePkg, guardPkg}
+	if opts.testGPIOSim {
+		packages = append(packages, gpiosimPkg)
+	}
 	cfg := &gokConfig{
 		Hostname:    "parkpage",
 		Update:      map[string]any{"HTTPPassword": pw},
 		Environment: []string{"GOOS=linux", "GOARCH=" + t.goarch},
-		Packages:    []string{parkpagePkg, guardPkg},
+		Packages:    packages,
 		PackageConfig: map[string]map[string]any{
 			parkpagePkg: pc,
 			// The update guard: commits a trial boot once parkpage is
@@ -250,11 +265,12 @@ func instanceConfig(dir string, t target, repo, siteConfig, version string) (*go
 				"CommandLineFlags": []string{"-deadline", opts.guardDeadline.String()},
 			},
 		},
-		SerialConsole:   t.serial,
-		KernelExtraArgs: t.kernelArgs,
-		KernelPackage:   str(t.kernel),
-		FirmwarePackage: str(t.firmware),
-		EEPROMPackage:   str(t.eeprom),
+		SerialConsole:        t.serial,
+		KernelExtraArgs:      t.kernelArgs,
+		BootloaderExtraLines: t.bootloaderLines,
+		KernelPackage:        str(t.kernel),
+		FirmwarePackage:      str(t.firmware),
+		EEPROMPackage:        str(t.eeprom),
 	}
 	return cfg, nil
 }
@@ -346,6 +362,38 @@ func writeBuildDirs(dir string, t target, repo string) error {
 	// A tools-tagged import lets `go mod tidy` add parkpage's own
 	// requirements (from its go.mod) without asking the proxy for anything.
 	tools := "//go:build tools\n\npackage tools\n\nimport _ \"" + parkpagePkg + "\"\n"
+	if err := os.WriteFile(filepath.Join(bd, "tools.go"), []byte(tools), 0o644); err != nil {
+		return err
+	}
+	if err := goCmd(bd, "mod", "tidy"); err != nil {
+		return err
+	}
+	if opts.testGPIOSim {
+		return writeGPIOSimBuildDir(dir, repo)
+	}
+	return nil
+}
+
+// writeGPIOSimBuildDir pins the test-only gpiosim package: it lives in the
+// image module (image/go.mod), found through replaces like parkpage.
+func writeGPIOSimBuildDir(dir, repo string) error {
+	bd := filepath.Join(dir, "builddir", gpiosimPkg)
+	if err := os.MkdirAll(bd, 0o755); err != nil {
+		return err
+	}
+	gomod := fmt.Sprintf("module gokrazy/build/gpiosim\n\ngo 1.26.8\n\nrequire %s v0.0.0-00010101000000-000000000000\n\nreplace %s => %s\n\nreplace %s => %s\n",
+		imageModule, imageModule, filepath.Join(repo, "image"), parkpageModule, repo)
+	if err := os.WriteFile(filepath.Join(bd, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return err
+	}
+	sum, err := os.ReadFile(filepath.Join(repo, "image", "go.sum"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bd, "go.sum"), sum, 0o644); err != nil {
+		return err
+	}
+	tools := "//go:build tools\n\npackage tools\n\nimport _ \"" + gpiosimPkg + "\"\n"
 	if err := os.WriteFile(filepath.Join(bd, "tools.go"), []byte(tools), 0o644); err != nil {
 		return err
 	}

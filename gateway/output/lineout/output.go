@@ -25,6 +25,11 @@ type Options struct {
 	// ProcAsound is where card names ("hw:Device,0") are looked up;
 	// default /proc/asound.
 	ProcAsound string
+	// Mixer, if set, sets the card's playback path before each page
+	// (SetPlaybackPath: unmuted, 0 dB). The appliance sets it: nothing
+	// else unmutes its cards. Default none, so a desktop's mixer is left
+	// alone.
+	Mixer func(pcmPath string) ([]MixerChange, error)
 }
 
 // Output plays pages on a sound device: a USB adapter into an amplifier's
@@ -38,6 +43,7 @@ type Output struct {
 	path   string // /dev/snd/pcmC0D0p
 	rate   int
 	open   func(string) (Device, error)
+	mixer  func(string) ([]MixerChange, error)
 	log    *slog.Logger
 	lock   chan struct{} // shared by every Output on path
 }
@@ -58,7 +64,7 @@ func New(name string, o *config.Output, opts Options) (*Output, error) {
 	}
 	out := &Output{
 		name: name, device: o.Device, path: path, rate: o.Rate,
-		open: opts.Open, log: opts.Logger, lock: deviceLock(path),
+		open: opts.Open, mixer: opts.Mixer, log: opts.Logger, lock: deviceLock(path),
 	}
 	if out.open == nil {
 		out.open = OpenDevice
@@ -89,6 +95,16 @@ func (o *Output) Play(ctx context.Context, p *output.Playback) error {
 		defer func() { <-o.lock }()
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if o.mixer != nil {
+		// A muted mixer would play the page as silence.
+		changes, err := o.mixer(o.path)
+		if len(changes) > 0 {
+			o.log.Info("line out: mixer set for playback", "output", o.name, "device", o.path, "changes", fmt.Sprint(changes))
+		}
+		if err != nil {
+			o.log.Warn("line out: mixer", "output", o.name, "err", err)
+		}
 	}
 	dev, err := o.open(o.path)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
@@ -224,6 +225,9 @@ func (o *polycomZoneOutput) Play(ctx context.Context, pb *output.Playback) error
 	if err != nil {
 		return err
 	}
+	if err := o.waitStart(ctx, pb); err != nil {
+		return err
+	}
 	st, err := out.Play(ctx, frames)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
@@ -249,6 +253,20 @@ func (o *polycomZoneOutput) session(pb *output.Playback) (*PolycomOutput, error)
 
 func (o *polycomZoneOutput) Close() error { return o.sender.Close() }
 
+// AlignsStart implements output.Aligned: the zone's other outputs wait
+// for the Alerts.
+func (o *polycomZoneOutput) AlignsStart() {}
+
+// Preamble is how long a page on this output sends Alerts before audio.
+func (o *polycomZoneOutput) Preamble() time.Duration { return o.opts.Timing.Preamble() }
+
+// waitStart lines the page up with the zone's other outputs: it returns
+// when the Alerts must begin for the first Transmit to leave with their
+// first audio frames.
+func (o *polycomZoneOutput) waitStart(ctx context.Context, pb *output.Playback) error {
+	return output.WaitStart(ctx, pb, output.Ready{Lead: o.Preamble()})
+}
+
 // rtpZoneOutput plays pages as RTP multicast streams.
 type rtpZoneOutput struct {
 	name   string
@@ -268,6 +286,9 @@ func (o *rtpZoneOutput) Play(ctx context.Context, pb *output.Playback) error {
 	if err != nil {
 		return fmt.Errorf("%s: render %s: %w", o.name, o.codec, err)
 	}
+	if err := output.WaitStart(ctx, pb, output.Ready{}); err != nil {
+		return err
+	}
 	st, err := o.out.Play(ctx, frames)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
@@ -277,6 +298,10 @@ func (o *rtpZoneOutput) Play(ctx context.Context, pb *output.Playback) error {
 }
 
 func (o *rtpZoneOutput) Close() error { return o.sender.Close() }
+
+// AlignsStart implements output.Aligned: the stream waits for the zone's
+// slower outputs (Polycom's Alerts, SIP amplifiers' set-up).
+func (o *rtpZoneOutput) AlignsStart() {}
 
 func logStats(log *slog.Logger, name, page string, st Stats) {
 	lvl := slog.LevelDebug

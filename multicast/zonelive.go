@@ -20,6 +20,11 @@ func (o *polycomZoneOutput) playLive(ctx context.Context, pb *output.Playback, l
 	if err != nil {
 		return err
 	}
+	// Lined up, the faster outputs wait (and the talker's audio waits in
+	// the LiveBuffer) until the Alerts are over.
+	if err := o.waitStart(ctx, pb); err != nil {
+		return err
+	}
 	st, err := out.PlayLive(ctx, feed)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
@@ -35,6 +40,9 @@ func (o *rtpZoneOutput) playLive(ctx context.Context, pb *output.Playback, la ou
 		return fmt.Errorf("%s: %w", o.name, err)
 	}
 	defer feed.close()
+	if err := output.WaitStart(ctx, pb, output.Ready{}); err != nil {
+		return err
+	}
 	st, err := o.out.PlayLive(ctx, feed)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {

@@ -358,6 +358,9 @@ func (o *Output) hangupWait(d *sipstack.Dialog) {
 func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, leg *media.Leg, p *output.Playback) error {
 	neg, _ := leg.Negotiated()
 	o.log.Debug("device answered", "page", p.ID, "codec", neg.Codec.Name, "rfc4733", neg.DTMF)
+	// Tell the zone now when the audio can start, so that its other
+	// outputs (Polycom's Alerts) can line up while the code goes out.
+	started := o.report(ctx, p, time.Now().Add(o.setupTime(neg)))
 	if err := sleep(ctx, o.cfg.Settle.D()); err != nil {
 		return err
 	}
@@ -368,6 +371,9 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 		if err := sleep(ctx, o.cfg.AfterCode.D()); err != nil {
 			return err
 		}
+	}
+	if err := waitStarted(ctx, started); err != nil {
+		return err
 	}
 	if la, ok := p.Audio.(output.LiveAudio); ok {
 		return o.playLive(ctx, leg, la)
@@ -382,6 +388,75 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 	// The audio has gone out; a cut now would only clip the device's buffer.
 	_ = sleep(ctx, o.tail)
 	return nil
+}
+
+// AlignsStart implements output.Aligned: the zone's faster outputs wait for
+// the call to be answered and the zone code sent (up to align_wait).
+func (o *Output) AlignsStart() {}
+
+// setupTime is how long after the answer the audio can start: settle, the
+// zone code as neg sends it, after_code.
+func (o *Output) setupTime(neg media.Negotiated) time.Duration {
+	d := o.cfg.Settle.D()
+	code := o.cfg.ZoneCode
+	if code == "" {
+		return d
+	}
+	on, gap := o.cfg.DigitOn.D(), o.cfg.DigitGap.D()
+	frames := func(x time.Duration) time.Duration {
+		return (x + media.FrameDuration - 1) / media.FrameDuration * media.FrameDuration
+	}
+	n := time.Duration(len(code))
+	switch {
+	case o.cfg.DTMF == "rfc4733" && neg.DTMF:
+		// Per digit: on (at least two packets), three end packets, gap.
+		d += n * (max(frames(on), 2*media.FrameDuration) + 3*media.FrameDuration + frames(gap))
+	case o.cfg.DTMF == "info":
+		d += n*(on+gap) - gap
+	default: // in-band tones
+		d += frames(n * (on + gap))
+	}
+	return d + o.cfg.AfterCode.D()
+}
+
+// started is the zone's answer to a report: when the first audio frame
+// leaves.
+type started struct {
+	at  time.Time
+	err error
+}
+
+// report tells the page's Starter (if any) that the audio can start at
+// ready; the channel gets the zone's first-audio moment. The goroutine ends
+// with the decision or with ctx.
+func (o *Output) report(ctx context.Context, p *output.Playback, ready time.Time) <-chan started {
+	if p.Start == nil {
+		return nil
+	}
+	ch := make(chan started, 1)
+	go func() {
+		at, err := p.Start.Start(ctx, output.Ready{At: ready})
+		ch <- started{at, err}
+	}()
+	return ch
+}
+
+// waitStarted waits for the zone's decision and then until its first-audio
+// moment (at once if that has passed: the call joins late).
+func waitStarted(ctx context.Context, ch <-chan started) error {
+	if ch == nil {
+		return nil
+	}
+	var s started
+	select {
+	case s = <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.err != nil {
+		return s.err
+	}
+	return sleep(ctx, time.Until(s.at))
 }
 
 // sendCode sends the zone code the configured way. RFC 4733 falls back to

@@ -13,6 +13,7 @@ import (
 	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/pacer"
 )
 
 // playZone plays w on one zone: relays on (lead), every output at once,
@@ -171,7 +172,17 @@ func (g *Gateway) alignGroup(z *Zone, outs []output.Output) *align.Group {
 	if wait <= 0 {
 		wait = align.DefaultWait
 	}
-	return align.NewGroup(n, wait, align.Clock{})
+	return align.NewGroup(n, wait, align.Clock{Grid: frameGrid})
+}
+
+// frameGrid moves t up to the start of a frame of the pacer's grid: SIP
+// calls' RTP goes out on that grid, so the multicast streams then start
+// with the calls' first frames instead of up to 20 ms before them.
+func frameGrid(t time.Time) time.Time {
+	now, mono := time.Now(), pacer.Now()
+	at := mono + int64(t.Sub(now))
+	f := int64(pacer.Frame)
+	return t.Add(time.Duration((at+f-1)/f*f - at))
 }
 
 // playOutput plays pb on o and reports whether it failed. Ending because

@@ -122,6 +122,7 @@ func Offsets(ts []Timing, wait time.Duration) (first []time.Duration, inStep []b
 // through its Member.
 type Group struct {
 	wait  time.Duration
+	grid  func(time.Time) time.Time
 	now   func() time.Time
 	after func(time.Duration, func()) func() bool
 
@@ -137,6 +138,10 @@ type Group struct {
 // Clock is the time source of a Group: Now, and AfterFunc to run f after d
 // (returning its stop function). Nil fields: the real clock.
 type Clock struct {
+	// Grid moves the decided first-audio moment to where the senders can
+	// start a frame (the pacer's 20 ms grid, which SIP calls' RTP follows);
+	// nil: as decided.
+	Grid      func(time.Time) time.Time
 	Now       func() time.Time
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
@@ -144,7 +149,7 @@ type Clock struct {
 // NewGroup starts a group for n outputs that decides at the latest wait
 // from now.
 func NewGroup(n int, wait time.Duration, c Clock) *Group {
-	g := &Group{wait: wait, now: c.Now, after: c.AfterFunc, pending: n, done: make(chan struct{})}
+	g := &Group{wait: wait, grid: c.Grid, now: c.Now, after: c.AfterFunc, pending: n, done: make(chan struct{})}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -169,6 +174,9 @@ func (g *Group) decideLocked() {
 	}
 	g.decided = true
 	g.first = First(g.now(), g.reports)
+	if g.grid != nil {
+		g.first = g.grid(g.first)
+	}
 	if g.stop != nil {
 		g.stop()
 	}

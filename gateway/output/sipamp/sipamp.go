@@ -456,8 +456,15 @@ func waitStarted(ctx context.Context, ch <-chan started) error {
 	if s.err != nil {
 		return s.err
 	}
-	return sleep(ctx, time.Until(s.at))
+	// The leg sends queued audio on its next 20 ms tick; the zone's moment
+	// is on that grid, so queueing a little before it makes the first frame
+	// leave on it.
+	return sleep(ctx, time.Until(s.at)-queueEarly)
 }
+
+// queueEarly is how long before the zone's first-audio moment an aligned
+// call queues its audio: less than a frame, more than a timer's slack.
+const queueEarly = 8 * time.Millisecond
 
 // sendCode sends the zone code the configured way. RFC 4733 falls back to
 // in-band tones when the device did not accept telephone-event.

@@ -90,14 +90,23 @@ func Offsets(ts []Timing, wait time.Duration) (first []time.Duration, inStep []b
 	}
 	// The zone decides once every output has reported or given up, or at
 	// wait, whichever comes first.
-	decide := time.Duration(0)
+	// An output reporting at wait or later is late: the wait's end comes
+	// first.
+	decide, late := time.Duration(0), false
 	for _, t := range ts {
-		decide = max(decide, t.Reported)
+		if t.Reported >= wait {
+			late = true
+		} else {
+			decide = max(decide, t.Reported)
+		}
 	}
-	decide = min(decide, max(wait, 0))
+	if late {
+		decide = max(wait, 0)
+	}
+	onTime := func(t Timing) bool { return t.Reported < wait || !late }
 	var on []output.Ready
 	for _, t := range ts {
-		if !t.Missing && t.Reported <= decide {
+		if !t.Missing && onTime(t) {
 			on = append(on, ready(t))
 		}
 	}
@@ -108,7 +117,7 @@ func Offsets(ts []Timing, wait time.Duration) (first []time.Duration, inStep []b
 		switch {
 		case t.Missing:
 			first[i] = -1
-		case t.Reported <= decide:
+		case onTime(t):
 			first[i], inStep[i] = f.Sub(t0), true
 		default:
 			j := Join(at(t.Reported), f, ready(t))

@@ -127,11 +127,16 @@ func startAsync(ctx context.Context, m *Member, r output.Ready) <-chan result {
 	before, decided := len(g.reports), g.decided
 	g.mu.Unlock()
 	ch := make(chan result, 1)
+	if decided { // a late report returns at once, on the clock as it is now
+		at, err := m.Start(ctx, r)
+		ch <- result{at, err}
+		return ch
+	}
 	go func() {
 		at, err := m.Start(ctx, r)
 		ch <- result{at, err}
 	}()
-	for !decided {
+	for {
 		g.mu.Lock()
 		n, d := len(g.reports), g.decided
 		g.mu.Unlock()

@@ -225,10 +225,11 @@ func (o *polycomZoneOutput) Play(ctx context.Context, pb *output.Playback) error
 	if err != nil {
 		return err
 	}
-	if err := o.waitStart(ctx, pb); err != nil {
+	begin, err := o.startAt(ctx, pb)
+	if err != nil {
 		return err
 	}
-	st, err := out.Play(ctx, frames)
+	st, err := out.PlayAt(ctx, frames, begin)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s: %w", o.name, err)
@@ -260,11 +261,11 @@ func (o *polycomZoneOutput) AlignsStart() {}
 // Preamble is how long a page on this output sends Alerts before audio.
 func (o *polycomZoneOutput) Preamble() time.Duration { return o.opts.Timing.Preamble() }
 
-// waitStart lines the page up with the zone's other outputs: it returns
-// when the Alerts must begin for the first Transmit to leave with their
-// first audio frames.
-func (o *polycomZoneOutput) waitStart(ctx context.Context, pb *output.Playback) error {
-	return output.WaitStart(ctx, pb, output.Ready{Lead: o.Preamble()})
+// startAt lines the page up with the zone's other outputs: it returns when
+// the Alerts must begin for the first Transmit to leave with their first
+// audio frames (zero: at once).
+func (o *polycomZoneOutput) startAt(ctx context.Context, pb *output.Playback) (time.Time, error) {
+	return output.StartAt(ctx, pb, output.Ready{Lead: o.Preamble()})
 }
 
 // rtpZoneOutput plays pages as RTP multicast streams.
@@ -286,10 +287,11 @@ func (o *rtpZoneOutput) Play(ctx context.Context, pb *output.Playback) error {
 	if err != nil {
 		return fmt.Errorf("%s: render %s: %w", o.name, o.codec, err)
 	}
-	if err := output.WaitStart(ctx, pb, output.Ready{}); err != nil {
+	begin, err := output.StartAt(ctx, pb, output.Ready{})
+	if err != nil {
 		return err
 	}
-	st, err := o.out.Play(ctx, frames)
+	st, err := o.out.PlayAt(ctx, frames, begin)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s: %w", o.name, err)

@@ -107,17 +107,29 @@ type Aligned interface {
 	AlignsStart()
 }
 
-// WaitStart reports r to p.Start (if any) and sleeps until the output
-// should begin sending: the zone's first-audio moment minus r.Lead. Without
-// a Starter it returns at once, or at r.At if that is ahead.
+// StartAt reports r to p.Start (if any), waits for the zone's decision and
+// returns when the output should begin sending: the zone's first-audio
+// moment minus r.Lead. Without a Starter it returns r.At (zero: now).
+// Outputs that send through the pacer hand their stream over with this
+// start (pacer.PlayAt), so that the zone's first frames leave in one of the
+// loop's wake-ups whatever the scheduler does to their goroutines.
+func StartAt(ctx context.Context, p *Playback, r Ready) (time.Time, error) {
+	if p.Start == nil {
+		return r.At, nil
+	}
+	first, err := p.Start.Start(ctx, r)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return first.Add(-r.Lead), nil
+}
+
+// WaitStart is StartAt, then sleeps until the returned moment: for outputs
+// that start sending by themselves (line out).
 func WaitStart(ctx context.Context, p *Playback, r Ready) error {
-	begin := r.At
-	if p.Start != nil {
-		first, err := p.Start.Start(ctx, r)
-		if err != nil {
-			return err
-		}
-		begin = first.Add(-r.Lead)
+	begin, err := StartAt(ctx, p, r)
+	if err != nil {
+		return err
 	}
 	d := time.Until(begin)
 	if d <= 0 {

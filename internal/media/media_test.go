@@ -419,3 +419,43 @@ func TestDefaultMusic(t *testing.T) {
 		t.Errorf("loop seam jump %d > largest step %d", j, maxStep)
 	}
 }
+
+// TestPlayEncodedAt checks that audio queued ahead of its moment waits in
+// the queue and leaves from the pacer's frame at that moment: nothing
+// before it, and the call returns once the last frame has gone out.
+func TestPlayEncodedAt(t *testing.T) {
+	e := testEngine(t)
+	p := newPeer(t)
+	l, err := e.NewLeg(LegOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Answer(p.sdp("0")); err != nil {
+		t.Fatal(err)
+	}
+	frames := make([][]byte, 3)
+	for i := range frames {
+		frames[i] = make([]byte, 160)
+	}
+	at := time.Now().Add(400 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- l.PlayEncodedAt(context.Background(), frames, at) }()
+	time.Sleep(time.Until(at.Add(-100 * time.Millisecond)))
+	if n := len(p.pkts); n > 0 {
+		t.Fatalf("%d packets before the start", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The first frame leaves in the frame nearest at, the last two frames
+	// later.
+	if early := at.Add(2*FrameDuration - FrameDuration/2).Sub(time.Now()); early > 0 {
+		t.Errorf("PlayEncodedAt returned %v before its last frame was due", early)
+	}
+	var pkts []rtp.Packet
+	for range frames {
+		pkts = append(pkts, p.next(time.Second))
+	}
+	checkStream(t, pkts, 0, 160)
+}

@@ -230,6 +230,16 @@ func spread(ts ...time.Time) time.Duration {
 	return s[len(s)-1].Sub(s[0])
 }
 
+// stallAllowance is how far the pacer's late wake-ups during a page can
+// move an output's first frame: the worst lateness, rounded up to frames.
+func stallAllowance(r alignRun) time.Duration {
+	if r.stalls == 0 {
+		return 0
+	}
+	f := media.FrameDuration
+	return (r.maxLate + f - 1) / f * f
+}
+
 func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -254,9 +264,10 @@ func runCase(t *testing.T, r *rig, c int, zoneKeys, scenario string) []alignRun 
 // is queued in the one pacer well ahead of its moment, so they leave in
 // one wake-up (0-5 ms apart here, the Polycom stream's 1 ms start grid and
 // the kernel's timestamps). What the test cannot rule out is the host
-// stopping the loop (issue 15: ~100 ms stalls under external load, an
-// amplifier's digit events then go out late and push its audio); a page
-// with late wake-ups is reported, and counts only in the median.
+// stopping the loop (issue 15: ~100 ms stalls under external load; an
+// amplifier's digit events then go out late, by the stall rounded up to a
+// frame, and push its audio): a page on which the loop woke late is
+// allowed that much more.
 func checkInStep(t *testing.T, runs []alignRun, of func(alignRun) []time.Time) {
 	t.Helper()
 	var ss []time.Duration
@@ -268,8 +279,8 @@ func checkInStep(t *testing.T, runs []alignRun, of func(alignRun) []time.Time) {
 		if s <= inStepGoal {
 			continue
 		}
-		if run.stalls == 0 {
-			t.Errorf("page %d: first audio frames %v apart (%v), want within %v", i+1, s, run, inStepGoal)
+		if s > inStepGoal+stallAllowance(run) {
+			t.Errorf("page %d: first audio frames %v apart (%v), want within %v (+%v for the loop's late wake-ups)", i+1, s, run, inStepGoal, stallAllowance(run))
 		}
 		t.Logf("page %d, %v apart: gateway and pacer log:\n%s", i+1, s, run.log)
 	}
@@ -321,8 +332,8 @@ func TestZoneOutputsInStep(t *testing.T) {
 			t.Errorf("rtp first audio %v ahead of polycom's (median), want the preamble %v (±%v)", ahead, lead, inStepGoal)
 		}
 		for i, run := range runs {
-			if d := run.poly.Sub(run.rtp) - lead; run.stalls == 0 && (d < -inStepGoal || d > inStepGoal) {
-				t.Errorf("page %d: rtp first audio %v ahead of polycom's, want the preamble %v (±%v)", i+1, run.poly.Sub(run.rtp), lead, inStepGoal)
+			if d, bound := run.poly.Sub(run.rtp)-lead, inStepGoal+stallAllowance(run); d < -bound || d > bound {
+				t.Errorf("page %d: rtp first audio %v ahead of polycom's, want the preamble %v (±%v)", i+1, run.poly.Sub(run.rtp), lead, bound)
 			}
 		}
 	})

@@ -393,9 +393,11 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 		}
 		// The leg sends queued audio on its next 20 ms tick; the zone's
 		// moment is on that grid, so queueing a little before it makes the
-		// first frame leave on it.
-		if err := sleep(ctx, time.Until(at)-queueEarly); err != nil {
-			return err
+		// first frame leave on it. Not lined up (zero): at once.
+		if !at.IsZero() {
+			if err := sleep(ctx, time.Until(at)-queueEarly); err != nil {
+				return err
+			}
 		}
 		return o.playLive(ctx, leg, la)
 	}

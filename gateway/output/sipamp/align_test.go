@@ -253,7 +253,7 @@ func runCase(t *testing.T, r *rig, c int, zoneKeys, scenario string) []alignRun 
 	runs := make([]alignRun, pagesPerCase)
 	for i := range runs {
 		runs[i] = runAligned(t, r, c*pagesPerCase+i, zoneKeys, scenario)
-		t.Logf("page %d: %v", i+1, runs[i])
+		t.Logf("%s page %d: %v", t.Name(), i+1, runs[i])
 	}
 	return runs
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
@@ -458,4 +459,25 @@ func TestPlayEncodedAt(t *testing.T) {
 		pkts = append(pkts, p.next(time.Second))
 	}
 	checkStream(t, pkts, 0, 160)
+}
+
+// TestStallElapsesPauses checks that after a stall of the sending loop a
+// leg's queued pauses (an amplifier's settle, after_code, digit gaps) count
+// as passed, so audio held behind them is not pushed later, while what is
+// not a pause (digit events, audio) stays queued to go out late.
+func TestStallElapsesPauses(t *testing.T) {
+	var done int
+	l := &Leg{}
+	l.queue = []outFrame{{skip: true}, {skip: true, done: func() { done++ }}, {payload: []byte{1}}, {skip: true}}
+	now := uint64(pacer.Now() / int64(FrameDuration))
+	s := &legSource{l: l, start: now - 5} // five frames behind, as after a 100 ms stall
+	if _, ok := s.Due(); !ok {
+		t.Fatal("leg over")
+	}
+	if len(l.queue) != 2 || l.queue[0].payload == nil {
+		t.Fatalf("queue after the stall: %+v, want the event and the pause after it", l.queue)
+	}
+	if done != 1 {
+		t.Errorf("done of an elapsed pause called %d times, want 1", done)
+	}
 }

@@ -223,7 +223,10 @@ type LiveAudio interface {
 
 // LiveReader is one output's view of a LiveAudio. Until the page's source
 // says "go" (paging.LiveBuffer.Go) it yields silence; then the prelude
-// (the chime) from its start, then the talker from the live edge on.
+// (the chime) from its start, then the talker from the end of the prelude
+// on: a reader that starts late (an output still setting up, or waiting
+// for its zone's first-audio moment) plays the page from its start,
+// delayed by as much, rather than losing its first words.
 type LiveReader interface {
 	// Read fills dst (codec.FrameSamples samples) with the next 20 ms, for
 	// outputs that send on their own clock (the multicast Pacer). It never

@@ -44,6 +44,9 @@ type fakeAmp struct {
 	callers []string // each relayed page's caller ID
 	relay   *gpiotest.Pin
 	relayOn bool
+	// setup delays the first read (ns), as a SIP amplifier's answer,
+	// settle and zone code do.
+	setup atomic.Int64
 }
 
 func (a *fakeAmp) Name() string { return "lobby/amp" }
@@ -58,6 +61,13 @@ func (a *fakeAmp) Play(ctx context.Context, pb *output.Playback) error {
 	a.callers = append(a.callers, pb.CallerID)
 	a.pin()
 	a.mu.Unlock()
+	if d := time.Duration(a.setup.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	r := la.NewReader()
 	defer r.Close()
 	f := make([]int16, codec.FrameSamples)

@@ -511,6 +511,49 @@ func (l *Leg) WritePCM(frame []int16) error {
 	return nil
 }
 
+// WritePCMWait is WritePCM for audio that must not be dropped: a live page
+// that joined late and plays from its start, delayed. While maxLive frames
+// are waiting it waits for the oldest to leave (or be dropped), so the
+// producer runs at the leg's pace and the delay stays in the producer's
+// buffer instead of being cut here. It returns ctx's error if ctx ends
+// first (nothing of frame is queued then).
+func (l *Leg) WritePCMWait(ctx context.Context, frame []int16) error {
+	frames, err := l.encodePCM(frame)
+	if err != nil {
+		return err
+	}
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return ErrClosed
+		}
+		if len(l.queue)+len(frames) <= maxLive || len(l.queue) == 0 {
+			for _, f := range frames {
+				l.queue = append(l.queue, outFrame{payload: f, live: true})
+			}
+			l.mu.Unlock()
+			return nil
+		}
+		// Woken when the head leaves: sent, dropped, flushed or closed.
+		left := make(chan struct{})
+		var once sync.Once
+		prev := l.queue[0].done
+		l.queue[0].done = func() {
+			if prev != nil {
+				prev()
+			}
+			once.Do(func() { close(left) })
+		}
+		l.mu.Unlock()
+		select {
+		case <-left:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Drain waits until everything queued so far has been sent, sending nothing
 // itself: the end of a live stream, whose last packet must be the last
 // frame (a closing packet queued after a pause would jump the timestamp).

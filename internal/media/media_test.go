@@ -481,3 +481,62 @@ func TestStallElapsesPauses(t *testing.T) {
 		t.Errorf("done of an elapsed pause called %d times, want 1", done)
 	}
 }
+
+// TestWritePCMWait checks that live audio written faster than the leg
+// sends it (a live page catching up after a late start) waits for room
+// instead of dropping the oldest frames as WritePCM does: every frame goes
+// out, the first first, and the writer is held to the leg's pace.
+func TestWritePCMWait(t *testing.T) {
+	e := testEngine(t)
+	p := newPeer(t)
+	l, err := e.NewLeg(LegOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Answer(p.sdp("0")); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * maxLive
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	frame := make([]int16, codec.FrameSamples)
+	for k := range n {
+		for i := range frame {
+			frame[i] = int16(1000 + 900*k)
+		}
+		if err := l.WritePCMWait(ctx, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last maxLive frames fit the queue; the others waited for a
+	// frame each to leave.
+	if d, least := time.Since(start), (n-maxLive-1)*FrameDuration; d < least {
+		t.Errorf("%d frames written in %v: the writer was not held to the leg's pace (want at least %v)", n, d, least)
+	}
+	if err := l.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := codec.NewDecoder(codec.PCMU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range n {
+		pk := p.next(time.Second)
+		if k == 0 {
+			pcm, err := dec.Decode(nil, pk.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := pcm[len(pcm)/2]; v < 800 || v > 1200 {
+				t.Errorf("first packet's level %d, want the first frame's 1000", v)
+			}
+		}
+	}
+	select {
+	case pk := <-p.pkts:
+		t.Errorf("packet beyond the %d written: %v", n, pk.Header)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

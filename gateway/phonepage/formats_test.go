@@ -89,7 +89,7 @@ func TestPolycomFrameSizesRelayed(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.waitPages(t, 1)
-			got, _ := r.heard()
+			got, callers := r.heard()
 			sent := len(frames) * int(tc.ticks) * 2 // 16 kHz samples
 			// A frame size taken wrongly from the packet length gives 2/3 or
 			// 3/2 of the audio. Never more than a frame over; under, the 15 %
@@ -97,7 +97,7 @@ func TestPolycomFrameSizesRelayed(t *testing.T) {
 			// busy machine lost a few frames at the start (it now starts
 			// at the page's start: TestPolycomPageRelayedToSlowAmp).
 			if d := len(got) - sent; d < -sent*15/100 || d > codec.FrameSamples {
-				t.Errorf("amplifier got %d samples, the page had %d", len(got), sent)
+				t.Errorf("amplifier got %d samples in %d pages %q, the page had %d", len(got), len(callers), callers, sent)
 			}
 			if cc := correlation(got, voice[len(voice)/4:len(voice)*3/4]); cc < 0.8 {
 				t.Errorf("amplifier heard the page with correlation %.2f, want > 0.8", cc)
@@ -126,10 +126,10 @@ func TestPolycomG726QIRelayed(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.waitPages(t, 1)
-			got, _ := r.heard()
+			got, callers := r.heard()
 			sent := len(frames) * ms * 16
 			if d := len(got) - sent; d < -codec.FrameSamples || d > codec.FrameSamples {
-				t.Errorf("amplifier got %d samples, the page had %d", len(got), sent)
+				t.Errorf("amplifier got %d samples in %d pages %q, the page had %d", len(got), len(callers), callers, sent)
 			}
 			if cc := correlation(got, voice[len(voice)/4:len(voice)*3/4]); cc < 0.8 {
 				t.Errorf("amplifier heard the G.726-QI page with correlation %.2f, want > 0.8", cc)

@@ -37,6 +37,13 @@ type Zone struct {
 	Relays []string
 	// MaxPage bounds one page on this zone; zero means no bound.
 	MaxPage time.Duration
+	// Latency starts every output as soon as it can (zones.NAME.align:
+	// latency) instead of lining up their first audio frames (together,
+	// the default: see package gateway/align).
+	Latency bool
+	// AlignWait bounds how long the zone waits for outputs still setting up
+	// (zones.NAME.align_wait); zero: align.DefaultWait.
+	AlignWait time.Duration
 }
 
 // Describer is implemented by outputs that can describe themselves for the
@@ -61,7 +68,8 @@ func BuildZones(cfgZones map[string]*config.Zone, factory output.Factory) (map[s
 		if zc == nil {
 			zc = &config.Zone{}
 		}
-		z := &Zone{Name: n, Description: zc.Description, Relays: slices.Clone(zc.Relays), MaxPage: zc.MaxPage.D()}
+		z := &Zone{Name: n, Description: zc.Description, Relays: slices.Clone(zc.Relays), MaxPage: zc.MaxPage.D(),
+			Latency: zc.Align == config.AlignLatency, AlignWait: zc.AlignWait.D()}
 		zones[n] = z
 		for i, oc := range zc.Outputs {
 			if oc == nil {
@@ -107,6 +115,15 @@ type described struct {
 }
 
 func (d *described) Describe() paging.OutputInfo { return d.info }
+
+// aligned reports whether o lines up its start through Playback.Start.
+func aligned(o output.Output) bool {
+	if d, ok := o.(*described); ok {
+		o = d.Output
+	}
+	_, ok := o.(output.Aligned)
+	return ok
+}
 
 // Close closes the wrapped output if it holds resources.
 func (d *described) Close() error {

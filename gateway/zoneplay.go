@@ -8,10 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkpage/parkpage/gateway/align"
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/gateway/paging"
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/events"
+	"github.com/parkpage/parkpage/internal/pacer"
 )
 
 // playZone plays w on one zone: relays on (lead), every output at once,
@@ -104,12 +106,26 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 		Audio:    w.page.Audio,
 		CallerID: w.page.CallerID,
 	}
+	group := g.alignGroup(z, outs)
+	if group != nil {
+		defer group.Close()
+	}
 	results := make(chan bool, len(outs)) // true: failed
 	for _, o := range outs {
+		opb := pb
+		var m *align.Member
+		if group != nil && aligned(o) {
+			m = group.Member()
+			c := *pb
+			c.Start, opb = m, &c
+		}
 		outputs.Add(1)
 		go func() {
 			defer outputs.Done()
-			results <- g.playOutput(ctx, w, z.Name, o, pb)
+			if m != nil {
+				defer m.Leave() // a failed or cut output holds nobody up
+			}
+			results <- g.playOutput(ctx, w, z.Name, o, opb)
 		}()
 	}
 	n, failed := 0, 0
@@ -134,6 +150,39 @@ func (g *Gateway) playOutputs(ctx context.Context, w *play, z *Zone, outputs *sy
 		}
 	}
 	return failed == len(outs)
+}
+
+// alignGroup returns the group that lines up the first audio frames of
+// z's outputs outs, or nil when the zone favours latency or fewer than two
+// of them line up.
+func (g *Gateway) alignGroup(z *Zone, outs []output.Output) *align.Group {
+	if z.Latency {
+		return nil
+	}
+	n := 0
+	for _, o := range outs {
+		if aligned(o) {
+			n++
+		}
+	}
+	if n < 2 {
+		return nil
+	}
+	wait := z.AlignWait
+	if wait <= 0 {
+		wait = align.DefaultWait
+	}
+	return align.NewGroup(n, wait, align.Clock{Grid: frameGrid})
+}
+
+// frameGrid moves t up to the start of a frame of the pacer's grid: SIP
+// calls' RTP goes out on that grid, so the multicast streams then start
+// with the calls' first frames instead of up to 20 ms before them.
+func frameGrid(t time.Time) time.Time {
+	now, mono := time.Now(), pacer.Now()
+	at := mono + int64(t.Sub(now))
+	f := int64(pacer.Frame)
+	return t.Add(time.Duration((at+f-1)/f*f - at))
 }
 
 // playOutput plays pb on o and reports whether it failed. Ending because

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/multicast/polycom"
 	"github.com/parkpage/parkpage/multicast/rtp"
 )
@@ -49,12 +51,18 @@ func (o *PolycomOptions) config(firstCount uint32) polycom.Config {
 // Transmits, Ends. It returns when the page is over. If ctx is cancelled the
 // audio stops, the End burst still goes out, and the error is ctx's.
 func (o *PolycomOutput) Play(ctx context.Context, frames [][]byte) (Stats, error) {
+	return o.PlayAt(ctx, frames, time.Time{})
+}
+
+// PlayAt is Play with the first Alert at at (zero: at once): the Pacer
+// holds the page until then. Cancelled before then, it sends nothing.
+func (o *PolycomOutput) PlayAt(ctx context.Context, frames [][]byte, at time.Time) (Stats, error) {
 	// Phones start the sample count at a random value.
 	s, err := polycom.NewSession(o.opts.config(rand.Uint32()), frames)
 	if err != nil {
 		return Stats{}, fmt.Errorf("polycom output: %w", err)
 	}
-	r := <-o.pacer.Play(ctx, o.out, s)
+	r := <-o.pacer.PlayAt(ctx, o.out, s, pacer.At(at))
 	return r.Stats, r.Err
 }
 
@@ -98,10 +106,15 @@ func NewRTPOutput(pacer *Pacer, out Sink, opts RTPOptions) (*RTPOutput, error) {
 // on the first packet. It returns when the page is over; if ctx is cancelled
 // the stream just stops (receivers time out) and the error is ctx's.
 func (o *RTPOutput) Play(ctx context.Context, frames [][]byte) (Stats, error) {
+	return o.PlayAt(ctx, frames, time.Time{})
+}
+
+// PlayAt is Play with the first packet at at (zero: at once).
+func (o *RTPOutput) PlayAt(ctx context.Context, frames [][]byte, at time.Time) (Stats, error) {
 	s, err := rtp.NewStream(rtp.NewConfig(o.info), frames)
 	if err != nil {
 		return Stats{}, fmt.Errorf("rtp output: %w", err)
 	}
-	r := <-o.pacer.Play(ctx, o.out, s)
+	r := <-o.pacer.PlayAt(ctx, o.out, s, pacer.At(at))
 	return r.Stats, r.Err
 }

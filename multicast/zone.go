@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/parkpage/parkpage/gateway/output"
 	"github.com/parkpage/parkpage/internal/codec"
@@ -224,7 +225,11 @@ func (o *polycomZoneOutput) Play(ctx context.Context, pb *output.Playback) error
 	if err != nil {
 		return err
 	}
-	st, err := out.Play(ctx, frames)
+	begin, err := o.startAt(ctx, pb)
+	if err != nil {
+		return err
+	}
+	st, err := out.PlayAt(ctx, frames, begin)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s: %w", o.name, err)
@@ -249,6 +254,20 @@ func (o *polycomZoneOutput) session(pb *output.Playback) (*PolycomOutput, error)
 
 func (o *polycomZoneOutput) Close() error { return o.sender.Close() }
 
+// AlignsStart implements output.Aligned: the zone's other outputs wait
+// for the Alerts.
+func (o *polycomZoneOutput) AlignsStart() {}
+
+// Preamble is how long a page on this output sends Alerts before audio.
+func (o *polycomZoneOutput) Preamble() time.Duration { return o.opts.Timing.Preamble() }
+
+// startAt lines the page up with the zone's other outputs: it returns when
+// the Alerts must begin for the first Transmit to leave with their first
+// audio frames (zero: at once).
+func (o *polycomZoneOutput) startAt(ctx context.Context, pb *output.Playback) (time.Time, error) {
+	return output.StartAt(ctx, pb, output.Ready{Lead: o.Preamble()})
+}
+
 // rtpZoneOutput plays pages as RTP multicast streams.
 type rtpZoneOutput struct {
 	name   string
@@ -268,7 +287,11 @@ func (o *rtpZoneOutput) Play(ctx context.Context, pb *output.Playback) error {
 	if err != nil {
 		return fmt.Errorf("%s: render %s: %w", o.name, o.codec, err)
 	}
-	st, err := o.out.Play(ctx, frames)
+	begin, err := output.StartAt(ctx, pb, output.Ready{})
+	if err != nil {
+		return err
+	}
+	st, err := o.out.PlayAt(ctx, frames, begin)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s: %w", o.name, err)
@@ -277,6 +300,10 @@ func (o *rtpZoneOutput) Play(ctx context.Context, pb *output.Playback) error {
 }
 
 func (o *rtpZoneOutput) Close() error { return o.sender.Close() }
+
+// AlignsStart implements output.Aligned: the stream waits for the zone's
+// slower outputs (Polycom's Alerts, SIP amplifiers' set-up).
+func (o *rtpZoneOutput) AlignsStart() {}
 
 func logStats(log *slog.Logger, name, page string, st Stats) {
 	lvl := slog.LevelDebug

@@ -20,7 +20,13 @@ func (o *polycomZoneOutput) playLive(ctx context.Context, pb *output.Playback, l
 	if err != nil {
 		return err
 	}
-	st, err := out.PlayLive(ctx, feed)
+	// Lined up, the faster outputs wait (and the talker's audio waits in
+	// the LiveBuffer) until the Alerts are over.
+	begin, err := o.startAt(ctx, pb)
+	if err != nil {
+		return err
+	}
+	st, err := out.PlayLiveAt(ctx, feed, begin)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s: %w", o.name, err)
@@ -35,7 +41,11 @@ func (o *rtpZoneOutput) playLive(ctx context.Context, pb *output.Playback, la ou
 		return fmt.Errorf("%s: %w", o.name, err)
 	}
 	defer feed.close()
-	st, err := o.out.PlayLive(ctx, feed)
+	begin, err := output.StartAt(ctx, pb, output.Ready{})
+	if err != nil {
+		return err
+	}
+	st, err := o.out.PlayLiveAt(ctx, feed, begin)
 	logStats(o.log, o.name, pb.ID, st)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s: %w", o.name, err)

@@ -8,8 +8,9 @@
 // Alerts, SIP amplifiers' dial and zone code) while the talker waits; once
 // every output is reading (or ReadyWait after the first one), the chime
 // plays on the zones and in the talker's ear at the same moment, and the
-// talker's voice follows from the live edge, each output 0-20 ms behind its
-// arrival plus whatever jitter margin the talker's stream needs.
+// talker's voice follows from the end of the chime, each output 0-20 ms
+// behind its arrival plus whatever jitter margin the talker's stream needs
+// (an output that starts late plays it delayed by as much, from its start).
 //
 // Store mode records until the talker hangs up (or max_length, when the
 // call is ended for them), then plays chime and recording, levelled, as an

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
@@ -67,6 +68,81 @@ type Playback struct {
 	Zone     string
 	Audio    Audio
 	CallerID string // what phones show, when the output can show it
+	// Start lines up the first audio frame of the zone's outputs; nil:
+	// start at once (the zone favours latency, or a lone output). Outputs
+	// that implement Aligned call it before they send anything.
+	Start Starter
+}
+
+// Ready is what an output tells its zone before it sends anything, so that
+// every output's first audio frame leaves at the same moment.
+type Ready struct {
+	// Lead is how long the output sends before its first audio frame once
+	// it starts: Polycom group paging's Alerts (AlertCount × AlertInterval,
+	// about 0.93 s); zero for RTP, line out and a SIP call already set up.
+	Lead time.Duration
+	// At is the earliest moment the output can start sending, for one whose
+	// set-up is already under way and cannot be held (a SIP amplifier that
+	// has answered: answer + settle + zone code + after_code). Zero: now.
+	At time.Time
+}
+
+// Starter lines up the first audio frames of one page on one zone's
+// outputs (the gateway's, see package gateway/align).
+type Starter interface {
+	// Start reports r and waits until the zone has decided when its first
+	// audio frame leaves, then returns that moment: the output starts
+	// sending at the returned time minus r.Lead. An output that reports
+	// after the decision (a SIP amplifier answering after the zone's
+	// align_wait) gets its own earliest moment back, or the zone's if that
+	// is still ahead: it joins late rather than holding the others. It
+	// returns ctx's error if ctx ends first.
+	Start(ctx context.Context, r Ready) (time.Time, error)
+}
+
+// Aligned is implemented by outputs that call Playback.Start before they
+// send anything. The zone waits for them (up to its align_wait); outputs
+// that do not implement it start at once and are not waited for.
+type Aligned interface {
+	AlignsStart()
+}
+
+// StartAt reports r to p.Start (if any), waits for the zone's decision and
+// returns when the output should begin sending: the zone's first-audio
+// moment minus r.Lead. Without a Starter it returns r.At (zero: now).
+// Outputs that send through the pacer hand their stream over with this
+// start (pacer.PlayAt), so that the zone's first frames leave in one of the
+// loop's wake-ups whatever the scheduler does to their goroutines.
+func StartAt(ctx context.Context, p *Playback, r Ready) (time.Time, error) {
+	if p.Start == nil {
+		return r.At, nil
+	}
+	first, err := p.Start.Start(ctx, r)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return first.Add(-r.Lead), nil
+}
+
+// WaitStart is StartAt, then sleeps until the returned moment: for outputs
+// that start sending by themselves (line out).
+func WaitStart(ctx context.Context, p *Playback, r Ready) error {
+	begin, err := StartAt(ctx, p, r)
+	if err != nil {
+		return err
+	}
+	d := time.Until(begin)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Output plays pages to one device or group address. An Output that holds
@@ -147,7 +223,10 @@ type LiveAudio interface {
 
 // LiveReader is one output's view of a LiveAudio. Until the page's source
 // says "go" (paging.LiveBuffer.Go) it yields silence; then the prelude
-// (the chime) from its start, then the talker from the live edge on.
+// (the chime) from its start, then the talker from the end of the prelude
+// on: a reader that starts late (an output still setting up, or waiting
+// for its zone's first-audio moment) plays the page from its start,
+// delayed by as much, rather than losing its first words.
 type LiveReader interface {
 	// Read fills dst (codec.FrameSamples samples) with the next 20 ms, for
 	// outputs that send on their own clock (the multicast Pacer). It never

@@ -15,13 +15,21 @@ import (
 // the talker is done. Every output reads it through its own output.LiveReader, so
 // a page plays on several outputs and codecs at once, each at its own pace.
 //
-// Latency: a pull reader (Read) starts at the live edge and plays a frame
-// once a whole frame has arrived, so the audio leaves at the next 20 ms tick
-// of its output after it arrived (0-20 ms). A late packet (jitter) makes it
+// Start: the page's talker audio begins where Go was called, after the
+// prelude (what the talker said during the chime is not played). A reader
+// that joins later (a SIP amplifier still setting up, an output waiting for
+// its zone's first-audio moment) starts there all the same: it plays the
+// page from its start, delayed by as much as it joined late, instead of
+// dropping the first words. Only what liveKeep no longer holds is lost.
+//
+// Latency: a pull reader (Read) that joins on time plays a frame once a
+// whole frame has arrived, so the audio leaves at the next 20 ms tick of
+// its output after it arrived (0-20 ms). A late packet (jitter) makes it
 // play a frame of silence and wait for a frame again, which adds 20 ms of
-// margin; when more than 30 ms of margin has gone unused for a second, it
-// is cut back to 20 ms. The talker's audio is kept for liveKeep; a reader that falls
-// further behind skips to the edge.
+// margin; when more than 30 ms of margin beyond what it joined with has
+// gone unused for a second, it is cut back to 20 ms (the delay of a late
+// join is kept: cutting it would drop words). The talker's audio is kept
+// for liveKeep; a reader that falls further behind skips to the edge.
 type LiveBuffer struct {
 	mu      sync.Mutex
 	ring    []int16
@@ -31,6 +39,7 @@ type LiveBuffer struct {
 	notify  chan struct{} // closed and replaced on every Write, Go and Close
 	went    bool
 	prelude []int16
+	from    int64         // talker sample the page starts at: w at Go plus the prelude
 	started int           // readers that have read at least once
 	startCh chan struct{} // signalled (cap 1) when started changes
 	// now is the clock for Next's prelude pacing (tests replace it).
@@ -88,8 +97,9 @@ func (b *LiveBuffer) Write(pcm []int16) {
 }
 
 // Go lets the readers play: each plays prelude (the chime; may be nil) from
-// its next read, then the talker from the live edge. Until Go readers yield
-// silence. Only the first Go counts.
+// its next read, then the talker from the end of the prelude on (see
+// LiveBuffer: a reader that starts late is delayed, not cut). Until Go
+// readers yield silence. Only the first Go counts.
 func (b *LiveBuffer) Go(prelude []int16) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -97,6 +107,7 @@ func (b *LiveBuffer) Go(prelude []int16) {
 		return
 	}
 	b.went, b.prelude = true, prelude
+	b.from = b.w + int64(len(prelude))
 	b.wakeLocked()
 }
 
@@ -139,6 +150,7 @@ type liveReader struct {
 	preT0   time.Time
 	live    bool
 	r       int64 // next talker sample
+	keep    int64 // margin the reader joined with (a late join's delay): never trimmed
 	priming bool
 	minSeen int64 // least margin left after a read in this window
 	reads   int
@@ -174,10 +186,19 @@ func (r *liveReader) preludeLocked(dst []int16) bool {
 	return true
 }
 
-// joinLocked moves the reader to the live edge. Called with b.mu held.
+// joinPosLocked is where a reader joining now starts: the page's start,
+// or the oldest sample still kept, or the live edge if the talker is not
+// there yet. Called with b.mu held.
+func (b *LiveBuffer) joinPosLocked() int64 {
+	return min(max(b.from, b.w-(liveKeep-liveFrame)), b.w)
+}
+
+// joinLocked moves the reader to the talker's audio: the page's start (see
+// LiveBuffer). Called with b.mu held.
 func (r *liveReader) joinLocked() {
 	if !r.live {
-		r.live, r.r, r.priming = true, r.b.w, true
+		r.live, r.r, r.priming = true, r.b.joinPosLocked(), true
+		r.keep = r.b.w - r.r
 		r.minSeen, r.reads = -1, 0
 	}
 	if r.b.w-r.r > liveKeep-liveFrame { // overrun: too far behind
@@ -237,14 +258,15 @@ func (r *liveReader) Read(dst []int16) bool {
 		return true
 	}
 	// Margin the stream has not needed for a whole window is latency for
-	// nothing: drop it, keeping liveSlack against jitter.
+	// nothing: drop it, keeping liveSlack against jitter. The delay the
+	// reader joined with is audio still to play, not margin.
 	left := b.w - r.r
 	if r.minSeen < 0 || left < r.minSeen {
 		r.minSeen = left
 	}
 	if r.reads++; r.reads >= liveTrimAt {
-		if r.minSeen > liveExcess {
-			r.r += r.minSeen - liveSlack
+		if r.minSeen > r.keep+liveExcess {
+			r.r += r.minSeen - r.keep - liveSlack
 		}
 		r.minSeen, r.reads = -1, 0
 	}
@@ -336,8 +358,10 @@ func (r *liveReader) Over() bool {
 	if len(b.prelude) > 0 && r.pre < len(b.prelude) {
 		return false
 	}
-	// Not yet at the live edge: joining now would find nothing new.
-	return !r.live || b.w == r.r
+	if !r.live { // joining now would start at the page's start
+		return b.w == b.joinPosLocked()
+	}
+	return b.w == r.r
 }
 
 func (r *liveReader) Close() {

@@ -178,3 +178,82 @@ func TestLiveReaderNext(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+// A reader that starts after the talker has begun (an output still setting
+// up, or waiting for its zone's first-audio moment) plays the page from
+// its start, delayed, not from the live edge; the margin-trimming keeps
+// that delay (cutting it would drop words), and a reader that had not
+// started when the talker finished still plays the page.
+func TestLiveReaderJoinsLateFromStart(t *testing.T) {
+	for _, pull := range []bool{true, false} {
+		b := NewLiveBuffer()
+		b.Write(ramp(1, 100)) // before Go: not part of the page
+		b.Go(nil)
+		b.Write(ramp(1000, 5*codec.FrameSamples)) // 100 ms before the reader starts
+		r := b.NewReader()
+		f := make([]int16, codec.FrameSamples)
+		read := func() {
+			t.Helper()
+			if pull {
+				if !r.Read(f) {
+					t.Fatal("Read: over")
+				}
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := r.Next(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read()
+		if f[0] != 1000 || f[319] != 1319 {
+			t.Fatalf("pull %v: first frame %d..%d, want the page's start 1000..1319", pull, f[0], f[319])
+		}
+		// A second and more of steady reading: the 100 ms delay stays (80
+		// ms left after each read).
+		next := int16(1000 + 5*codec.FrameSamples)
+		for range 2 * liveTrimAt {
+			b.Write(ramp(int(next), codec.FrameSamples))
+			next += codec.FrameSamples
+			read()
+		}
+		if want := int64(4 * codec.FrameSamples); b.w-r.(*liveReader).r != want {
+			t.Fatalf("pull %v: delay after two windows %d samples, want %d", pull, b.w-r.(*liveReader).r, want)
+		}
+	}
+
+	// Closed before the reader started: it plays all of it.
+	b := NewLiveBuffer()
+	b.Go(nil)
+	b.Write(ramp(1, 2*codec.FrameSamples))
+	b.Close()
+	r := b.NewReader()
+	if r.Over() {
+		t.Fatal("over before playing the page")
+	}
+	f := make([]int16, codec.FrameSamples)
+	for k := range 2 {
+		if !r.Read(f) || int(f[0]) != 1+k*codec.FrameSamples {
+			t.Fatalf("frame %d: %d", k, f[0])
+		}
+	}
+	if !r.Over() || r.Read(f) {
+		t.Fatal("after the page: want over")
+	}
+
+	// With a prelude, the page starts where the prelude ends: what the
+	// talker said during the chime is not played, whenever the reader
+	// starts.
+	b = NewLiveBuffer()
+	b.Go(ramp(30000, codec.FrameSamples))
+	b.Write(ramp(1, codec.FrameSamples))      // during the chime
+	b.Write(ramp(2000, 3*codec.FrameSamples)) // after it
+	r = b.NewReader()
+	if !r.Read(f) || f[0] != 30000 {
+		t.Fatalf("prelude: %d", f[0])
+	}
+	if !r.Read(f) || f[0] != 2000 {
+		t.Fatalf("after the prelude: %d, want 2000", f[0])
+	}
+}

@@ -380,6 +380,7 @@ func (p *polycomPage) handle(ctx context.Context, r *Receiver, evs []polycom.Eve
 			if p.cur != nil {
 				// Silence for the lost frames keeps the timing: 20 or 30 ms
 				// each (two 16 kHz samples per 8 kHz tick).
+				r.log.Debug("phone page frames lost", "channel", p.entry.Channel, "frames", ev.Lost, "sample_count", ev.SampleCount)
 				p.cur.buf.Write(make([]int16, min(ev.Lost*int(ev.FrameTicks)*2, codec.SampleRate)))
 			}
 		case polycom.EventEnd:

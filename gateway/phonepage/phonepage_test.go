@@ -22,6 +22,7 @@ import (
 	"github.com/parkpage/parkpage/internal/codec"
 	"github.com/parkpage/parkpage/internal/config"
 	"github.com/parkpage/parkpage/internal/testsupport/audiotest"
+	"github.com/parkpage/parkpage/internal/testsupport/logtest"
 	"github.com/parkpage/parkpage/internal/testsupport/mcasttest"
 	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 	"github.com/parkpage/parkpage/multicast"
@@ -44,6 +45,9 @@ type fakeAmp struct {
 	callers []string // each relayed page's caller ID
 	relay   *gpiotest.Pin
 	relayOn bool
+	// setup delays the first read (ns), as a SIP amplifier's answer,
+	// settle and zone code do.
+	setup atomic.Int64
 }
 
 func (a *fakeAmp) Name() string { return "lobby/amp" }
@@ -58,6 +62,13 @@ func (a *fakeAmp) Play(ctx context.Context, pb *output.Playback) error {
 	a.callers = append(a.callers, pb.CallerID)
 	a.pin()
 	a.mu.Unlock()
+	if d := time.Duration(a.setup.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	r := la.NewReader()
 	defer r.Close()
 	f := make([]int16, codec.FrameSamples)
@@ -128,13 +139,21 @@ phone_pages:
 	b := multicast.NewOutputs(multicast.OutputsOptions{Pacer: pacer})
 	kinds := output.Kinds{config.OutputPolycom: b.Polycom, config.OutputRTP: b.RTP,
 		config.OutputSIP: func(string, int, *config.Output) (output.Output, error) { return r.amp, nil }}
-	r.g, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(bank.Acquire), Logger: slog.New(slog.DiscardHandler)})
+	// The gateway's and receiver's log, shown if the test fails.
+	logs := &logtest.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gateway and receiver log:\n%s", logs.String())
+		}
+	})
+	r.g, err = gateway.New(cfg.Zones, gateway.Options{Outputs: kinds.Output, Relays: gateway.LeaseRelays(bank.Acquire), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	own := map[netip.AddrPort]bool{}
 	var ownMu sync.Mutex
-	r.recv, err = New(cfg.PhonePages, Options{Pager: r.g, Own: func(src netip.AddrPort) bool {
+	r.recv, err = New(cfg.PhonePages, Options{Pager: r.g, Logger: log, Own: func(src netip.AddrPort) bool {
 		ownMu.Lock()
 		defer ownMu.Unlock()
 		return own[src] || b.OwnSource(src)

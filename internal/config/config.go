@@ -295,7 +295,22 @@ type Zone struct {
 	Speech Speech `yaml:"speech"`
 	// MaxPage bounds one page's length. Default 60s.
 	MaxPage Duration `yaml:"max_page"`
+	// Align is how the zone's outputs start: AlignTogether (default) holds
+	// the faster ones so every output's first audio frame leaves at once
+	// (Polycom's ~0.93 s of Alerts, SIP amplifiers' answer and zone code);
+	// AlignLatency starts each as soon as it can.
+	Align string `yaml:"align"`
+	// AlignWait bounds how long the zone waits for an output still setting
+	// up (a SIP amplifier not yet answered): one answering later joins
+	// late. Default 3s.
+	AlignWait Duration `yaml:"align_wait"`
 }
+
+// Zone align modes.
+const (
+	AlignTogether = "together"
+	AlignLatency  = "latency"
+)
 
 // Output types.
 const (

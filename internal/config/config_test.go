@@ -107,6 +107,13 @@ func TestProblems(t *testing.T) {
 				`p.yaml:4:29: zones.a.outputs[0].preset: "acme" is not one of algo, cyberdata, bogen, valcom, polycom, yealink, generic`,
 				`p.yaml:4:46: zones.a.outputs[0].zone_code: "#1x": DTMF digits are 0-9, *, # and A-D`,
 			}},
+		{"zone align", "zones:\n  a:\n    align: fast\n    align_wait: 1m\n    relays: [amp]\nrelays:\n  amp: {pin: GPIO17}\n",
+			[]string{
+				`p.yaml:3:12: zones.a.align: "fast": write together (outputs start in step) or latency (each as soon as it can)`,
+				`p.yaml:4:17: zones.a.align_wait: 1m0s is out of range 250ms-30s`,
+			}},
+		{"zone align_wait negative", "zones:\n  a:\n    align: latency\n    align_wait: -1s\n    relays: [amp]\nrelays:\n  amp: {pin: GPIO17}\n",
+			[]string{`p.yaml:4:17: zones.a.align_wait: -1s is out of range 250ms-30s`}},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n",
 			[]string{`p.yaml:3:3: log.level: defined twice`}},
 	}
@@ -164,6 +171,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("zones:\n  a:\n    outputs:\n      - {type: polycom}\n"))
 	f.Add([]byte("park: {lots: [{extension: \"1\", slots: 2-3, timeout: 5s}]}"))
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	f.Add([]byte("zones:\n  a:\n    align: latency\n    align_wait: 500ms\n    outputs:\n      - {type: polycom}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, _, err := Parse("f.yaml", data)
 		if (c == nil) == (err == nil) {

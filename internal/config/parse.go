@@ -135,6 +135,8 @@ func (c *Config) applyDefaults(ps *problems) {
 		}
 		zp := "zones." + zn
 		def(zp+".max_page", func() { z.MaxPage = Duration(60 * time.Second) })
+		def(zp+".align", func() { z.Align = AlignTogether })
+		def(zp+".align_wait", func() { z.AlignWait = Duration(3 * time.Second) })
 		def(zp+".voice", func() { z.Voice = a.Voice })
 		defaultSpeech(def, zp+".speech", &z.Speech, a.Speech)
 		for i, o := range z.Outputs {
@@ -765,6 +767,14 @@ func (c *Config) validateZones(ps *problems) {
 		validateSpeech(ps, zp+".speech", z.Speech)
 		if z.MaxPage.D() < time.Second || z.MaxPage.D() > 15*time.Minute {
 			ps.add(zp+".max_page", "%s is out of range 1s-15m", z.MaxPage)
+		}
+		switch z.Align {
+		case AlignTogether, AlignLatency:
+		default:
+			ps.add(zp+".align", "%q: write together (outputs start in step) or latency (each as soon as it can)", z.Align)
+		}
+		if z.AlignWait.D() < 250*time.Millisecond || z.AlignWait.D() > 30*time.Second {
+			ps.add(zp+".align_wait", "%s is out of range 250ms-30s", z.AlignWait)
 		}
 		for i, r := range z.Relays {
 			if _, ok := c.Relays[r]; !ok {

@@ -93,16 +93,59 @@ const dtmfVolume = 10
 // by gap (both rounded up to 20 ms, on at least 40 ms), paced with the
 // leg's other audio, and returns when the last one has been sent.
 func (l *Leg) SendDTMF(ctx context.Context, digits string, on, gap time.Duration) error {
+	items, err := l.dtmfItems(digits, on, gap)
+	if err != nil || len(items) == 0 {
+		return err
+	}
+	return l.enqueueWait(ctx, items)
+}
+
+// QueueDTMF queues, without waiting, a pause of before, digits as SendDTMF
+// sends them, and a pause of after (pauses rounded up to 20 ms): a SIP
+// amplifier's settle, zone code and after_code, timed by the pacer alone,
+// so that audio queued behind them (PlayEncodedAt) starts when planned
+// whatever the scheduler does to the caller. Cancelling is closing the leg.
+func (l *Leg) QueueDTMF(digits string, on, gap, before, after time.Duration) error {
+	items, err := l.dtmfItems(digits, on, gap)
+	if err != nil {
+		return err
+	}
+	pause := func(d time.Duration) []outFrame { return make([]outFrame, frames(d)) }
+	items = append(append(pause(before), items...), pause(after)...)
+	for i := range items {
+		if items[i].payload == nil {
+			items[i].skip = true
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return ErrClosed
+	case !l.negotiated:
+		return ErrNotNegotiated
+	}
+	l.queue = append(l.queue, items...)
+	return nil
+}
+
+// frames is d in 20 ms frames, rounded up.
+func frames(d time.Duration) int { return int((d + FrameDuration - 1) / FrameDuration) }
+
+// dtmfItems are the queue items that send digits as RFC 4733 events.
+func (l *Leg) dtmfItems(digits string, on, gap time.Duration) ([]outFrame, error) {
 	l.mu.Lock()
 	neg, ok := l.neg, l.negotiated
 	l.mu.Unlock()
 	if !ok {
-		return ErrNotNegotiated
+		return nil, ErrNotNegotiated
 	}
 	if !neg.DTMF {
-		return ErrNoDTMF
+		return nil, ErrNoDTMF
 	}
-	frames := func(d time.Duration) int { return int((d + FrameDuration - 1) / FrameDuration) }
 	onN := max(frames(on), 2)
 	gapN := frames(gap)
 	per := uint16(neg.DTMFRate / 50) // duration units per 20 ms packet
@@ -110,7 +153,7 @@ func (l *Leg) SendDTMF(ctx context.Context, digits string, on, gap time.Duration
 	for _, r := range digits {
 		code, ok := EventCode(r)
 		if !ok {
-			return fmt.Errorf("media: %q is not a DTMF key", r)
+			return nil, fmt.Errorf("media: %q is not a DTMF key", r)
 		}
 		for i := 0; i < onN; i++ {
 			ev := Event{Code: code, Volume: dtmfVolume, Duration: uint16(i+1) * per}
@@ -124,8 +167,5 @@ func (l *Leg) SendDTMF(ctx context.Context, digits string, on, gap time.Duration
 			items = append(items, outFrame{skip: true})
 		}
 	}
-	if len(items) == 0 {
-		return nil
-	}
-	return l.enqueueWait(ctx, items)
+	return items, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -211,6 +212,9 @@ type outFrame struct {
 	live    bool   // live audio: continues the previous packet's timestamp after a short wait (outStream.follow)
 	done    func() // called when this frame has been sent (or dropped)
 	batch   uint64 // the Play call that queued it
+	// notBefore holds the frame (and the queue behind it) until the
+	// pacer's frame of that number (PlayEncodedAt); 0: none.
+	notBefore uint64
 }
 
 // NewLeg opens an RTP socket from the port range.
@@ -461,9 +465,25 @@ func (l *Leg) PlayEncoded(ctx context.Context, frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
+	return l.PlayEncodedAt(ctx, frames, time.Time{})
+}
+
+// PlayEncodedAt is PlayEncoded with the first frame sent in the pacer's
+// frame that begins at at (rounded to the nearest frame; zero or past: the
+// next frame). Queued ahead, it leaves in the same wake-up of the pacer as
+// other streams started for that moment (a zone's multicast outputs),
+// whatever the scheduler does to the caller; the leg sends its hold music,
+// or nothing, until then.
+func (l *Leg) PlayEncodedAt(ctx context.Context, frames [][]byte, at time.Time) error {
+	if len(frames) == 0 {
+		return nil
+	}
 	items := make([]outFrame, len(frames))
 	for i, f := range frames {
 		items[i] = outFrame{payload: f}
+	}
+	if a := pacer.At(at); a > 0 {
+		items[0].notBefore = uint64((a + int64(FrameDuration)/2) / int64(FrameDuration))
 	}
 	return l.enqueueWait(ctx, items)
 }
@@ -489,6 +509,49 @@ func (l *Leg) WritePCM(frame []int16) error {
 		l.queue = append(l.queue[:0], l.queue[over:]...)
 	}
 	return nil
+}
+
+// WritePCMWait is WritePCM for audio that must not be dropped: a live page
+// that joined late and plays from its start, delayed. While maxLive frames
+// are waiting it waits for the oldest to leave (or be dropped), so the
+// producer runs at the leg's pace and the delay stays in the producer's
+// buffer instead of being cut here. It returns ctx's error if ctx ends
+// first (nothing of frame is queued then).
+func (l *Leg) WritePCMWait(ctx context.Context, frame []int16) error {
+	frames, err := l.encodePCM(frame)
+	if err != nil {
+		return err
+	}
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return ErrClosed
+		}
+		if len(l.queue)+len(frames) <= maxLive || len(l.queue) == 0 {
+			for _, f := range frames {
+				l.queue = append(l.queue, outFrame{payload: f, live: true})
+			}
+			l.mu.Unlock()
+			return nil
+		}
+		// Woken when the head leaves: sent, dropped, flushed or closed.
+		left := make(chan struct{})
+		var once sync.Once
+		prev := l.queue[0].done
+		l.queue[0].done = func() {
+			if prev != nil {
+				prev()
+			}
+			once.Do(func() { close(left) })
+		}
+		l.mu.Unlock()
+		select {
+		case <-left:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Drain waits until everything queued so far has been sent, sending nothing
@@ -597,8 +660,28 @@ func (s *legSource) Due() (time.Duration, bool) {
 	if behind := pacer.Now()/int64(FrameDuration) - int64(s.start+s.k); behind > 0 {
 		s.k += uint64(behind)
 		s.skipped += uint64(behind)
+		s.l.elapse(int(behind))
 	}
 	return time.Duration(s.k) * FrameDuration, true
+}
+
+// elapse drops up to n pauses (skip frames) from the head of the queue:
+// after a stall of the loop, pauses (a SIP amplifier's settle, after_code,
+// the gaps between digits) have passed in real time, so what follows them
+// (audio held for a zone's first-audio frame) is not pushed later.
+func (l *Leg) elapse(n int) {
+	l.mu.Lock()
+	i := 0
+	for i < n && i < len(l.queue) && l.queue[i].skip {
+		i++
+	}
+	var dropped []outFrame
+	if i > 0 {
+		dropped = slices.Clone(l.queue[:i])
+		l.queue = l.queue[i:]
+	}
+	l.mu.Unlock()
+	dropFrames(dropped)
 }
 
 // Conn implements pacer.Sink.
@@ -642,7 +725,7 @@ func (s *legSource) Append(dst []byte) []byte {
 	now := time.Now()
 	var f outFrame
 	have := false
-	if len(l.queue) > 0 {
+	if len(l.queue) > 0 && l.queue[0].notBefore <= n {
 		f, have = l.queue[0], true
 		l.queue[0] = outFrame{}
 		l.queue = l.queue[1:]

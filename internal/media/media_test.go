@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/parkpage/parkpage/internal/codec"
+	"github.com/parkpage/parkpage/internal/pacer"
 	"github.com/parkpage/parkpage/internal/testsupport/runtest"
 )
 
@@ -417,5 +418,125 @@ func TestDefaultMusic(t *testing.T) {
 	}
 	if j := int(math.Abs(float64(m[0]) - float64(m[len(m)-1]))); j > maxStep {
 		t.Errorf("loop seam jump %d > largest step %d", j, maxStep)
+	}
+}
+
+// TestPlayEncodedAt checks that audio queued ahead of its moment waits in
+// the queue and leaves from the pacer's frame at that moment: nothing
+// before it, and the call returns once the last frame has gone out.
+func TestPlayEncodedAt(t *testing.T) {
+	e := testEngine(t)
+	p := newPeer(t)
+	l, err := e.NewLeg(LegOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Answer(p.sdp("0")); err != nil {
+		t.Fatal(err)
+	}
+	frames := make([][]byte, 3)
+	for i := range frames {
+		frames[i] = make([]byte, 160)
+	}
+	at := time.Now().Add(400 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- l.PlayEncodedAt(context.Background(), frames, at) }()
+	time.Sleep(time.Until(at.Add(-100 * time.Millisecond)))
+	if n := len(p.pkts); n > 0 {
+		t.Fatalf("%d packets before the start", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The first frame leaves in the frame nearest at, the last two frames
+	// later.
+	if early := at.Add(2*FrameDuration - FrameDuration/2).Sub(time.Now()); early > 0 {
+		t.Errorf("PlayEncodedAt returned %v before its last frame was due", early)
+	}
+	var pkts []rtp.Packet
+	for range frames {
+		pkts = append(pkts, p.next(time.Second))
+	}
+	checkStream(t, pkts, 0, 160)
+}
+
+// TestStallElapsesPauses checks that after a stall of the sending loop a
+// leg's queued pauses (an amplifier's settle, after_code, digit gaps) count
+// as passed, so audio held behind them is not pushed later, while what is
+// not a pause (digit events, audio) stays queued to go out late.
+func TestStallElapsesPauses(t *testing.T) {
+	var done int
+	l := &Leg{}
+	l.queue = []outFrame{{skip: true}, {skip: true, done: func() { done++ }}, {payload: []byte{1}}, {skip: true}}
+	now := uint64(pacer.Now() / int64(FrameDuration))
+	s := &legSource{l: l, start: now - 5} // five frames behind, as after a 100 ms stall
+	if _, ok := s.Due(); !ok {
+		t.Fatal("leg over")
+	}
+	if len(l.queue) != 2 || l.queue[0].payload == nil {
+		t.Fatalf("queue after the stall: %+v, want the event and the pause after it", l.queue)
+	}
+	if done != 1 {
+		t.Errorf("done of an elapsed pause called %d times, want 1", done)
+	}
+}
+
+// TestWritePCMWait checks that live audio written faster than the leg
+// sends it (a live page catching up after a late start) waits for room
+// instead of dropping the oldest frames as WritePCM does: every frame goes
+// out, the first first, and the writer is held to the leg's pace.
+func TestWritePCMWait(t *testing.T) {
+	e := testEngine(t)
+	p := newPeer(t)
+	l, err := e.NewLeg(LegOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Answer(p.sdp("0")); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * maxLive
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	frame := make([]int16, codec.FrameSamples)
+	for k := range n {
+		for i := range frame {
+			frame[i] = int16(1000 + 900*k)
+		}
+		if err := l.WritePCMWait(ctx, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last maxLive frames fit the queue; the others waited for a
+	// frame each to leave.
+	if d, least := time.Since(start), (n-maxLive-1)*FrameDuration; d < least {
+		t.Errorf("%d frames written in %v: the writer was not held to the leg's pace (want at least %v)", n, d, least)
+	}
+	if err := l.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := codec.NewDecoder(codec.PCMU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range n {
+		pk := p.next(time.Second)
+		if k == 0 {
+			pcm, err := dec.Decode(nil, pk.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := pcm[len(pcm)/2]; v < 800 || v > 1200 {
+				t.Errorf("first packet's level %d, want the first frame's 1000", v)
+			}
+		}
+	}
+	select {
+	case pk := <-p.pkts:
+		t.Errorf("packet beyond the %d written: %v", n, pk.Header)
+	case <-time.After(100 * time.Millisecond):
 	}
 }

@@ -205,6 +205,7 @@ type stream struct {
 	stopReq  atomic.Bool // set from the context's AfterFunc
 	started  bool
 	clocked  bool             // a Clocked source: no early wake-up on its account
+	at       int64            // CLOCK_MONOTONIC ns before which offset 0 may not fall (PlayAt; 0: none)
 	start    int64            // CLOCK_MONOTONIC ns of offset 0
 	next     int64            // absolute due time of the next packet
 	hint     int              // index of this stream's socket batch last wake-up
@@ -228,13 +229,24 @@ type stream struct {
 // to send its closing packets (Polycom's End burst), then the Result carries
 // ctx's error. Play never blocks and takes no lock the loop takes.
 func (p *Pacer) Play(ctx context.Context, out Sink, src Source) <-chan Result {
+	return p.PlayAt(ctx, out, src, 0)
+}
+
+// PlayAt is Play with the stream's offset 0 at the Pacer clock's time at
+// (Now's clock; rounded up to the start grid, or the frame grid for a
+// Clocked source) instead of at once; at in the past or 0: at once. The
+// loop holds the stream and wakes for its first packet itself, so streams
+// started for the same moment (a zone's outputs lined up) leave in the same
+// wake-up whatever the scheduler did to their goroutines. A stream
+// cancelled before its start sends nothing, not even closing packets.
+func (p *Pacer) PlayAt(ctx context.Context, out Sink, src Source, at int64) <-chan Result {
 	res := make(chan Result, 1)
 	if out == nil || src == nil {
 		res <- Result{Err: errors.New("pacer: play: nil sink or source")}
 		close(res)
 		return res
 	}
-	s := &stream{src: src, out: out, ctx: ctx, result: res}
+	s := &stream{src: src, out: out, ctx: ctx, result: res, at: at}
 	s.rep, _ = src.(Reporter)
 	s.ahead, _ = src.(Ahead)
 	// Hooked before the loop can see s, so finish always finds unhook set.
@@ -325,6 +337,14 @@ func armAt(tfd int, t int64) {
 // Now is the Pacer's clock: CLOCK_MONOTONIC in nanoseconds, the timerfd's
 // clock. Frame n of the grid Clocked streams use begins at n*Frame.
 func Now() int64 { return nanotime() }
+
+// At converts t to the Pacer's clock for PlayAt (0 for the zero time).
+func At(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return Now() + int64(time.Until(t))
+}
 
 // nanotime is the Go runtime's CLOCK_MONOTONIC reading, through the vDSO.
 // unix.ClockGettime is a real system call: it cost 2.5–4 µs here, which
@@ -550,12 +570,13 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 			s.started = true
 			p.keys++
 			s.key = p.keys & tagMask
+			from := max(now, s.at)
 			if c, ok := s.src.(Clocked); ok {
 				s.clocked = true
-				s.start = alignUp(now, int64(Frame))
+				s.start = alignUp(from, int64(Frame))
 				c.Start(uint64(s.start / int64(Frame)))
 			} else {
-				s.start = alignUp(now, int64(p.grid))
+				s.start = alignUp(from, int64(p.grid))
 			}
 		}
 		if s.takingBack() {
@@ -571,6 +592,13 @@ func (p *Pacer) tick(streams []*stream, b *batcher) (_ []*stream, next int64, pr
 		}
 		if s.stopReq.Load() && !s.stats.Stopped {
 			s.stats.Stopped = true
+			if now < s.start {
+				// Not begun (PlayAt): nothing to close. Whatever was queued
+				// ahead for its start was taken back above.
+				s.unsent, s.cancelling = 0, false
+				s.finished = true
+				continue
+			}
 			if s.unsent > 0 && s.ahead != nil {
 				s.ahead.Rewind(s.unsent)
 			}

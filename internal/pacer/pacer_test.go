@@ -409,3 +409,67 @@ func TestNowIsTheTimerClock(t *testing.T) {
 		t.Fatalf("Now is %v away from CLOCK_MONOTONIC", time.Duration(d))
 	}
 }
+
+// TestPlayAt checks that a stream handed over ahead of its start sends its
+// first packet at that start (not before; late only by the loop's
+// wake-up, which the stream's Late counter would show), that streams of
+// different cadences started for one moment leave in one wake-up, and that
+// a stream cancelled before its start sends nothing, not even its closing
+// packets.
+func TestPlayAt(t *testing.T) {
+	t.Parallel()
+	p := startPacer(t, nil)
+	r := newReceiver(t)
+	pc := newConn(t)
+	at := alignUp(Now()+int64(300*time.Millisecond), int64(Frame))
+	c1 := p.PlayAt(context.Background(), sink{pc, r.addr()}, &seqSource{id: 1, n: 2, interval: 30 * time.Millisecond}, at)
+	c2 := p.PlayAt(context.Background(), sink{pc, r.addr()}, &clockedSource{seqSource: seqSource{id: 2, n: 2, interval: Frame}}, at)
+	firsts := map[int]int64{}
+	for len(firsts) < 2 {
+		id, seq := parse(t, r.next(t))
+		now := Now()
+		if seq == 0 {
+			firsts[id] = now
+		}
+	}
+	for id, got := range firsts {
+		if got < at {
+			t.Errorf("stream %d: first packet %v before its start", id, time.Duration(at-got))
+		}
+	}
+	r1, r2 := result(t, c1), result(t, c2)
+	if r1.Err != nil || r2.Err != nil || r1.Packets != 2 || r2.Packets != 2 {
+		t.Fatalf("results %+v %+v", r1, r2)
+	}
+	if r1.Late == 0 && r2.Late == 0 {
+		// On time, the two first packets share a wake-up: they arrive
+		// within microseconds, not a frame, of each other.
+		if d := time.Duration(firsts[1] - firsts[2]); d > 5*time.Millisecond || d < -5*time.Millisecond {
+			t.Errorf("first packets %v apart, want one wake-up", d)
+		}
+	}
+
+	// Cancelled before its start: no packet, the context's error.
+	closing := &closingSource{}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := p.PlayAt(ctx, sink{pc, r.addr()}, closing, Now()+int64(time.Hour))
+	cancel()
+	res := result(t, c)
+	if !errors.Is(res.Err, context.Canceled) || res.Packets != 0 || closing.stopped {
+		t.Fatalf("cancelled before start: %+v, Stop called %v", res, closing.stopped)
+	}
+}
+
+// closingSource would send a closing packet once stopped (as Polycom's End
+// burst).
+type closingSource struct{ stopped, closed bool }
+
+func (s *closingSource) Due() (time.Duration, bool) { return 0, !s.closed }
+func (s *closingSource) Append(dst []byte) []byte {
+	if s.stopped {
+		s.closed = true
+		return append(dst, "end"...)
+	}
+	return append(dst, "data"...)
+}
+func (s *closingSource) Stop() { s.stopped = true }

@@ -30,6 +30,14 @@ func DefaultTiming() Timing {
 	}
 }
 
+// Preamble is how long a page sends Alerts before its first Transmit (the
+// first audio): AlertCount × AlertInterval, 0.93 s with the phones'
+// cadence. Zero fields take the defaults.
+func (t Timing) Preamble() time.Duration {
+	t = t.withDefaults()
+	return time.Duration(t.AlertCount) * t.AlertInterval
+}
+
 // withDefaults fills zero fields from DefaultTiming.
 func (t Timing) withDefaults() Timing {
 	d := DefaultTiming()

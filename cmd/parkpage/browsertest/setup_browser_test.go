@@ -104,7 +104,8 @@ zones:
 	typeInto("park.slots.702.label", "Sales")
 	do("open Zones", chromedp.Click(`.setup-nav a[href="#zones"]`))
 	typeInto("zones.front.outputs[0].port", "70000")
-	if n := text(`#savebar-text`); n != "2 unsaved changes" {
+	typeInto("zones.front.align_wait", "45s") // longer than a zone may wait
+	if n := text(`#savebar-text`); n != "3 unsaved changes" {
 		t.Errorf("save bar says %q", n)
 	}
 	shot("setup-zones")
@@ -117,7 +118,11 @@ zones:
 	if b := text(`#setup-banner`); !strings.Contains(b, "Not saved") {
 		t.Errorf("banner %q", b)
 	}
-	if n := text(`.setup-nav a[href="#zones"] .count`); n != "1" {
+	waitField := `.field.field-error[data-pstr="zones.front.align_wait"] .field-msg`
+	if msg := text(waitField); !strings.HasPrefix(msg, "45s is out of range 250ms-30s") {
+		t.Errorf("message at the align_wait field: %q", msg)
+	}
+	if n := text(`.setup-nav a[href="#zones"] .count`); n != "2" {
 		t.Errorf("zones tab counts %q problems", n)
 	}
 	shot("setup-error")
@@ -127,12 +132,18 @@ zones:
 
 	// Fixed: saved, applied, comments and the previous version kept.
 	typeInto("zones.front.outputs[0].port", fmt.Sprint(port))
+	typeInto("zones.front.align_wait", "1s")
+	// The zone favours latency over its outputs starting in step.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+		`(e => (e.value = 'latency', e.dispatchEvent(new Event('change', {bubbles: true})), true))(document.querySelector(%q))`, input("zones.front.align")))); err != nil {
+		t.Fatalf("choose align: latency: %v", err)
+	}
 	do("save again", chromedp.Click(`#save`), chromedp.WaitVisible(`#setup-banner .alert-ok`))
 	if b := text(`#setup-banner`); !strings.Contains(b, "Saved and applied") || !strings.Contains(b, path.Value+".prev") {
 		t.Errorf("banner after the save: %q", b)
 	}
 	saved, _ := os.ReadFile(path.Value)
-	for _, want := range []string{"# The front office ceiling speakers.", "# the park key", fmt.Sprintf("port: %d", port), "label: Sales"} {
+	for _, want := range []string{"# The front office ceiling speakers.", "# the park key", fmt.Sprintf("port: %d", port), "label: Sales", "align: latency", "align_wait: 1s"} {
 		if !bytes.Contains(saved, []byte(want)) {
 			t.Errorf("saved config lacks %q:\n%s", want, saved)
 		}

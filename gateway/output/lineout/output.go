@@ -81,6 +81,11 @@ func (o *Output) Name() string { return o.name }
 // Path is the kernel device the output plays on.
 func (o *Output) Path() string { return o.path }
 
+// AlignsStart implements output.Aligned: the zone's Polycom Alerts and SIP
+// amplifiers' set-up hold the line out's first sample, so the speakers
+// and the phones play the page at once.
+func (o *Output) AlignsStart() {}
+
 // fadeSamples is the fade-out (at 16 kHz) played when a page is cut, so the
 // speakers do not click: 20 ms.
 const fadeSamples = codec.FrameSamples
@@ -118,6 +123,11 @@ func (o *Output) Play(ctx context.Context, p *output.Playback) error {
 	conv, err := codec.NewConverter(codec.SampleRate, o.rate)
 	if err != nil {
 		return fmt.Errorf("line out %s: %w", o.device, err)
+	}
+	// In step with the zone's other outputs: the device is open and set
+	// up; the first write starts the sound.
+	if err := output.WaitStart(ctx, p, output.Ready{}); err != nil {
+		return err
 	}
 	if la, ok := p.Audio.(output.LiveAudio); ok {
 		return o.playLive(ctx, w, conv, la)

@@ -21,7 +21,8 @@ import (
 	"github.com/parkpage/parkpage/multicast"
 )
 
-// A failing SIP output never holds up the other outputs of the same page:
+// A failing SIP output never holds up the other outputs of the same page
+// for longer than the zone's align_wait:
 // a zone with an RTP multicast output (Yealink paging) and a SIP amplifier
 // that rejects, or rings and never answers, goes through output.Kinds,
 // scheduler and Pacer. The multicast listener on lo gets the whole page
@@ -51,6 +52,7 @@ zones:
     outputs:
       - { type: rtp, group: %s, port: %d, interface: lo, loopback: true, codec: pcmu }
       - { type: sip, uri: "%s", preset: algo, answer_timeout: 3s, retry: %d, settle: 0s }
+    align_wait: 500ms
 `, group, rx.Port(), amp.uri("page"), tc.retry)
 			cfg, _, err := config.Parse("test.yaml", []byte(yaml))
 			if err != nil {

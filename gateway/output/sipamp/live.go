@@ -12,9 +12,11 @@ import (
 
 // playLive streams a live page into the answered call: each 20 ms frame
 // goes to the leg as soon as it has arrived, and the leg's pacer sends it
-// on its next tick (the leg drops the oldest frames if more than 200 ms
-// queue up, so latency stays bounded). At the end it waits for the queued
-// frames to go out, then the tail.
+// on its next tick. The reader starts at the page's start, however long the
+// call took to set up (and the zone to line its outputs up): what the
+// talker said meanwhile is played delayed, not dropped, so the leg is fed
+// at its own pace (WritePCMWait) and the backlog waits in the LiveBuffer.
+// At the end it waits for the queued frames to go out, then the tail.
 func (o *Output) playLive(ctx context.Context, leg *media.Leg, la output.LiveAudio) error {
 	r := la.NewReader()
 	defer r.Close()
@@ -27,7 +29,7 @@ func (o *Output) playLive(ctx context.Context, leg *media.Leg, la output.LiveAud
 		if err != nil {
 			return err
 		}
-		if err := leg.WritePCM(frame); err != nil {
+		if err := leg.WritePCMWait(ctx, frame); err != nil {
 			return err
 		}
 	}

@@ -358,31 +358,149 @@ func (o *Output) hangupWait(d *sipstack.Dialog) {
 func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, leg *media.Leg, p *output.Playback) error {
 	neg, _ := leg.Negotiated()
 	o.log.Debug("device answered", "page", p.ID, "codec", neg.Codec.Name, "rfc4733", neg.DTMF)
-	if err := sleep(ctx, o.cfg.Settle.D()); err != nil {
-		return err
-	}
-	if code := o.cfg.ZoneCode; code != "" {
-		if err := o.sendCode(ctx, d, target, leg, neg, code); err != nil {
+	// Tell the zone now when the audio can start, so that its other
+	// outputs (Polycom's Alerts) can line up while the code goes out.
+	ready := time.Now().Add(o.setupTime(neg))
+	started := o.report(ctx, p, ready)
+	la, live := p.Audio.(output.LiveAudio)
+	code := o.cfg.ZoneCode
+	if !live && (code == "" || o.cfg.DTMF == "rfc4733" && neg.DTMF) {
+		// Settle, code and after_code are queued on the leg at once and
+		// timed by the pacer, the audio behind them held for its moment:
+		// a busy scheduler cannot delay the audio past it.
+		if code != "" {
+			if err := leg.QueueDTMF(code, o.cfg.DigitOn.D(), o.cfg.DigitGap.D(), o.cfg.Settle.D(), o.cfg.AfterCode.D()); err != nil {
+				return fmt.Errorf("send zone code: %w", err)
+			}
+		}
+	} else {
+		if err := sleep(ctx, o.cfg.Settle.D()); err != nil {
 			return err
 		}
-		if err := sleep(ctx, o.cfg.AfterCode.D()); err != nil {
-			return err
+		if code != "" {
+			if err := o.sendCode(ctx, d, target, leg, neg, code); err != nil {
+				return err
+			}
+			if err := sleep(ctx, o.cfg.AfterCode.D()); err != nil {
+				return err
+			}
 		}
 	}
-	if la, ok := p.Audio.(output.LiveAudio); ok {
+	if live {
+		at, err := decided(ctx, started)
+		if err != nil {
+			return err
+		}
+		// The leg sends queued audio on its next 20 ms tick; the zone's
+		// moment is on that grid, so queueing a little before it makes the
+		// first frame leave on it. Not lined up (zero): at once.
+		if !at.IsZero() {
+			if err := sleep(ctx, time.Until(at)-queueEarly); err != nil {
+				return err
+			}
+		}
 		return o.playLive(ctx, leg, la)
 	}
 	frames, err := p.Audio.Frames(neg.Codec.Name)
 	if err != nil {
 		return fmt.Errorf("page audio in %s: %w", neg.Codec.Name, err)
 	}
-	if err := leg.PlayEncoded(ctx, frames); err != nil {
+	at, err := decided(ctx, started)
+	if err != nil {
+		return err
+	}
+	if at.IsZero() {
+		at = ready // not lined up: as soon as the set-up allows
+	}
+	// Queued now, held by the leg until the zone's first-audio frame (at
+	// once if that has passed: the call joins late).
+	if err := leg.PlayEncodedAt(ctx, frames, at); err != nil {
 		return err
 	}
 	// The audio has gone out; a cut now would only clip the device's buffer.
 	_ = sleep(ctx, o.tail)
 	return nil
 }
+
+// AlignsStart implements output.Aligned: the zone's faster outputs wait for
+// the call to be answered and the zone code sent (up to align_wait).
+func (o *Output) AlignsStart() {}
+
+// setupTime is how long after the answer the audio can start: settle, the
+// zone code as neg sends it, after_code.
+func (o *Output) setupTime(neg media.Negotiated) time.Duration {
+	settle, after := o.cfg.Settle.D(), o.cfg.AfterCode.D()
+	code := o.cfg.ZoneCode
+	if code == "" {
+		return settle
+	}
+	on, gap := o.cfg.DigitOn.D(), o.cfg.DigitGap.D()
+	frames := func(x time.Duration) time.Duration {
+		return (x + media.FrameDuration - 1) / media.FrameDuration * media.FrameDuration
+	}
+	n := time.Duration(len(code))
+	switch {
+	case o.cfg.DTMF == "rfc4733" && neg.DTMF:
+		// Queued on the leg (media.Leg.QueueDTMF): from its next tick,
+		// settle, per digit on (at least two packets), three end packets
+		// and gap, after_code, each in whole frames.
+		return media.FrameDuration + frames(settle) +
+			n*(max(frames(on), 2*media.FrameDuration)+3*media.FrameDuration+frames(gap)) + frames(after)
+	case o.cfg.DTMF == "info":
+		return settle + n*(on+gap) - gap + after + setupSlack
+	default: // in-band tones
+		return settle + frames(n*(on+gap)) + after + setupSlack
+	}
+}
+
+// setupSlack is added to the set-up estimate of a code sent by goroutines
+// that sleep (SIP INFO, in-band tones): the tones' first frame waits for
+// the leg's next 20 ms tick and the timers fire a little late; without
+// slack the audio misses the zone's first-audio tick and leaves a frame
+// after the other outputs' (measured: 19 ms). One frame of slack leaves a
+// frame's worth for the timers.
+const setupSlack = media.FrameDuration
+
+// started is the zone's answer to a report: when the first audio frame
+// leaves.
+type started struct {
+	at  time.Time
+	err error
+}
+
+// report tells the page's Starter (if any) that the audio can start at
+// ready; the channel gets the zone's first-audio moment. The goroutine ends
+// with the decision or with ctx.
+func (o *Output) report(ctx context.Context, p *output.Playback, ready time.Time) <-chan started {
+	if p.Start == nil {
+		return nil
+	}
+	ch := make(chan started, 1)
+	go func() {
+		at, err := p.Start.Start(ctx, output.Ready{At: ready})
+		ch <- started{at, err}
+	}()
+	return ch
+}
+
+// decided waits for the zone's decision and returns its first-audio moment
+// (zero without a Starter: now).
+func decided(ctx context.Context, ch <-chan started) (time.Time, error) {
+	if ch == nil {
+		return time.Time{}, nil
+	}
+	select {
+	case s := <-ch:
+		return s.at, s.err
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+}
+
+// queueEarly is how long before the zone's first-audio moment an aligned
+// live page queues its first frame: less than a frame, more than a
+// timer's slack.
+const queueEarly = 8 * time.Millisecond
 
 // sendCode sends the zone code the configured way. RFC 4733 falls back to
 // in-band tones when the device did not accept telephone-event.

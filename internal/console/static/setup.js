@@ -359,7 +359,9 @@
       path: ['zones'], noun: 'zone', keyLabel: 'Zone name', keyHint: 'e.g. warehouse',
       title: (k) => `Zone ${k}`,
       fields: [F(['description'], 'Description', 'text'), F(['template'], 'Announcement (this zone)', 'text', { placeholder: 'lot or default', help: 'Fields: {slot} {label} {caller} {parker} {zone} {lot}' }),
-        F(['relays'], 'Relays', 'list', { placeholder: 'none' }), F(['max_page'], 'Longest page', 'duration', { placeholder: '60s' })],
+        F(['relays'], 'Relays', 'list', { placeholder: 'none' }), F(['max_page'], 'Longest page', 'duration', { placeholder: '60s' }),
+        F(['align'], 'Outputs start', 'select', { options: ['together', 'latency'], help: 'together (default): every output\u2019s first audio at the same moment (the others wait for Polycom\u2019s alert tones and SIP amplifiers); latency: each output as soon as it can' }),
+        F(['align_wait'], 'Wait for slow outputs', 'duration', { placeholder: '3s', help: 'Longest wait for a SIP amplifier still ringing; one answering later joins the page late' })],
       extra: (card, path, isNew) => {
         card.append(h('h4', { text: 'Outputs' }));
         const outs = isNew ? [] : (get(doc.config, path.concat('outputs')) || []);

@@ -24,9 +24,10 @@ type vm struct {
 	cmd      *exec.Cmd
 	console  *syncBuffer
 	started  time.Time
-	httpPort int // host port forwarded to the guest's 8080 (parkpage admin API)
-	sipPort  int // host port forwarded to the guest's 5060, UDP and TCP
-	gokPort  int // host port forwarded to the guest's 80 (gokrazy's web/update API)
+	httpPort int         // host port forwarded to the guest's 8080 (parkpage admin API)
+	sipPort  int         // host port forwarded to the guest's 5060, UDP and TCP
+	gokPort  int         // host port forwarded to the guest's 80 (gokrazy's web/update API)
+	udpFwd   map[int]int // guest UDP port (vmOptions.udp) -> host port
 	done     chan struct{}
 	waitErr  error
 }
@@ -36,6 +37,7 @@ type vmOptions struct {
 	image string   // disk image
 	write bool     // let the guest write the image (default: -snapshot)
 	extra []string // extra QEMU arguments
+	udp   []int    // guest UDP ports to forward too (a parked call's RTP)
 }
 
 // syncBuffer collects the serial console for failure reports.
@@ -95,6 +97,11 @@ func startVM(t testing.TB, o vmOptions) *vm {
 	v := &vm{t: t, console: &syncBuffer{}, httpPort: freePort(t), sipPort: freePort(t), gokPort: freePort(t), done: make(chan struct{})}
 	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080,hostfwd=tcp:127.0.0.1:%d-:5060,hostfwd=udp:127.0.0.1:%d-:5060,hostfwd=tcp:127.0.0.1:%d-:80",
 		v.httpPort, v.sipPort, v.sipPort, v.gokPort)
+	v.udpFwd = map[int]int{}
+	for _, p := range o.udp {
+		v.udpFwd[p] = freePort(t)
+		netdev += fmt.Sprintf(",hostfwd=udp:127.0.0.1:%d-:%d", v.udpFwd[p], p)
+	}
 	var args []string
 	var bin string
 	switch o.arch {

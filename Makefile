@@ -193,8 +193,20 @@ deb: deps-build
 	image/deb/build-deb bin/parkpage-static '$(DEB_VERSION)' bin
 	lintian --fail-on error,warning bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
 
+# Then it upgrades the package under three parked calls (image/imagetest
+# TestDebUpgrade: dpkg -i of the same package rebuilt with a bumped
+# version, in a clean chroot, sipp callers on loopback) and prints the
+# longest gap they heard.
+DEB_NEXT_VERSION = $(DEB_VERSION)+upgrade1
 deb-test: deb
 	image/deb/test-deb bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
+	@scripts/apt-ensure sip-tester
+	CGO_ENABLED=1 CGO_LDFLAGS=-lm $(GO) build -tags netgo,osusergo,nolibopusfile,static_flite \
+		-ldflags '-X main.version=$(VERSION)+upgrade1 -s -w -extldflags -static' -o bin/parkpage-static-next ./cmd/parkpage
+	image/deb/build-deb bin/parkpage-static-next '$(DEB_NEXT_VERSION)' bin
+	cd image && PARKPAGE_DEB=../bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb \
+		PARKPAGE_DEB_NEW=../bin/parkpage_$(DEB_NEXT_VERSION)_$(shell dpkg --print-architecture).deb \
+		$(GO) test -count=1 -v -timeout 20m -run '^TestDebUpgrade$$' ./imagetest
 
 clean:
 	rm -rf bin

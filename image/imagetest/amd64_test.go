@@ -176,7 +176,7 @@ func runSippFor(t testing.TB, v *vm, scenario, service string, keys map[string]s
 	port := freePort(t)
 	args := []string{fmt.Sprintf("127.0.0.1:%d", v.sipPort), "-sf", sf, "-s", service, "-m", "1",
 		"-i", "127.0.0.1", "-p", fmt.Sprint(port), "-mp", fmt.Sprint(freePort(t)),
-		"-key", "vmhost", "10.0.2.2",
+		"-key", "vmhost", v.peerHost(),
 		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error", "-trace_msg",
 		"-message_file", filepath.Join(dir, "msg.log"), "-max_recv_loops", "1000"}
 	if _, ok := keys["mport"]; !ok {

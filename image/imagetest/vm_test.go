@@ -28,6 +28,7 @@ type vm struct {
 	sipPort  int         // host port forwarded to the guest's 5060, UDP and TCP
 	gokPort  int         // host port forwarded to the guest's 80 (gokrazy's web/update API)
 	udpFwd   map[int]int // guest UDP port (vmOptions.udp) -> host port
+	peer     string      // the test's address as the box sees it ("" is QEMU's 10.0.2.2)
 	done     chan struct{}
 	waitErr  error
 }
@@ -164,6 +165,14 @@ func copyFile(t testing.TB, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// peerHost is the address sipp writes in Via, Contact and SDP.
+func (v *vm) peerHost() string {
+	if v.peer != "" {
+		return v.peer
+	}
+	return "10.0.2.2"
 }
 
 func (v *vm) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", v.httpPort, path) }

@@ -47,14 +47,20 @@ func TestDebUpgrade(t *testing.T) {
 	}
 	root := filepath.Join(t.TempDir(), "root")
 	began := time.Now()
-	if out, err := exec.Command("mmdebstrap", "--variant=apt", "--include=adduser,procps,init-system-helpers",
+	if tarball := os.Getenv("PARKPAGE_DEB_CHROOT"); tarball != "" {
+		// A chroot made before by the same mmdebstrap command, as a tarball.
+		if err := os.Mkdir(root, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, "tar", "-C", root, "-xf", tarball)
+	} else if out, err := exec.Command("mmdebstrap", "--variant=apt", "--include=systemd,adduser,procps",
 		"--dpkgopt=force-unsafe-io", suite, root).CombinedOutput(); err != nil {
 		t.Fatalf("mmdebstrap: %v\n%s", err, out)
 	}
 	t.Logf("clean %s chroot in %v", suite, time.Since(began).Round(time.Second))
 	mustRun(t, "mount", "-t", "proc", "proc", filepath.Join(root, "proc"))
 	t.Cleanup(func() {
-		if out, err := exec.Command("chroot", root, "/usr/local/sbin/parkpage-unit", "stop").CombinedOutput(); err != nil {
+		if out, err := chrootCmd(root, "/usr/local/sbin/parkpage-unit", "stop").CombinedOutput(); err != nil {
 			t.Logf("stopping parkpage in the chroot: %v\n%s", err, out)
 		}
 		if out, err := exec.Command("umount", "-l", filepath.Join(root, "proc")).CombinedOutput(); err != nil {
@@ -133,8 +139,7 @@ func TestDebUpgrade(t *testing.T) {
 
 	// The upgrade, as apt runs it.
 	began = time.Now()
-	cmd := exec.Command("chroot", root, "dpkg", "--force-confdef", "--force-confold", "-i", "/tmp/new.deb")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	cmd := chrootCmd(root, "dpkg", "--force-confdef", "--force-confold", "-i", "/tmp/new.deb")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("dpkg -i (upgrade): %v\n%s", err, out)
 	}
@@ -215,9 +220,19 @@ func mustRun(t *testing.T, name string, args ...string) {
 	}
 }
 
+// chrootCmd runs a command in the chroot with a Debian root's PATH (the
+// stand-ins in /usr/local/sbin first) and no questions asked.
+func chrootCmd(root string, args ...string) *exec.Cmd {
+	cmd := exec.Command("chroot", append([]string{root}, args...)...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND=noninteractive", "LANG=C.UTF-8"}
+	return cmd
+}
+
 func mustChroot(t *testing.T, root string, args ...string) {
 	t.Helper()
-	mustRun(t, "chroot", append([]string{root}, args...)...)
+	if out, err := chrootCmd(root, args...).CombinedOutput(); err != nil {
+		t.Fatalf("in the chroot: %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 // freeRange finds n consecutive UDP ports free on 127.0.0.1 (the RTP

@@ -66,6 +66,9 @@ func TestAMD64Update(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parkpage update (good image): %v\n%s", err, out)
 	}
+	if want := fmt.Sprintf("%d calls are parked", len(held)); !strings.Contains(out, want) {
+		t.Errorf("parkpage update did not say %q before the reboot:\n%s", want, out)
+	}
 	v2 := boxVersion(t, v)
 	if v2 == v1 {
 		t.Fatalf("after the update the box still runs %s\n%s", v1, out)

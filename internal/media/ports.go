@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // portPool hands out UDP sockets on even ports of a range (RTP convention:
@@ -21,6 +22,9 @@ type portPool struct {
 	// reserved ports are kept for legs being resumed (listenPort): listen
 	// does not hand them out.
 	reserved map[int]bool
+	// busyUntil ends the wait for ports still held by the process before
+	// (ResumeLeg, waitBusy).
+	busyUntil time.Time
 }
 
 func newPortPool(ip netip.Addr, first, last int) (*portPool, error) {

@@ -204,9 +204,13 @@ func updateStatus(t *testing.T, v *vm) updateState {
 	return st
 }
 
-// rebootBox asks parkpage to reboot and waits until the API went away.
+// rebootBox asks parkpage to reboot and waits until gokrazy says on the
+// console that it reboots (an API that stops answering for a moment on a
+// loaded host is no proof of that). If it never does, parkpage's own log
+// says why.
 func rebootBox(t *testing.T, v *vm) {
 	t.Helper()
+	mark := len(v.console.String())
 	req, _ := http.NewRequest("POST", v.url("/api/v1/update/reboot"), nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set("Content-Type", "application/json") // every state-changing API request says it
@@ -217,14 +221,26 @@ func rebootBox(t *testing.T, v *vm) {
 	res.Body.Close()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		r, err := (&http.Client{Timeout: 3 * time.Second}).Get(v.url("/healthz"))
-		if err != nil {
+		if strings.Contains(v.console.String()[mark:], "reboot requested") {
 			return
 		}
-		r.Body.Close()
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-v.done:
+			t.Fatal("QEMU exited while the box was asked to reboot")
+		case <-time.After(time.Second):
+		}
 	}
-	t.Fatal("the box did not go down within 3 min after the reboot request")
+	logs := gokrazyLog(t, v, "/user/parkpage", "(read until the wait ends)", 20*time.Second)
+	t.Fatalf("gokrazy did not start a reboot within 3 min of POST /api/v1/update/reboot (202); parkpage's log:\n%s",
+		lastLines(logs, 60))
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // waitConsoleAfter waits for text on the console after its first mark bytes.

@@ -3,6 +3,7 @@
 
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION  := $(VERSION)
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/parkpage
 CONFIG   ?=
@@ -28,6 +29,9 @@ APT_IMAGE := e2fsprogs mtools dosfstools fdisk qemu-system-x86 qemu-system-arm q
 # chroot it is installed into.
 APT_DEB := dpkg-dev lintian mmdebstrap
 DEB_VERSION ?= 0.1.0~git$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)-1
+# Expanded once: a commit or midnight during `make deb-test` must not
+# change the name of the package built a moment before.
+DEB_VERSION := $(DEB_VERSION)
 
 .PHONY: image image-test image-test-arm image-test-update kernel deps-image deb deb-test
 .PHONY: all build static build-arm64 arm64-smoke run demo test test-unit test-integration bench bench-speech vet fmt-check deps-build deps-test clean fuzz soak
@@ -202,8 +206,20 @@ deb: static
 	image/deb/build-deb bin/parkpage-static '$(DEB_VERSION)' bin
 	lintian --fail-on error,warning bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
 
+# Then it upgrades the package under three parked calls (image/imagetest
+# TestDebUpgrade: dpkg -i of the same package rebuilt with a bumped
+# version, in a clean chroot, sipp callers on loopback) and prints the
+# longest gap they heard.
+DEB_NEXT_VERSION = $(DEB_VERSION)+upgrade1
 deb-test: deb
 	image/deb/test-deb bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
+	@scripts/apt-ensure sip-tester
+	CGO_ENABLED=1 CGO_LDFLAGS=-lm $(GO) build -tags netgo,osusergo,nolibopusfile,static_flite \
+		-ldflags '-X main.version=$(VERSION)+upgrade1 -s -w -extldflags -static' -o bin/parkpage-static-next ./cmd/parkpage
+	image/deb/build-deb bin/parkpage-static-next '$(DEB_NEXT_VERSION)' bin
+	cd image && PARKPAGE_DEB=$(CURDIR)/bin/parkpage_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb \
+		PARKPAGE_DEB_NEW=$(CURDIR)/bin/parkpage_$(DEB_NEXT_VERSION)_$(shell dpkg --print-architecture).deb \
+		$(GO) test -count=1 -v -timeout 20m -run '^TestDebUpgrade$$' ./imagetest
 
 clean:
 	rm -rf bin

@@ -158,6 +158,10 @@ func (c *updateClient) run(image string, wait time.Duration) error {
 		return fmt.Errorf("the box has no update API (version %s): %w", old, err)
 	}
 	fmt.Fprintf(c.out, "box at %s runs version %s\n", c.base, old)
+	if n := c.parked(ctx); n > 0 {
+		fmt.Fprintf(c.out, "%d %s parked: %s silence while the box reboots and %s taken over by the new version if it answers within park.resume_within (else %s a BYE); `parkpage drain` first rings them back to their parkers instead\n",
+			n, plural(n, "call is", "calls are"), plural(n, "its caller hears", "their callers hear"), plural(n, "it is", "they are"), plural(n, "it gets", "they get"))
+	}
 	for _, p := range parts {
 		start := time.Now()
 		if err := c.push(ctx, p); err != nil {
@@ -188,6 +192,33 @@ func (c *updateClient) run(image string, wait time.Duration) error {
 		time.Sleep(2 * time.Second)
 	}
 	return fmt.Errorf("the box did not come back within %v", wait)
+}
+
+// parked is the number of calls in the box's slots (parked or ringing
+// back); 0 when the box does not say.
+func (c *updateClient) parked(ctx context.Context) int {
+	var st struct {
+		Slots []struct {
+			State string `json:"state"`
+		} `json:"slots"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/slots", nil, nil, &st); err != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range st.Slots {
+		if s.State != "" && s.State != "free" {
+			n++
+		}
+	}
+	return n
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // imagePart is one piece of an image sent to the box.

@@ -179,6 +179,13 @@ func (s *sippRun) output() string { return s.out.String() }
 // the scenarios write that address as [vmhost] in Via, Contact and SDP.
 func runSipp(t testing.TB, v *vm, scenario, service string, keys map[string]string) *sippRun {
 	t.Helper()
+	return runSippFor(t, v, scenario, service, keys, 240*time.Second)
+}
+
+// runSippFor is runSipp with sipp's overall timeout; a key mport given
+// replaces the free port runSipp picks for the SDP.
+func runSippFor(t testing.TB, v *vm, scenario, service string, keys map[string]string, timeout time.Duration) *sippRun {
+	t.Helper()
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Fatalf("sipp is not installed (apt-get install sip-tester): %v", err)
 	}
@@ -187,9 +194,12 @@ func runSipp(t testing.TB, v *vm, scenario, service string, keys map[string]stri
 	port := freePort(t)
 	args := []string{fmt.Sprintf("127.0.0.1:%d", v.sipPort), "-sf", sf, "-s", service, "-m", "1",
 		"-i", "127.0.0.1", "-p", fmt.Sprint(port), "-mp", fmt.Sprint(freePort(t)),
-		"-key", "vmhost", "10.0.2.2", "-key", "mport", fmt.Sprint(freePort(t)),
-		"-nostdin", "-timeout", "240s", "-timeout_error", "-trace_msg",
+		"-key", "vmhost", v.peerHost(),
+		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error", "-trace_msg",
 		"-message_file", filepath.Join(dir, "msg.log"), "-max_recv_loops", "1000"}
+	if _, ok := keys["mport"]; !ok {
+		args = append(args, "-key", "mport", fmt.Sprint(freePort(t)))
+	}
 	for k, val := range keys {
 		if k == "hold" {
 			args = append(args, "-set", k, val)

@@ -19,6 +19,11 @@ import (
 // (parkpage exits at once with a usage error) never becomes healthy: the
 // guard reboots and the box runs the committed version again, which also
 // proves the first update was kept across a reboot.
+//
+// Two calls parked before the first update are held across it: they hear
+// hold music again on the same stream once the new version runs (the
+// longest gap is printed), keep their slots and are picked up; a setting
+// saved from the web console before the update is still there after it.
 func TestAMD64Update(t *testing.T) {
 	base := imagePath(t, "PARKPAGE_IMAGE_AMD64", "parkpage-amd64.img")
 	good := imagePath(t, "PARKPAGE_IMAGE_AMD64_UPDATE", "parkpage-amd64-update.img")
@@ -27,10 +32,32 @@ func TestAMD64Update(t *testing.T) {
 
 	img, fat := copyImage(t, base)
 	mtools(t, "mcopy", "-i", fat, filepath.Join("..", "testdata", "qemu-site.yaml"), "::parkpage.yaml")
-	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true})
+	// The image's RTP range (testdata/qemu-site.yaml) forwarded port by
+	// port: the held callers' RTP reaches the box through it.
+	var rtpPorts []int
+	for p := 10000; p <= 10009; p++ {
+		rtpPorts = append(rtpPorts, p)
+	}
+	v := startVM(t, vmOptions{arch: "amd64", image: img, write: true, udp: rtpPorts})
 	took := v.waitHealthy(bootDeadline)
 	t.Logf("booted the base image: healthy after %v", took.Round(100*time.Millisecond))
 	v1 := boxVersion(t, v)
+
+	// Two callers parked before the update (one at 701, one through the
+	// lot's extension 700 into 702), each hearing hold music through
+	// QEMU's forwards, and a setting saved from the web console: all of
+	// it must survive the update's reboot.
+	held := []*heldCall{parkHeldAt(t, v, "701", "701", "2065550101"), parkHeldAt(t, v, "700", "702", "2065550102")}
+	callers := map[string]any{}
+	for _, h := range held {
+		h.waitMusic(t, time.Time{}, 50, 2*time.Minute)
+		callers[h.slot] = findSlot(t, v, h.slot)["caller"]
+	}
+	doc, saved := saveFromConsole(t, v)
+	t.Logf("console save written to %s", doc.Path)
+	if !strings.HasPrefix(doc.Path, "/perm/") {
+		t.Errorf("the console saves to %s, not under /perm (lost at the next boot)", doc.Path)
+	}
 
 	// 1. A good update: the box comes back on the new version and the
 	// guard commits it.
@@ -38,6 +65,9 @@ func TestAMD64Update(t *testing.T) {
 	out, err := runUpdate(client, v, good)
 	if err != nil {
 		t.Fatalf("parkpage update (good image): %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("%d calls are parked", len(held)); !strings.Contains(out, want) {
+		t.Errorf("parkpage update did not say %q before the reboot:\n%s", want, out)
 	}
 	v2 := boxVersion(t, v)
 	if v2 == v1 {
@@ -50,6 +80,31 @@ func TestAMD64Update(t *testing.T) {
 	took = time.Since(start)
 	t.Logf("update %s -> %s: pushed, rebooted, healthy and committed in %v\n%s", v1, v2, took.Round(time.Second), out)
 	fmt.Printf("amd64 update (push, trial boot, commit): %.0f s\n", took.Seconds())
+
+	// The parked callers hear the music again on the same stream, stay in
+	// their slots, and can be picked up; the console's save is kept.
+	back := time.Now()
+	var gap time.Duration
+	for _, h := range held {
+		h.waitMusic(t, back, 50, 2*time.Minute)
+		g := h.checkContinued(t)
+		_, last, first := h.longestGap()
+		t.Logf("slot %s: longest gap %v (from %s to %s)", h.slot, g.Round(10*time.Millisecond), last.at.Format("15:04:05.000"), first.at.Format("15:04:05.000"))
+		gap = max(gap, g)
+		s := findSlot(t, v, h.slot)
+		if s == nil || s["state"] != "parked" || s["caller"] != callers[h.slot] {
+			t.Errorf("slot %s after the update: %v, want parked with caller %v", h.slot, s, callers[h.slot])
+		}
+	}
+	fmt.Printf("amd64 update with %d parked calls: longest gap in hold music %.1f s (resume_within 10m)\n", len(held), gap.Seconds())
+	var kept configDoc
+	apiGet(t, v, "/api/v1/config", &kept)
+	if got := zoneDescription(kept, "all"); got != saved {
+		t.Errorf("after the update's reboot zones.all.description is %q, want the console's save %q (config %s)", got, saved, kept.Path)
+	}
+	for _, h := range held {
+		pickUp(t, v, h)
+	}
 
 	// A new update must wait for a normal boot (gokrazy's inactive
 	// partition is the running one during the trial boot).
@@ -149,9 +204,13 @@ func updateStatus(t *testing.T, v *vm) updateState {
 	return st
 }
 
-// rebootBox asks parkpage to reboot and waits until the API went away.
+// rebootBox asks parkpage to reboot and waits until gokrazy says on the
+// console that it reboots (an API that stops answering for a moment on a
+// loaded host is no proof of that). If it never does, parkpage's own log
+// says why.
 func rebootBox(t *testing.T, v *vm) {
 	t.Helper()
+	mark := len(v.console.String())
 	req, _ := http.NewRequest("POST", v.url("/api/v1/update/reboot"), nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set("Content-Type", "application/json") // every state-changing API request says it
@@ -162,14 +221,26 @@ func rebootBox(t *testing.T, v *vm) {
 	res.Body.Close()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		r, err := (&http.Client{Timeout: 3 * time.Second}).Get(v.url("/healthz"))
-		if err != nil {
+		if strings.Contains(v.console.String()[mark:], "reboot requested") {
 			return
 		}
-		r.Body.Close()
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-v.done:
+			t.Fatal("QEMU exited while the box was asked to reboot")
+		case <-time.After(time.Second):
+		}
 	}
-	t.Fatal("the box did not go down within 3 min after the reboot request")
+	logs := gokrazyLog(t, v, "/user/parkpage", "(read until the wait ends)", 20*time.Second)
+	t.Fatalf("gokrazy did not start a reboot within 3 min of POST /api/v1/update/reboot (202); parkpage's log:\n%s",
+		lastLines(logs, 60))
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // waitConsoleAfter waits for text on the console after its first mark bytes.

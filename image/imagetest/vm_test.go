@@ -24,10 +24,12 @@ type vm struct {
 	cmd      *exec.Cmd
 	console  *syncBuffer
 	started  time.Time
-	httpPort int // host port forwarded to the guest's 8080 (parkpage admin API)
-	sipPort  int // host port forwarded to the guest's 5060, UDP and TCP
-	gokPort  int // host port forwarded to the guest's 80 (gokrazy's web/update API)
-	simPort  int // host port forwarded to the guest's 8099 (the test image's gpiosim)
+	httpPort int         // host port forwarded to the guest's 8080 (parkpage admin API)
+	sipPort  int         // host port forwarded to the guest's 5060, UDP and TCP
+	gokPort  int         // host port forwarded to the guest's 80 (gokrazy's web/update API)
+	simPort  int         // host port forwarded to the guest's 8099 (the test image's gpiosim)
+	udpFwd   map[int]int // guest UDP port (vmOptions.udp) -> host port
+	peer     string      // the test's address as the box sees it ("" is QEMU's 10.0.2.2)
 	done     chan struct{}
 	waitErr  error
 }
@@ -44,6 +46,7 @@ type vmOptions struct {
 	// loader) with a virtio disk and network card, instead of UEFI with
 	// AHCI and e1000.
 	biosVirtio bool
+	udp        []int // guest UDP ports to forward too (a parked call's RTP)
 }
 
 // syncBuffer collects the serial console for failure reports.
@@ -103,6 +106,11 @@ func startVM(t testing.TB, o vmOptions) *vm {
 	v := &vm{t: t, console: &syncBuffer{}, httpPort: freePort(t), sipPort: freePort(t), gokPort: freePort(t), simPort: freePort(t), done: make(chan struct{})}
 	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080,hostfwd=tcp:127.0.0.1:%d-:5060,hostfwd=udp:127.0.0.1:%d-:5060,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:8099",
 		v.httpPort, v.sipPort, v.sipPort, v.gokPort, v.simPort)
+	v.udpFwd = map[int]int{}
+	for _, p := range o.udp {
+		v.udpFwd[p] = freePort(t)
+		netdev += fmt.Sprintf(",hostfwd=udp:127.0.0.1:%d-:%d", v.udpFwd[p], p)
+	}
 	var args []string
 	var bin string
 	switch o.arch {
@@ -176,6 +184,14 @@ func copyFile(t testing.TB, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// peerHost is the address sipp writes in Via, Contact and SDP.
+func (v *vm) peerHost() string {
+	if v.peer != "" {
+		return v.peer
+	}
+	return "10.0.2.2"
 }
 
 func (v *vm) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", v.httpPort, path) }

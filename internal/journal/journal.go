@@ -59,12 +59,19 @@ type line struct {
 // Parse reads a journal's content: the live records in the order they
 // were last written, and the lines it skipped.
 func Parse(r io.Reader) ([]Record, []Problem) {
+	recs, probs, _ := parse(r)
+	return recs, probs
+}
+
+// parse is Parse that also counts the good lines read (live or not).
+func parse(r io.Reader) ([]Record, []Problem, int) {
 	type entry struct {
 		v   json.RawMessage
 		pos int
 	}
 	live := map[string]entry{}
 	var probs []Problem
+	lines := 0
 	br := bufio.NewReaderSize(r, 64<<10)
 	var off int64
 	for n := 1; ; n++ {
@@ -90,6 +97,7 @@ func Parse(r io.Reader) ([]Record, []Problem) {
 			probs = append(probs, Problem{n, start, why})
 			continue
 		}
+		lines++
 		if l.Del {
 			delete(live, l.K)
 		} else {
@@ -103,7 +111,7 @@ func Parse(r io.Reader) ([]Record, []Problem) {
 		pos[k] = e.pos
 	}
 	sort.Slice(out, func(i, j int) bool { return pos[out[i].Key] < pos[out[j].Key] })
-	return out, probs
+	return out, probs, lines
 }
 
 var errLong = errors.New("line too long")
@@ -190,10 +198,11 @@ type Journal struct {
 func Open(path string) (*Journal, []Record, []Problem, error) {
 	var recs []Record
 	var probs []Problem
+	lines := 0
 	f, err := os.Open(path)
 	switch {
 	case err == nil:
-		recs, probs = Parse(f)
+		recs, probs, lines = parse(f)
 		f.Close()
 	case !errors.Is(err, os.ErrNotExist):
 		probs = append(probs, Problem{0, 0, "not readable: " + err.Error()})
@@ -201,6 +210,21 @@ func Open(path string) (*Journal, []Record, []Problem, error) {
 	j := &Journal{path: path, live: map[string]json.RawMessage{}}
 	for _, r := range recs {
 		j.live[r.Key] = r.Value
+	}
+	if err == nil && len(probs) == 0 {
+		// A clean file is appended to as it is (a restart that resumes
+		// 1,000 calls need not wait for a rewrite and its two flushes
+		// first); it is compacted when it has as many dead lines as
+		// maybeCompact allows.
+		j.dead = lines - len(recs)
+		if nf, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+			j.f = nf
+			if err := j.maybeCompact(); err != nil {
+				j.f.Close()
+				return nil, nil, probs, err
+			}
+			return j, recs, probs, nil
+		}
 	}
 	if err := j.rewrite(recs); err != nil {
 		return nil, nil, probs, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -180,5 +181,77 @@ func BenchmarkPut(b *testing.B) {
 		if err := j.Put(fmt.Sprint("k", i%20), v); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReopenAppends: a clean journal is appended to as it is when opened
+// (a restart resuming many calls does not first wait for a rewrite), a
+// damaged one is rewritten without the bad lines, and the dead lines
+// counted at the open still lead to a compaction.
+func TestReopenAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "calls.journal")
+	j, _, _ := open(t, path)
+	for i := range 40 { // 30 dead lines, 10 live
+		if err := j.Put(fmt.Sprint("k", i%10), rec{"701", i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := func() uint64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	kept := ino()
+	j, recs, probs := open(t, path)
+	if len(recs) != 10 || len(probs) != 0 {
+		t.Fatalf("reopened: %d records, problems %v", len(recs), probs)
+	}
+	if ino() != kept {
+		t.Fatal("a clean journal was rewritten at the open")
+	}
+	if err := j.Put("k0", rec{"702", 1000}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.HasPrefix(after, before) || bytes.Count(after, []byte("\n")) != 41 {
+		t.Fatalf("the put was not appended to the file as it was (%d lines)", bytes.Count(after, []byte("\n")))
+	}
+	// 31 dead lines for 10 live: 33 more changes pass 64 and compact.
+	for i := range 33 {
+		if err := j.Put(fmt.Sprint("k", i%10), rec{"703", i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(path); bytes.Count(b, []byte("\n")) >= 41 {
+		t.Fatalf("not compacted: %d lines for 10 records", bytes.Count(b, []byte("\n")))
+	}
+	j.Close()
+
+	// A torn tail: reported, and the file rewritten without it (an append
+	// after it would glue the next record to the torn line).
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`0badc0de {"k":"k9","v":`)
+	f.Close()
+	j, recs, probs = open(t, path)
+	if len(probs) != 1 || len(recs) != 10 {
+		t.Fatalf("torn tail: %d records, problems %v", len(recs), probs)
+	}
+	if err := j.Put("k11", rec{"711", 11}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	_, recs, probs = open(t, path)
+	if len(probs) != 0 || len(recs) != 11 {
+		t.Fatalf("after the torn tail and a put: %d records, problems %v", len(recs), probs)
 	}
 }

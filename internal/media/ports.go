@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -23,6 +22,9 @@ type portPool struct {
 	// reserved ports are kept for legs being resumed (listenPort): listen
 	// does not hand them out.
 	reserved map[int]bool
+	// busyUntil ends the wait for ports still held by the process before
+	// (ResumeLeg, waitBusy).
+	busyUntil time.Time
 }
 
 func newPortPool(ip netip.Addr, first, last int) (*portPool, error) {
@@ -78,29 +80,9 @@ func (p *portPool) release(port int) {
 	p.mu.Unlock()
 }
 
-// resumeBindWait is how long listenPort waits for a port still bound by
-// the process the leg is taken over from. After a kill -9 the kernel frees
-// that process's sockets only when a kernel worker has torn down its
-// io_uring (the pacer keeps sockets in the ring's file table), some time
-// after the process is gone: a restart at once found the ports still in
-// use in about one run in three under load (TestRestartGap).
-const resumeBindWait = 5 * time.Second
-
 // listenPort opens a socket on one given port (a leg taken over from an
-// earlier process), inside or outside the range, waiting up to
-// resumeBindWait for the earlier process's socket to be released.
+// earlier process), inside or outside the range.
 func (p *portPool) listenPort(port int) (*net.UDPConn, error) {
-	deadline := time.Now().Add(resumeBindWait)
-	for {
-		c, err := p.tryListenPort(port)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			return c, err
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (p *portPool) tryListenPort(port int) (*net.UDPConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.used[port] {

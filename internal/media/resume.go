@@ -1,10 +1,19 @@
 package media
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"syscall"
 	"time"
 )
+
+// resumeBindWait is how long the legs resumed after a restart wait, in
+// all, for their ports to come free. A process that has just ended can
+// hold its sockets for a while after its exit (the kernel releases an
+// io_uring's registered files from a worker, after the process is
+// gone), and parkpage is started again at once.
+const resumeBindWait = 5 * time.Second
 
 // LegState is what another process needs to take a leg over: its port,
 // its SDP session, what the remote negotiated, and where its outgoing
@@ -62,6 +71,9 @@ func (l *Leg) State() LegState {
 // a jump back). Hold music restarts when st.Music.
 func (e *Engine) ResumeLeg(st LegState) (*Leg, error) {
 	conn, err := e.ports.listenPort(st.Port)
+	for err != nil && errors.Is(err, syscall.EADDRINUSE) && e.ports.waitBusy() {
+		conn, err = e.ports.listenPort(st.Port)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("media: resume rtp port %d: %w", st.Port, err)
 	}
@@ -110,6 +122,24 @@ func (e *Engine) ReservePorts(ports []int) {
 	for _, p := range ports {
 		e.ports.reserved[p] = true
 	}
+	e.ports.busyUntil = time.Time{}
+}
+
+// waitBusy pauses a resume whose port is still held: true (after a
+// short sleep) until resumeBindWait has passed since the first such port
+// of this resume.
+func (p *portPool) waitBusy() bool {
+	p.mu.Lock()
+	if p.busyUntil.IsZero() {
+		p.busyUntil = time.Now().Add(resumeBindWait)
+	}
+	left := time.Until(p.busyUntil)
+	p.mu.Unlock()
+	if left <= 0 {
+		return false
+	}
+	time.Sleep(min(left, 20*time.Millisecond))
+	return true
 }
 
 // ReleaseReserved gives the reserved ports not resumed back to the range.

@@ -101,17 +101,35 @@ func (d *Dialog) Reason() string {
 
 // end marks the dialog ended, removes it from the map and tells the owner.
 func (d *Dialog) end(reason string) {
+	d.finish(reason, true)
+}
+
+// finish marks the dialog ended and tells the owner; unmap also removes
+// it from the stack's map (Hangup keeps it there until its BYE is out).
+func (d *Dialog) finish(reason string, unmap bool) {
 	d.endOnce.Do(func() {
 		d.mu.Lock()
 		d.reason = reason
 		h := d.h
 		d.mu.Unlock()
-		d.s.dialogs.Delete(d.key)
+		if unmap {
+			d.s.dialogs.Delete(d.key)
+		}
 		close(d.done)
 		if h.Ended != nil {
 			h.Ended(reason)
 		}
 	})
+}
+
+// ended reports whether the dialog has ended.
+func (d *Dialog) ended() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Hangup ends the dialog with a BYE (waiting for its response at most
@@ -122,7 +140,12 @@ func (d *Dialog) Hangup(ctx context.Context) error {
 		return nil
 	default:
 	}
-	d.end("local hangup")
+	// The dialog stays in the map until the BYE is out: a call hung up
+	// before its ACK arrived (the front desk, a millisecond after the
+	// answer) must still route that ACK to sipgo, which holds the BYE
+	// until the dialog is confirmed (RFC 3261 15: not before the ACK).
+	d.finish("local hangup", false)
+	defer d.s.dialogs.CompareAndDelete(d.key, d)
 	var err error
 	switch {
 	case d.uas != nil:

@@ -606,7 +606,7 @@ func (s *Stack) lookupDialog(req *sip.Request) *Dialog {
 // both tag orders (some UAs swap them).
 func (s *Stack) FindDialog(r Replaces) (*Dialog, bool) {
 	for _, k := range []string{dialogKey(r.CallID, r.ToTag, r.FromTag), dialogKey(r.CallID, r.FromTag, r.ToTag)} {
-		if v, ok := s.dialogs.Load(k); ok {
+		if v, ok := s.dialogs.Load(k); ok && !v.(*Dialog).ended() {
 			return v.(*Dialog), true
 		}
 	}
@@ -697,6 +697,9 @@ func (s *Stack) handleAck(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = d.uas.ReadAck(req, tx)
+	if d.ended() {
+		return // hung up before its ACK: only sipgo's BYE waited for it
+	}
 	if h := d.handler(); h.Ack != nil {
 		h.Ack(req)
 	}
@@ -726,7 +729,7 @@ func (s *Stack) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 // handleReinvite serves re-INVITE and UPDATE in a dialog.
 func (s *Stack) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	d := s.lookupDialog(req)
-	if d == nil {
+	if d == nil || d.ended() {
 		s.respond(req, tx, 481, "")
 		return
 	}
@@ -754,6 +757,9 @@ func (s *Stack) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 // handleInDialog serves INFO, REFER, NOTIFY and MESSAGE.
 func (s *Stack) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	d := s.lookupDialog(req)
+	if d != nil && d.ended() {
+		d = nil // its BYE is on the way
+	}
 	if d == nil {
 		if req.Method == sip.NOTIFY && s.routeNotify(req, tx) {
 			return // a subscription made through Request

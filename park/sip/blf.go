@@ -24,6 +24,17 @@ func (s *Server) observe(st park.SlotState) {
 	} else {
 		s.slotView[st.Slot] = st
 	}
+	if had {
+		delete(s.lotBusy[prev.Lot], st.Slot)
+	}
+	if st.State != park.StateFree {
+		busy := s.lotBusy[st.Lot]
+		if busy == nil {
+			busy = map[string]park.SlotState{}
+			s.lotBusy[st.Lot] = busy
+		}
+		busy[st.Slot] = st
+	}
 	dom := s.stack.Domain()
 	entry := func(x park.SlotState) sipstack.DialogEntry {
 		state := sipstack.DialogConfirmed
@@ -50,11 +61,10 @@ func (s *Server) observe(st park.SlotState) {
 		if ext == "" {
 			continue
 		}
-		var ds []sipstack.DialogEntry
-		for _, x := range s.slotView {
-			if x.Lot == lotName && x.State != park.StateFree {
-				ds = append(ds, entry(x))
-			}
+		busy := s.lotBusy[lotName]
+		ds := make([]sipstack.DialogEntry, 0, len(busy))
+		for _, x := range busy {
+			ds = append(ds, entry(x))
 		}
 		sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID })
 		s.stack.Presence(ext).Set(ds)

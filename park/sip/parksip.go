@@ -104,6 +104,10 @@ type Server struct {
 
 	blfMu    sync.Mutex
 	slotView map[string]park.SlotState
+	// lotBusy indexes slotView's occupied slots by lot, so a lot's BLF
+	// is built from its own calls, not by scanning every slot (a restart
+	// that resumes 1,000 calls would otherwise scan 1,000 slots for each).
+	lotBusy map[string]map[string]park.SlotState
 
 	// The call journal (journal.go); jr nil without one. jmu orders the
 	// writes; jkeys maps calls to their records.
@@ -145,7 +149,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{stack: stack, bus: bus, speak: speaker, log: logger.With("component", "park"), opt: o,
 		calls: map[park.CallID]*parked{}, consults: map[string]*consult{}, rings: map[uint64]context.CancelFunc{}, ringCancelled: map[uint64]time.Time{},
-		exts: map[string]bool{}, retrievedAt: map[string]time.Time{}, prompts: map[string][]int16{}, slotView: map[string]park.SlotState{},
+		exts: map[string]bool{}, retrievedAt: map[string]time.Time{}, prompts: map[string][]int16{}, slotView: map[string]park.SlotState{}, lotBusy: map[string]map[string]park.SlotState{},
 		jkeys: map[park.CallID]string{}, ctx: ctx, cancel: cancel}
 	s.cfg.Store(cfg)
 	s.media = o.Media

@@ -254,7 +254,7 @@ type Announce struct {
 	// WAV files named after the word they say (warehouse.wav, call.wav).
 	PromptDir string `yaml:"prompt_dir"`
 	// PromptFallback is the TTS voice of voice prompts for the words no
-	// recording covers. Default slt.
+	// recording covers. Default rms, the default voice.
 	PromptFallback string `yaml:"prompt_fallback"`
 }
 

@@ -125,7 +125,7 @@ func (c *Config) applyDefaults(ps *problems) {
 	def("announce.loudness", func() { a.Loudness = -18 })
 	def("announce.peak", func() { a.Peak = -1 })
 	def("announce.lead_in", func() { a.LeadIn = Duration(300 * time.Millisecond) })
-	def("announce.prompt_fallback", func() { a.PromptFallback = "slt" })
+	def("announce.prompt_fallback", func() { a.PromptFallback = "rms" })
 	defaultSpeech(def, "announce.speech", &a.Speech, DefaultSpeech)
 
 	for zn, z := range c.Zones {

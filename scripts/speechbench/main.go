@@ -14,9 +14,10 @@
 // G.711 renders (8 kHz) are resampled to 16 kHz for the 16 kHz model (-nb
 // up), as a wideband listener would hear a narrowband phone: Debian has no
 // 8 kHz acoustic model, and of the ways to feed it narrowband speech this
-// one loses least on human speech (-validate measures it on Allison's
-// Asterisk prompts, 16 kHz against 8 kHz; README, "How announcements
-// sound"). Recognition results are cached by the render's SHA-256
+// one and fold:D lose least on human speech, about equally on our G.711
+// path, while the usual -samprate 8000 -upperf advice fails outright
+// (-validate measures them on Allison's Asterisk prompts, 16 kHz against
+// 8 kHz; README, "How announcements sound"). Recognition results are cached by the render's SHA-256
 // (-cache), so a rerun only recognises what changed; pocketsphinx_batch
 // runs -j at a time, 16 renders per run so its language model loads once
 // per chunk.

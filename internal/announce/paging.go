@@ -42,6 +42,10 @@ type Paging struct {
 	// PresenceDB boosts the presence band (an octave-wide bell at
 	// PresenceHz), where consonants live; 0 is none.
 	PresenceDB float64
+	// Zero says the digit 0 of a number as "zero" rather than "oh":
+	// "seven oh eight" is easily heard as "seven or eight", "one oh" as
+	// "one of"; "zero" has no such twin (the bench measures it).
+	Zero bool
 }
 
 // PresenceHz is the centre of the presence boost: inside the 300-3400 Hz
@@ -59,6 +63,7 @@ func DefaultPaging() Paging {
 		NumberGainDB: 2,
 		HighPassHz:   200,
 		PresenceDB:   4,
+		Zero:         true,
 	}
 }
 
@@ -191,6 +196,9 @@ func speakPaging(ctx context.Context, sp Speaker, text string, p Paging) ([]int1
 			}
 			continue
 		}
+		if p.Zero {
+			s = sayZero(s)
+		}
 		for r := range repeats {
 			if r > 0 {
 				silence(2 * around)
@@ -218,6 +226,18 @@ func speakPaging(ctx context.Context, sp Speaker, text string, p Paging) ([]int1
 		peaking(PresenceHz, 1, p.PresenceDB).run(out)
 	}
 	return toInt16(out), nil
+}
+
+// sayZero gives the number segment s with every "oh" said as "zero".
+func sayZero(s segment) segment {
+	ds := make([]string, len(s.digits))
+	for i, d := range s.digits {
+		if d == "oh" {
+			d = "zero"
+		}
+		ds[i] = d
+	}
+	return segment{text: strings.Join(ds, " "), digits: ds}
 }
 
 // fade applies a raised-cosine fade-in and fade-out to x's edges.

@@ -140,6 +140,36 @@ func TestSpeakPagingFlowingDigits(t *testing.T) {
 	}
 }
 
+func TestSpeakPagingZero(t *testing.T) {
+	cases := []struct {
+		name string
+		text string
+		p    Paging
+		want []string
+	}{
+		{"zero, in one go", "Sales call on seven oh four, line one oh", Paging{Zero: true},
+			[]string{"Sales call on", "seven zero four", "line", "one zero"}},
+		{"zero, digit by digit", "call on seven oh four", Paging{Zero: true, DigitGap: 100 * time.Millisecond},
+			[]string{"call on", "seven", "zero", "four"}},
+		{"oh kept without Zero", "call on seven oh four", Paging{NumberRepeat: 1},
+			[]string{"call on", "seven oh four"}},
+		// "oh" outside a number is a word, not a digit.
+		{"a word oh stays", "oh call on seven oh four", Paging{Zero: true},
+			[]string{"oh call on", "seven zero four"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := &toneSpeaker{amp: 8000}
+			if _, err := speakPaging(context.Background(), sp, tc.text, tc.p); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(sp.calls, tc.want) {
+				t.Fatalf("synthesised %q, want %q", sp.calls, tc.want)
+			}
+		})
+	}
+}
+
 func toneLevel(f biquad, hz float64) float64 {
 	x := make([]float64, sampleRate)
 	for i := range x {

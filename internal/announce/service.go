@@ -66,6 +66,7 @@ func PagingOf(s config.Speech) Paging {
 		NumberGainDB: s.SlotEmphasis,
 		HighPassHz:   s.HighPass,
 		PresenceDB:   s.Presence,
+		Zero:         s.Zero,
 	}
 }
 

@@ -239,7 +239,7 @@ type BLF struct {
 
 // Announce is the default announcement rendering.
 type Announce struct {
-	Voice    string `yaml:"voice"`    // flite voice: slt, kal16, awb, rms; or prompts (recorded words, TTS for the rest)
+	Voice    string `yaml:"voice"`    // flite voice: rms (default), slt, kal16, awb; or prompts (recorded words, TTS for the rest)
 	Template string `yaml:"template"` // default "{label} call on {slot}"
 	// Chime is a built-in chime name (two-tone, three-tone, none) or a WAV path.
 	Chime    string   `yaml:"chime"`
@@ -254,7 +254,7 @@ type Announce struct {
 	// WAV files named after the word they say (warehouse.wav, call.wav).
 	PromptDir string `yaml:"prompt_dir"`
 	// PromptFallback is the TTS voice of voice prompts for the words no
-	// recording covers. Default slt.
+	// recording covers. Default rms, the default voice.
 	PromptFallback string `yaml:"prompt_fallback"`
 }
 
@@ -279,6 +279,9 @@ type Speech struct {
 	HighPass float64 `yaml:"high_pass"`
 	// Presence boosts the consonant band around 2.5 kHz, dB (0-9).
 	Presence float64 `yaml:"presence"`
+	// Zero says a 0 in the slot as "zero" ("seven zero four"), not "oh",
+	// which is heard as "or" and "of".
+	Zero bool `yaml:"zero"`
 }
 
 // Zone is a set of outputs paged together.

@@ -313,3 +313,31 @@ external:
 		t.Errorf("same config: %v", got)
 	}
 }
+
+// speech.zero defaults on (the bench's choice); a zone may turn it off,
+// and a zone that says nothing inherits announce.speech.
+func TestSpeechZero(t *testing.T) {
+	cases := []struct {
+		name       string
+		yaml       string
+		top, quiet bool // announce.speech.zero, zones.quiet.speech.zero
+	}{
+		{"default", "zones:\n  quiet:\n    outputs: [{type: rtp, group: 239.1.1.1, port: 5004, interface: lo}]\n", true, true},
+		{"zone off", "zones:\n  quiet:\n    outputs: [{type: rtp, group: 239.1.1.1, port: 5004, interface: lo}]\n    speech: {zero: false}\n", true, false},
+		{"top off, zone inherits", "announce:\n  speech: {zero: false}\nzones:\n  quiet:\n    outputs: [{type: rtp, group: 239.1.1.1, port: 5004, interface: lo}]\n", false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := Parse("t.yaml", []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Announce.Speech.Zero != tc.top {
+				t.Errorf("announce.speech.zero = %v, want %v", c.Announce.Speech.Zero, tc.top)
+			}
+			if z := c.Zones["quiet"]; z == nil || z.Speech.Zero != tc.quiet {
+				t.Errorf("zones.quiet.speech = %+v, want zero %v", z, tc.quiet)
+			}
+		})
+	}
+}

@@ -118,14 +118,14 @@ func (c *Config) applyDefaults(ps *problems) {
 	def("park.resume_within", func() { c.Park.ResumeWithin = Duration(60 * time.Second) })
 
 	a := &c.Announce
-	def("announce.voice", func() { a.Voice = "kal16" })
+	def("announce.voice", func() { a.Voice = "rms" })
 	def("announce.template", func() { a.Template = "{label} call on {slot}" })
 	def("announce.chime", func() { a.Chime = "two-tone" })
 	def("announce.repeat", func() { a.Repeat = 1 })
 	def("announce.loudness", func() { a.Loudness = -18 })
 	def("announce.peak", func() { a.Peak = -1 })
 	def("announce.lead_in", func() { a.LeadIn = Duration(300 * time.Millisecond) })
-	def("announce.prompt_fallback", func() { a.PromptFallback = "slt" })
+	def("announce.prompt_fallback", func() { a.PromptFallback = "rms" })
 	defaultSpeech(def, "announce.speech", &a.Speech, DefaultSpeech)
 
 	for zn, z := range c.Zones {
@@ -215,6 +215,7 @@ var DefaultSpeech = Speech{
 	SlotEmphasis: 2,
 	HighPass:     200,
 	Presence:     4,
+	Zero:         true,
 }
 
 // defaultSpeech fills the keys of a speech section p that the file left
@@ -227,6 +228,7 @@ func defaultSpeech(set func(string, func()), p string, s *Speech, def Speech) {
 	set(p+".slot_emphasis", func() { s.SlotEmphasis = def.SlotEmphasis })
 	set(p+".high_pass", func() { s.HighPass = def.HighPass })
 	set(p+".presence", func() { s.Presence = def.Presence })
+	set(p+".zero", func() { s.Zero = def.Zero })
 }
 
 func validateSpeech(ps *problems, p string, s Speech) {

@@ -11,10 +11,16 @@
 //   - closed grammar: a JSGF grammar of park phrases (any label, "call
 //     on", any slot, said once or more). It must never name the wrong slot.
 //
-// G.711 renders (8 kHz) are resampled to 16 kHz for the 16 kHz model, as
-// a wideband listener would hear a narrowband phone. Recognition results
-// are cached by the render's SHA-256 (-cache), so a rerun only recognises
-// what changed; recognisers run in parallel (-j).
+// G.711 renders (8 kHz) are resampled to 16 kHz for the 16 kHz model (-nb
+// up), as a wideband listener would hear a narrowband phone: Debian has no
+// 8 kHz acoustic model, and of the ways to feed it narrowband speech this
+// one and fold:D lose least on human speech, about equally on our G.711
+// path, while the usual -samprate 8000 -upperf advice fails outright
+// (-validate measures them on Allison's Asterisk prompts, 16 kHz against
+// 8 kHz; README, "How announcements sound"). Recognition results are cached by the render's SHA-256
+// (-cache), so a rerun only recognises what changed; pocketsphinx_batch
+// runs -j at a time, 16 renders per run so its language model loads once
+// per chunk.
 //
 // It is a measurement, not a test: `make bench` runs it and prints the
 // Markdown table the README quotes. Digit homophones count as the digit
@@ -24,12 +30,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +68,7 @@ func main() {
 	var (
 		voices   = flag.String("voices", "slt,kal16,awb,rms,prompts", "voices, comma separated; prompts+V: voice prompts with V for the words no recording covers")
 		codecs   = flag.String("codecs", "g722,pcmu,pcma,opus", "codecs, comma separated")
-		variants = flag.String("paging", "plain;default", "paging settings, ';' separated: plain, default, or default with changes, e.g. default,gap=200ms,repeat=1 (keys: rate gap repeat gain hp presence)")
+		variants = flag.String("paging", "plain;default", "paging settings, ';' separated: plain, default, or default with changes, e.g. default,gap=200ms,repeat=1 (keys: rate gap repeat gain hp presence zero)")
 		nLabels  = flag.Int("labels", len(Labels), "how many labels (the first N)")
 		slots    = flag.String("slots", "701-710", "slots, a range or a comma list")
 		jobs     = flag.Int("j", runtime.NumCPU(), "recognisers run in parallel")
@@ -68,12 +76,16 @@ func main() {
 		out      = flag.String("o", "", "also write the Markdown table to this file")
 		verbose  = flag.Bool("v", false, "print every render's hypotheses")
 		peek     = flag.Bool("cached", false, "report only what is already recognised (a look at a run in progress)")
+		nbSpec   = flag.String("nb", "up", "how G.711 renders reach the 16 kHz model, comma separated (one row each): up (upsampled to 16 kHz), 8k:F (at 8 kHz, the filterbank squeezed to F Hz) or fold:D (upsampled, the 4-8 kHz image left D dB down); -validate compares them")
+		template = flag.String("template", announce.DefaultTemplate, "announcement template; its words must stay {label} call on {slot} (punctuation may change: \"{label}, call on {slot}\")")
+		nPrompts = flag.Int("prompts", len(humanPrompts), "-validate: how many prompts (the first N)")
+		validate = flag.Bool("validate", false, "instead of renders, recognise Allison's Asterisk prompts (human speech) at 16 kHz (G.722) and at 8 kHz through each -nb setup: how far the recogniser itself fails on narrowband speech")
 		pairs    = flag.Bool("pairs", false, "a quick run: each label with one slot (label i, slot i mod slots) instead of every slot")
 	)
 	flag.Parse()
 	if err := run(config{
 		voices: split(*voices, ","), codecs: split(*codecs, ","), variants: split(*variants, ";"),
-		labels: Labels[:min(*nLabels, len(Labels))], slotSpec: *slots, jobs: *jobs, cache: *cacheDir, out: *out, verbose: *verbose, pairs: *pairs, cachedOnly: *peek,
+		labels: Labels[:min(*nLabels, len(Labels))], slotSpec: *slots, jobs: *jobs, cache: *cacheDir, out: *out, verbose: *verbose, pairs: *pairs, cachedOnly: *peek, nb: *nbSpec, validate: *validate, nPrompts: *nPrompts, template: *template,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "speechbench:", err)
 		os.Exit(1)
@@ -101,8 +113,10 @@ type config struct {
 	voices, codecs, variants, labels []string
 	slotSpec                         string
 	jobs                             int
-	cache, out                       string
+	cache, out, nb, template         string
 	verbose, pairs, cachedOnly       bool
+	validate                         bool
+	nPrompts                         int
 }
 
 // item is one render to recognise.
@@ -110,10 +124,12 @@ type item struct {
 	variant, voice string
 	codec          codec.Name
 	label, slot    string
-	spoken         []string // reference words
-	repeat         int      // times the slot is said
-	wav            string   // path in the cache
-	open, gram     string   // hypotheses
+	spoken         []string   // reference words
+	repeat         int        // times the slot is said
+	wav            string     // path in the cache: 16 kHz
+	wav8           string     // G.711 only: the same render at its own 8 kHz
+	nb             narrowband // G.711 only: how it reaches the recogniser
+	open, gram     string     // hypotheses
 }
 
 // ParseSlots reads "701-710" or "701,702".
@@ -173,6 +189,8 @@ func ParsePaging(spec string) (announce.Paging, error) {
 			p.HighPassHz = f
 		case "presence":
 			p.PresenceDB = f
+		case "zero":
+			p.Zero = f != 0
 		default:
 			return p, fmt.Errorf("paging %q: unknown key %q", spec, k)
 		}
@@ -181,7 +199,7 @@ func ParsePaging(spec string) (announce.Paging, error) {
 }
 
 func run(cfg config) error {
-	for _, tool := range []string{"pocketsphinx_continuous"} {
+	for _, tool := range []string{"pocketsphinx_batch"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: install pocketsphinx and pocketsphinx-en-us (make bench does)", tool)
 		}
@@ -196,6 +214,20 @@ func run(cfg config) error {
 	gram, dict, err := writeGrammar(cfg.cache, cfg.labels, slots)
 	if err != nil {
 		return err
+	}
+	var nbs []narrowband
+	for _, spec := range split(cfg.nb, ",") {
+		nb, err := parseNarrowband(spec, cfg.cache)
+		if err != nil {
+			return err
+		}
+		nbs = append(nbs, nb)
+	}
+	if len(nbs) == 0 {
+		return errors.New("-nb: no narrowband setup")
+	}
+	if cfg.validate {
+		return validate(cfg, nbs)
 	}
 	var items []*item
 	start := time.Now()
@@ -227,11 +259,11 @@ func run(cfg config) error {
 						if cfg.pairs && si != li%len(slots) {
 							continue
 						}
-						it, err := render(r, cfg.cache, binHash, vs, voice, codec.Name(cn), label, slot, p)
+						it, err := render(r, cfg.cache, binHash, cfg.template, vs, voice, codec.Name(cn), label, slot, p)
 						if err != nil {
 							return err
 						}
-						items = append(items, it)
+						items = append(items, perSetup(it, nbs)...)
 					}
 				}
 			}
@@ -240,8 +272,8 @@ func run(cfg config) error {
 	fmt.Fprintf(os.Stderr, "speechbench: %d renders in %v; recognising (%d at a time, cache %s)\n", len(items), time.Since(start).Round(time.Millisecond), cfg.jobs, cfg.cache)
 	if cfg.cachedOnly {
 		items = slices.DeleteFunc(items, func(it *item) bool {
-			for _, p := range []string{".open.txt", "." + strings.TrimSuffix(filepath.Base(gram), ".gram") + ".txt"} {
-				if _, err := os.Stat(strings.TrimSuffix(it.wav, ".wav") + p); err != nil {
+			for _, g := range []bool{false, true} {
+				if _, err := os.Stat(hypPath(it, g, gram)); err != nil {
 					return true
 				}
 			}
@@ -274,7 +306,7 @@ func executableHash() (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-func render(r *announce.Renderer, cache, binHash, variant, voice string, c codec.Name, label, slot string, p announce.Paging) (*item, error) {
+func render(r *announce.Renderer, cache, binHash, tmpl, variant, voice string, c codec.Name, label, slot string, p announce.Paging) (*item, error) {
 	repeat := 1
 	if !p.Off && p.NumberRepeat > 1 {
 		repeat = p.NumberRepeat
@@ -283,14 +315,17 @@ func render(r *announce.Renderer, cache, binHash, variant, voice string, c codec
 	for range repeat {
 		spoken = append(spoken, strings.Fields(announce.SpeakNumber(slot))...)
 	}
+	if tmpl != announce.DefaultTemplate {
+		variant += " «" + tmpl + "»"
+	}
 	it := &item{variant: variant, voice: voice, codec: c, label: label, slot: slot, spoken: spoken, repeat: repeat}
 	isum := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%+v|%s|%s|%s|%s", binHash, variant, p, voice, c, label, slot)))
 	index := filepath.Join(cache, "index", hex.EncodeToString(isum[:12]))
 	if b, err := os.ReadFile(index); err == nil {
-		it.wav = string(b)
+		it.wav, it.wav8, _ = strings.Cut(string(b), "\n")
 		return it, nil
 	}
-	text, err := announce.Phrase(announce.DefaultTemplate, announce.Fields{Label: label, Slot: slot})
+	text, err := announce.Phrase(tmpl, announce.Fields{Label: label, Slot: slot})
 	if err != nil {
 		return nil, err
 	}
@@ -302,27 +337,48 @@ func render(r *announce.Renderer, cache, binHash, variant, voice string, c codec
 	if err != nil {
 		return nil, err
 	}
+	var wav8 string
+	if rate == 8000 {
+		if wav8, err = writeWAV(cache, 8000, pcm); err != nil {
+			return nil, err
+		}
+	}
 	if rate != 16000 {
 		if pcm, err = resample.Resample(pcm, rate, 16000); err != nil {
 			return nil, err
 		}
 	}
-	var buf bytes.Buffer
-	if err := wav.Write(&buf, 16000, 1, pcm); err != nil {
+	path, err := writeWAV(cache, 16000, pcm)
+	if err != nil {
 		return nil, err
+	}
+	it.wav, it.wav8 = path, wav8
+	if err := os.MkdirAll(filepath.Dir(index), 0o755); err != nil {
+		return nil, err
+	}
+	return it, os.WriteFile(index, []byte(path+"\n"+wav8), 0o644)
+}
+
+// writeWAV stores pcm in the cache under its content's hash.
+func writeWAV(cache string, rate int, pcm []int16) (string, error) {
+	var buf bytes.Buffer
+	if err := wav.Write(&buf, rate, 1, pcm); err != nil {
+		return "", err
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	path := filepath.Join(cache, hex.EncodeToString(sum[:12])+".wav")
 	if _, err := os.Stat(path); err != nil {
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			return nil, err
+		// Through a temporary name: another run sharing the cache must
+		// never recognise half a file.
+		tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+		if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+			return "", err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return "", err
 		}
 	}
-	it.wav = path
-	if err := os.MkdirAll(filepath.Dir(index), 0o755); err != nil {
-		return nil, err
-	}
-	return it, os.WriteFile(index, []byte(path), 0o644)
+	return path, nil
 }
 
 // writeGrammar writes the closed grammar and a dictionary of its words.
@@ -336,12 +392,19 @@ func writeGrammar(cache string, labels, slots []string) (gram, dict string, err 
 			words[w] = true
 		}
 	}
+	words["zero"] = true
 	for _, s := range slots {
-		sp := announce.SpeakNumber(s)
-		ss = append(ss, sp)
-		for _, w := range strings.Fields(sp) {
+		// A 0 may be said "oh" or "zero" (Paging.Zero): the grammar takes
+		// either.
+		var alt []string
+		for _, w := range strings.Fields(announce.SpeakNumber(s)) {
 			words[w] = true
+			if w == "oh" || w == "zero" {
+				w = "(oh | zero)"
+			}
+			alt = append(alt, w)
 		}
+		ss = append(ss, strings.Join(alt, " "))
 	}
 	g := fmt.Sprintf("#JSGF V1.0;\ngrammar park;\npublic <park> = <label> call on <slot>+;\n<label> = %s;\n<slot> = %s;\n",
 		strings.Join(ls, " | "), strings.Join(ss, " | "))
@@ -375,84 +438,195 @@ func writeGrammar(cache string, labels, slots []string) (gram, dict string, err 
 }
 
 // recognise runs both recognisers on every item, from the cache where it
-// can.
+// can. Items go to pocketsphinx_batch in chunks, so the language model
+// (tens of MB) is loaded once per chunk rather than once per render.
+// gram "" runs the open vocabulary only.
 func recognise(items []*item, jobs int, gram, dict string) error {
 	type task struct {
-		it   *item
+		its  []*item
 		gram bool
 	}
-	tasks := make(chan task)
+	var tasks []task
+	kinds := []bool{false, true}
+	if gram == "" {
+		kinds = kinds[:1]
+	}
+	for _, g := range kinds {
+		var todo []*item
+		for _, it := range items {
+			if b, err := os.ReadFile(hypPath(it, g, gram)); err == nil {
+				it.setHyp(g, string(b))
+				continue
+			}
+			todo = append(todo, it)
+		}
+		// One chunk holds items of one recogniser setup (wideband or
+		// narrowband), at most chunk of them.
+		const chunk = 16
+		byTag := map[string][]*item{}
+		var tags []string
+		for _, it := range todo {
+			t := it.nb.tag(it)
+			if byTag[t] == nil {
+				tags = append(tags, t)
+			}
+			byTag[t] = append(byTag[t], it)
+		}
+		for _, t := range tags {
+			its := byTag[t]
+			for len(its) > 0 {
+				n := min(chunk, len(its))
+				tasks = append(tasks, task{its[:n], g})
+				its = its[n:]
+			}
+		}
+	}
+	total := 0
+	for _, t := range tasks {
+		total += len(t.its)
+	}
+	ch := make(chan task)
 	var firstErr error
 	var mu sync.Mutex
 	var done atomic.Int64
-	total := int64(2 * len(items))
 	var wg sync.WaitGroup
 	for range max(jobs, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for t := range tasks {
+			for t := range ch {
 				var args []string
-				suffix := ".open.txt"
 				if t.gram {
 					args = []string{"-jsgf", gram, "-dict", dict}
-					suffix = "." + strings.TrimSuffix(filepath.Base(gram), ".gram") + ".txt"
 				} else {
 					args = []string{"-lm", filepath.Join(modelDir, "en-us.lm.bin"), "-dict", filepath.Join(modelDir, "cmudict-en-us.dict")}
 				}
-				hyp, err := cached(strings.TrimSuffix(t.it.wav, ".wav")+suffix, func() (string, error) {
-					return sphinx(t.it.wav, args)
-				})
+				hmm, wavs, extra, err := t.its[0].nb.setup(t.its)
+				if err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+					continue
+				}
+				hyps, err := sphinxBatch(wavs, append(append([]string{"-hmm", hmm}, extra...), args...))
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
-				if t.gram {
-					t.it.gram = hyp
-				} else {
-					t.it.open = hyp
-				}
 				mu.Unlock()
-				if n := done.Add(1); n%200 == 0 {
+				if err != nil {
+					continue
+				}
+				for i, it := range t.its {
+					it.setHyp(t.gram, hyps[i])
+					path := hypPath(it, t.gram, gram)
+					tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+					if err := os.WriteFile(tmp, []byte(hyps[i]), 0o644); err == nil {
+						os.Rename(tmp, path)
+					}
+				}
+				if n := done.Add(int64(len(t.its))); n/100 != (n-int64(len(t.its)))/100 {
 					fmt.Fprintf(os.Stderr, "speechbench: %d/%d recognised\n", n, total)
 				}
 			}
 		}()
 	}
-	for _, it := range items {
-		tasks <- task{it, false}
-		tasks <- task{it, true}
+	for _, t := range tasks {
+		ch <- t
 	}
-	close(tasks)
+	close(ch)
 	wg.Wait()
 	return firstErr
 }
 
-func cached(path string, f func() (string, error)) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return string(b), nil
+// hypPath is where a recognition result is cached: beside the WAV, named
+// by the recogniser (open, or the grammar's content tag) and the setup.
+func hypPath(it *item, gram bool, gramFile string) string {
+	s := ".open"
+	if gram {
+		s = "." + strings.TrimSuffix(filepath.Base(gramFile), ".gram")
 	}
-	s, err := f()
-	if err != nil {
-		return "", err
-	}
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
-		return "", err
-	}
-	return s, os.Rename(tmp, path)
+	return strings.TrimSuffix(it.wav, ".wav") + s + "." + it.nb.tag(it) + ".txt"
 }
 
-func sphinx(wavPath string, args []string) (string, error) {
-	args = append([]string{"-infile", wavPath, "-hmm", filepath.Join(modelDir, "en-us"), "-logfn", "/dev/null"}, args...)
-	cmd := exec.Command("pocketsphinx_continuous", args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("pocketsphinx on %s: %v: %s", wavPath, err, tail(stderr.Bytes()))
+// perSetup gives one item per narrowband setup for a G.711 render, the
+// item itself otherwise.
+func perSetup(it *item, nbs []narrowband) []*item {
+	if it.wav8 == "" {
+		return []*item{it}
 	}
-	// One line per utterance the recogniser's voice detector found.
-	return strings.Join(strings.Fields(stdout.String()), " "), nil
+	var out []*item
+	for _, nb := range nbs {
+		c := *it
+		c.nb = nb
+		out = append(out, &c)
+	}
+	return out
+}
+
+func (it *item) setHyp(gram bool, h string) {
+	if gram {
+		it.gram = h
+	} else {
+		it.open = h
+	}
+}
+
+// sphinxBatch recognises each WAV (16-bit mono, 44-byte header) as one
+// utterance and returns the hypotheses in order.
+func sphinxBatch(wavs []string, args []string) ([]string, error) {
+	dir, err := os.MkdirTemp("", "speechbench-batch")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var ctl strings.Builder
+	for i, w := range wavs {
+		abs, err := filepath.Abs(w)
+		if err != nil {
+			return nil, err
+		}
+		id := fmt.Sprintf("u%04d", i)
+		if err := os.Symlink(abs, filepath.Join(dir, id+".wav")); err != nil {
+			return nil, err
+		}
+		ctl.WriteString(id + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ctl"), []byte(ctl.String()), 0o644); err != nil {
+		return nil, err
+	}
+	hypPath := filepath.Join(dir, "hyp")
+	args = append([]string{"-ctl", filepath.Join(dir, "ctl"), "-cepdir", dir, "-cepext", ".wav", "-adcin", "yes", "-adchdr", "44",
+		"-hyp", hypPath, "-logfn", filepath.Join(dir, "log")}, args...)
+	cmd := exec.Command("pocketsphinx_batch", args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		return nil, fmt.Errorf("pocketsphinx_batch on %s…: %v: %s%s", wavs[0], err, tail(stderr.Bytes()), tail(log))
+	}
+	b, err := os.ReadFile(hypPath)
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		i := strings.LastIndex(line, "(")
+		if i < 0 {
+			continue
+		}
+		id, _, _ := strings.Cut(line[i+1:], " ")
+		got[strings.TrimSuffix(id, ")")] = strings.Join(strings.Fields(line[:i]), " ")
+	}
+	out := make([]string, len(wavs))
+	for i := range wavs {
+		h, ok := got[fmt.Sprintf("u%04d", i)]
+		if !ok {
+			return nil, fmt.Errorf("pocketsphinx_batch: no hypothesis for %s", wavs[i])
+		}
+		out[i] = h
+	}
+	return out, nil
 }
 
 func tail(b []byte) string {
@@ -565,7 +739,7 @@ func ScoreItem(label, slot string, spoken []string, open, gram string) Score {
 func report(items []*item, verbose bool) string {
 	type key struct {
 		variant, voice string
-		codec          codec.Name
+		codec          string
 	}
 	type agg struct {
 		n, label, slot, both, errs, refs, gramRight, gramWrong int
@@ -574,7 +748,11 @@ func report(items []*item, verbose bool) string {
 	rows := map[key]*agg{}
 	var b strings.Builder
 	for _, it := range items {
-		k := key{it.variant, it.voice, it.codec}
+		c := string(it.codec)
+		if it.wav8 != "" {
+			c += " (" + it.nb.String() + ")"
+		}
+		k := key{it.variant, it.voice, c}
 		a := rows[k]
 		if a == nil {
 			a = &agg{}
@@ -624,4 +802,160 @@ func (espeak) Synthesize(ctx context.Context, text string) ([]int16, error) {
 		return nil, fmt.Errorf("espeak-ng: %w", err)
 	}
 	return wav.Load16kMono(bytes.NewReader(out))
+}
+
+// narrowband is how G.711 renders (8 kHz) reach the recogniser, whose
+// en-us acoustic model was trained on 16 kHz speech with a filterbank up
+// to 6800 Hz:
+//
+//   - "up": upsampled to 16 kHz, as a wideband phone plays a narrowband
+//     call, and fed to the model unchanged (its filters above 4 kHz see
+//     nothing);
+//   - "8k:F": at its own 8 kHz, with the model's filterbank squeezed to
+//     130–F Hz (-samprate 8000 -nfft 256 -upperf F), CMU's advice for
+//     telephone speech when no 8 kHz model is at hand.
+type narrowband struct {
+	mode   string  // "up" or "8k"
+	upperf int     // 8k: the filterbank's top, Hz
+	hmm8   string  // 8k: the model copy with that filterbank
+	foldDB float64 // fold: how far under the speech its image is, dB
+	cache  string  // fold: where the folded WAVs go
+}
+
+func parseNarrowband(spec, cache string) (narrowband, error) {
+	if spec == "up" {
+		return narrowband{mode: "up"}, nil
+	}
+	if f, ok := strings.CutPrefix(spec, "fold:"); ok {
+		db, err := strconv.ParseFloat(f, 64)
+		if err != nil || db < 0 || db > 60 {
+			return narrowband{}, fmt.Errorf("-nb %q: want fold:D with D the image's attenuation, 0-60 dB", spec)
+		}
+		return narrowband{mode: "fold", foldDB: db, cache: cache}, nil
+	}
+	f, ok := strings.CutPrefix(spec, "8k:")
+	n, err := strconv.Atoi(f)
+	if !ok || err != nil || n < 1000 || n > 4000 {
+		return narrowband{}, fmt.Errorf("-nb %q: want up or 8k:F with F the filterbank's top, 1000-4000 Hz", spec)
+	}
+	nb := narrowband{mode: "8k", upperf: n, hmm8: filepath.Join(cache, fmt.Sprintf("en-us-8k-%d", n))}
+	return nb, model8k(filepath.Join(modelDir, "en-us"), nb.hmm8, n)
+}
+
+// model8k makes dir a copy of the acoustic model hmm (symbolic links)
+// whose feat.params says upperf: pocketsphinx takes the model's
+// feat.params over the command line.
+func model8k(hmm, dir string, upperf int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(hmm)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		src, dst := filepath.Join(hmm, e.Name()), filepath.Join(dir, e.Name())
+		if e.Name() == "feat.params" {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return err
+			}
+			var out []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "-upperf ") {
+					l = fmt.Sprintf("-upperf %d", upperf)
+				}
+				out = append(out, l)
+			}
+			if err := os.WriteFile(dst, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+				return err
+			}
+			continue
+		}
+		os.Remove(dst)
+		if err := os.Symlink(src, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tag names the recogniser setup an item is heard with (in cache names).
+func (nb narrowband) tag(it *item) string {
+	switch {
+	case it.wav8 == "":
+		return "wb"
+	case nb.mode == "8k":
+		return fmt.Sprintf("nb8k%d", nb.upperf)
+	case nb.mode == "fold":
+		return fmt.Sprintf("nbfold%g", nb.foldDB)
+	}
+	return "nbup"
+}
+
+// setup gives the model, the files and the extra options for items that
+// share one tag.
+func (nb narrowband) setup(its []*item) (hmm string, wavs, extra []string, err error) {
+	hmm = filepath.Join(modelDir, "en-us")
+	eight := nb.mode == "8k" && its[0].wav8 != ""
+	if eight {
+		hmm, extra = nb.hmm8, []string{"-samprate", "8000", "-nfft", "256"}
+	}
+	for _, it := range its {
+		switch {
+		case eight:
+			wavs = append(wavs, it.wav8)
+		case nb.mode == "fold" && it.wav8 != "":
+			w, err := nb.folded(it.wav8)
+			if err != nil {
+				return "", nil, nil, err
+			}
+			wavs = append(wavs, w)
+		default:
+			wavs = append(wavs, it.wav)
+		}
+	}
+	return hmm, wavs, extra, nil
+}
+
+// folded writes the 8 kHz WAV at 16 kHz with its spectral image (0-4 kHz
+// mirrored into 4-8 kHz, as upsampling without an anti-imaging filter
+// leaves it) foldDB under the speech: the model's filters above 4 kHz
+// see speech-shaped energy that comes and goes with the speech, as in
+// its training, instead of a floor.
+func (nb narrowband) folded(wav8 string) (string, error) {
+	f, err := os.Open(wav8)
+	if err != nil {
+		return "", err
+	}
+	_, pcm, err := wav.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", wav8, err)
+	}
+	up := resample.Upsample8to16(nil, pcm)
+	g := math.Pow(10, -nb.foldDB/20)
+	out := make([]int16, len(up))
+	for i, u := range up {
+		z := 0.0 // zero-stuffed: the image at full level
+		if i%2 == 0 {
+			z = 2 * float64(pcm[i/2])
+		}
+		v := float64(u) + g*(z-float64(u))
+		out[i] = int16(max(-32768, min(32767, math.Round(v))))
+	}
+	return writeWAV(nb.cache, 16000, out)
+}
+
+// String names the setup as -nb does ("" for a wideband render).
+func (nb narrowband) String() string {
+	switch nb.mode {
+	case "8k":
+		return fmt.Sprintf("8k:%d", nb.upperf)
+	case "fold":
+		return fmt.Sprintf("fold:%g", nb.foldDB)
+	case "up":
+		return "up"
+	}
+	return "wideband"
 }

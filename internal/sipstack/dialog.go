@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -52,8 +53,12 @@ type Dialog struct {
 	Source netip.AddrPort
 
 	uas *sipgo.DialogServerSession
-	uac *sipgo.DialogClientSession
-	res *resumedDialog // taken over from an earlier process (resume.go)
+	// answered is set (after sipgo's InviteResponse) once a 2xx goes to a
+	// received INVITE: only then may Hangup send a BYE. sipgo's Bye reads
+	// InviteResponse without a check, and before the answer it is nil.
+	answered atomic.Bool
+	uac      *sipgo.DialogClientSession
+	res      *resumedDialog // taken over from an earlier process (resume.go)
 
 	mu      sync.Mutex
 	h       DialogHandler
@@ -148,6 +153,10 @@ func (d *Dialog) Hangup(ctx context.Context) error {
 	defer d.s.dialogs.CompareAndDelete(d.key, d)
 	var err error
 	switch {
+	case d.uas != nil && !d.answered.Load():
+		// Not answered yet (a pickup torn down while it was being set
+		// up): end the INVITE with a final response, not a BYE.
+		err = d.uas.Respond(487, "Request Terminated", nil)
 	case d.uas != nil:
 		err = d.uas.Bye(ctx)
 	case d.uac != nil:
@@ -222,6 +231,10 @@ func (c *IncomingCall) Answer(sdp []byte, hdrs ...sip.Header) error {
 	}
 	res.AppendHeader(c.s.allowHeader())
 	c.final = true
+	// sipgo sets InviteResponse in WriteResponse, which then waits for the
+	// ACK; a Hangup meanwhile needs it (BYE), so set it first.
+	c.uas.Dialog.InviteResponse = res
+	c.answered.Store(true)
 	if err := c.uas.WriteResponse(res); err != nil {
 		c.end("answer failed: " + err.Error())
 		return fmt.Errorf("sip: answer: %w", err)

@@ -140,3 +140,51 @@ Content-Length: 0
 		t.Fatal("Hangup did not return")
 	}
 }
+
+// A call hung up before it was answered (a pickup torn down while it was
+// being set up) ends with 487 to its INVITE, not a BYE: sipgo's Bye read
+// the missing 2xx and crashed the process (seen in the soak).
+func TestHangupBeforeAnswerRejects(t *testing.T) {
+	s := startStack(t, t.TempDir(), `trusted: ["127.0.0.0/8"]`)
+	hung := make(chan error, 1)
+	s.Handle("701", func(c *IncomingCall) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hung <- c.Hangup(ctx)
+	})
+	p := newRawPeer(t)
+	srv := net.UDPAddrFromAddrPort(s.Addr("udp"))
+	callID := fmt.Sprintf("hangup-before-answer-%d", time.Now().UnixNano())
+	branch := fmt.Sprintf("z9hG4bK-inv-%d", time.Now().UnixNano())
+	p.send(srv, fmt.Sprintf(`INVITE sip:701@%s SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport
+Max-Forwards: 70
+From: <sip:2065550100@127.0.0.1>;tag=caller1
+To: <sip:701@%s>
+Call-ID: %s
+CSeq: 1 INVITE
+Contact: <sip:2065550100@127.0.0.1:%d>
+Content-Length: 0
+
+`, srv, p.port(), branch, srv, callID, p.port()))
+	res := p.read("SIP/2.0 487", time.Now().Add(10*time.Second))
+	// The ACK of a non-2xx final response (same branch as the INVITE).
+	p.send(srv, fmt.Sprintf(`ACK sip:701@%s SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport
+Max-Forwards: 70
+From: <sip:2065550100@127.0.0.1>;tag=caller1
+To: %s
+Call-ID: %s
+CSeq: 1 ACK
+Content-Length: 0
+
+`, srv, p.port(), branch, header(res, "To"), callID))
+	select {
+	case err := <-hung:
+		if err != nil {
+			t.Errorf("Hangup: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Hangup did not return")
+	}
+}

@@ -167,7 +167,7 @@ func wireWith(a *app.App, opt wireOptions) (_ *core, err error) {
 		return nil, err
 	}
 	if c.ann, err = announcer.New(cfg, announcer.Options{Pager: c.gw, Audio: c.audio, Bus: bus, Logger: log,
-		Parked: c.parkedNow, SlotParties: c.slotParties, Recordings: c.recs}); err != nil {
+		Parked: c.parkedNow, SlotParties: c.slotParties, Recordings: c.recs, ReleaseMemory: c.audio.ReleaseMemory}); err != nil {
 		return nil, err
 	}
 	if c.rec, err = labelrec.New(cfg, labelrec.Options{SIP: c.stack, Media: c.media, Store: c.recs, Speaker: c.audio, Logger: log, Metrics: a.Metrics()}); err != nil {

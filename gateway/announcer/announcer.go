@@ -52,6 +52,9 @@ type Options struct {
 	After func(time.Duration) <-chan time.Time
 	// NoWarm skips rendering every slot's phrase ahead of its first park.
 	NoWarm bool
+	// ReleaseMemory, if set, is called after the warm-up renders, to hand
+	// the synthesiser's freed C heap back to the kernel (tts.ReleaseMemory).
+	ReleaseMemory func()
 	// SlotParties, if set, returns the caller and parker in a local park
 	// slot, for announcing a slot on request (Announce).
 	SlotParties func(slot string) (caller, parker string, ok bool)
@@ -390,6 +393,9 @@ func (a *Announcer) warmLoop(ctx context.Context) {
 		// back to the kernel only after its next collection, two minutes
 		// later on an idle box: return it now, so an idle box stays small.
 		debug.FreeOSMemory()
+		if a.o.ReleaseMemory != nil {
+			a.o.ReleaseMemory()
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package announce
 import (
 	"context"
 	"fmt"
+	"github.com/parkpage/parkpage/internal/tts"
 	"slices"
 	"sync"
 
@@ -129,3 +130,7 @@ func (s *Service) Stats() CacheStats {
 	c, _, _ := s.current()
 	return c.Stats()
 }
+
+// ReleaseMemory hands the synthesiser's freed C heap back to the kernel
+// (after a batch of renders: the announcer's warm-up).
+func (s *Service) ReleaseMemory() { tts.ReleaseMemory() }

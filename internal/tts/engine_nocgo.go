@@ -28,3 +28,6 @@ func (e *Engine) Voice() string { return e.voice }
 func (e *Engine) Synthesize(ctx context.Context, text string) ([]int16, error) {
 	return nil, fmt.Errorf("voice %q: %w", e.voice, ErrUnavailable)
 }
+
+// ReleaseMemory does nothing in a build without cgo (no C heap).
+func ReleaseMemory() {}

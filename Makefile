@@ -123,13 +123,15 @@ bench: deps-test static
 # with the default speech, every speech setting with the default voice, and
 # the old defaults. About 24,000 recognitions: hours on a busy 2-core box;
 # SPEECHBENCH_FLAGS=-pairs (each label once) is a quick look.
+# pico (SVOX Pico, Debian non-free) is a bench-only comparison voice: its
+# rows are skipped, with a note, where pico2wave is missing (README).
 SPEECHBENCH_CACHE ?= bin/speechbench-cache
 SPEECHBENCH_FLAGS ?=
 SPEECHBENCH = nice -n 10 $(GO) run ./scripts/speechbench -cache $(SPEECHBENCH_CACHE) $(SPEECHBENCH_FLAGS)
 bench-speech:
 	@scripts/apt-ensure $(APT_BENCH)
 	$(SPEECHBENCH) -validate -nb up,fold:6,8k:3500 -o bin/speechbench-human.md
-	$(SPEECHBENCH) -voices rms,awb,kal16,slt,prompts+rms -paging 'default' -o bin/speechbench-voices.md
+	$(SPEECHBENCH) -voices rms,awb,kal16,slt,prompts+rms,pico -paging 'default' -o bin/speechbench-voices.md
 	$(SPEECHBENCH) -voices rms -paging 'plain;default,zero=0;default,gap=100ms;default,rate=1;default,rate=1.2;default,presence=7' -o bin/speechbench-settings.md
 	$(SPEECHBENCH) -voices kal16,slt -paging 'default,zero=0;plain' -o bin/speechbench-old.md
 

@@ -66,7 +66,7 @@ const modelDir = "/usr/share/pocketsphinx/model/en-us"
 
 func main() {
 	var (
-		voices   = flag.String("voices", "slt,kal16,awb,rms,prompts", "voices, comma separated; prompts+V: voice prompts with V for the words no recording covers")
+		voices   = flag.String("voices", "slt,kal16,awb,rms,prompts", "voices, comma separated; prompts+V: voice prompts with V for the words no recording covers; bench-only candidates: espeak (espeak-ng), pico (pico2wave, or $PICO2WAVE; skipped when missing)")
 		codecs   = flag.String("codecs", "g722,pcmu,pcma,opus", "codecs, comma separated")
 		variants = flag.String("paging", "plain;default", "paging settings, ';' separated: plain, default, or default with changes, e.g. default,gap=200ms,repeat=1 (keys: rate gap repeat gain hp presence zero)")
 		nLabels  = flag.Int("labels", len(Labels), "how many labels (the first N)")
@@ -235,19 +235,21 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
+	var skipped, notes []string
 	for _, vs := range cfg.variants {
 		p, err := ParsePaging(vs)
 		if err != nil {
 			return err
 		}
 		for _, voice := range cfg.voices {
-			// "prompts+kal16": voice prompts with kal16 for uncovered words.
-			v, fallback, _ := strings.Cut(voice, "+")
-			rc := announce.Config{Voice: v, PromptFallback: fallback, Chime: announce.ChimeNone}
-			if v == "espeak" {
-				// A candidate engine, run as a separate process (eSpeak NG is
-				// GPL-3.0: never linked in).
-				rc.NewSpeaker = func(string) (announce.Speaker, error) { return espeak{}, nil }
+			rc, skip := voiceConfig(voice)
+			if skip != nil {
+				if !slices.Contains(skipped, voice) {
+					skipped = append(skipped, voice)
+					notes = append(notes, fmt.Sprintf("voice %s skipped: %v", voice, skip))
+					fmt.Fprintf(os.Stderr, "speechbench: voice %s skipped (its rows only): %v\n", voice, skip)
+				}
+				continue
 			}
 			r, err := announce.NewRenderer(rc)
 			if err != nil {
@@ -284,11 +286,39 @@ func run(cfg config) error {
 		return err
 	}
 	table := report(items, cfg.verbose)
+	for _, n := range notes {
+		table += "\n" + n + "\n"
+	}
 	fmt.Print(table)
 	if cfg.out != "" {
 		return os.WriteFile(cfg.out, []byte(table), 0o644)
 	}
 	return nil
+}
+
+// voiceConfig is the renderer config of a bench voice (chime off), or
+// why the voice cannot speak on this machine: its rows are skipped.
+func voiceConfig(voice string) (rc announce.Config, skip error) {
+	// "prompts+kal16": voice prompts with kal16 for uncovered words.
+	v, fallback, _ := strings.Cut(voice, "+")
+	rc = announce.Config{Voice: v, PromptFallback: fallback, Chime: announce.ChimeNone}
+	switch v {
+	case "espeak":
+		// A candidate engine, run as a separate process (eSpeak NG is
+		// GPL-3.0: never linked in).
+		rc.NewSpeaker = func(string) (announce.Speaker, error) { return espeak{}, nil }
+	case "pico":
+		// A candidate engine, bench-only (see pico.go). Like espeak it
+		// takes the same paging speech (pieces, "zero", the slot twice,
+		// levels, equaliser) but ignores speech.rate: it speaks at its
+		// own rate.
+		sp, err := findPico()
+		if err != nil {
+			return rc, err
+		}
+		rc.NewSpeaker = func(string) (announce.Speaker, error) { return sp, nil }
+	}
+	return rc, nil
 }
 
 // executableHash identifies this build: a render made by the same

@@ -155,8 +155,16 @@ func (d *Dialog) Hangup(ctx context.Context) error {
 	switch {
 	case d.uas != nil && !d.answered.Load():
 		// Not answered yet (a pickup torn down while it was being set
-		// up): end the INVITE with a final response, not a BYE.
-		err = d.uas.Respond(487, "Request Terminated", nil)
+		// up): end the INVITE with a final response, not a BYE. sipgo
+		// waits for its ACK, which a broken peer never sends: wait at most
+		// until ctx ends; the goroutine ends with the transaction (the ACK
+		// or its 32 s timeout).
+		done := make(chan error, 1)
+		go func() { done <- d.uas.Respond(487, "Request Terminated", nil) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+		}
 	case d.uas != nil:
 		err = d.uas.Bye(ctx)
 	case d.uac != nil:

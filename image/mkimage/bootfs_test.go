@@ -76,8 +76,18 @@ func TestGrowBoot(t *testing.T) {
 	if !bytes.HasPrefix(raw[int64(cl)*512:], files["cmdline.txt"]) {
 		t.Errorf("MBR cmdline LBA %d does not point at cmdline.txt", cl)
 	}
-	// gokrazy rewrites root= in both files in place on an update; its FAT
-	// reader must find them.
+	// The lower-case directory names gokrazy needs are a clean FAT to
+	// dosfstools (and so to Linux's vfat and the firmware).
+	part := filepath.Join(dir, "boot.part")
+	os.WriteFile(part, raw[start:start+size], 0o644)
+	if _, err := exec.LookPath("fsck.vfat"); err == nil {
+		if out, err := exec.Command("fsck.vfat", "-n", part).CombinedOutput(); err != nil {
+			t.Errorf("fsck.vfat -n on the grown boot partition: %v\n%s", err, out)
+		}
+	}
+	// gokrazy rewrites root= in both files in place on an update (and
+	// its init turns the trial flag into a spent one): its FAT reader
+	// must find them.
 	for _, name := range []string{"cmdline.txt", "loader/entries/gokrazy.conf"} {
 		off, n, err := gokrazyExtents(raw[start:start+size], name)
 		if err != nil {
@@ -90,49 +100,14 @@ func TestGrowBoot(t *testing.T) {
 	}
 }
 
-// gokrazyExtents finds a file the way github.com/gokrazy/internal/fat's
-// Reader.Extents does (a module-internal package): the root directory
-// right after ONE FAT, 8.3 names, subdirectories by first cluster.
+// gokrazyExtents finds a file on the FAT image fs with gokrazy's own
+// reader (gokrazyfat_test.go).
 func gokrazyExtents(fs []byte, path string) (off, n int64, err error) {
-	le := binary.LittleEndian
-	sector := int64(le.Uint16(fs[11:]))
-	perCluster := int64(fs[13])
-	reserved := int64(le.Uint16(fs[14:]))
-	rootEntries := int64(le.Uint16(fs[17:]))
-	fatSectors := int64(le.Uint16(fs[22:]))
-	dir := (reserved + fatSectors) * sector
-	data := dir + (rootEntries*32+sector-1)/sector*sector
-	for _, comp := range strings.Split(path, "/") {
-		base, ext, _ := strings.Cut(strings.ToUpper(comp), ".")
-		if len(base) > 8 || len(ext) > 3 {
-			base, ext = base[:min(6, len(base))]+"~1", ext[:min(3, len(ext))]
-		}
-		found := false
-		for i := int64(0); i < rootEntries; i++ {
-			e := fs[dir+i*32 : dir+i*32+32]
-			name := strings.TrimRight(string(e[:8]), " ")
-			if x := strings.TrimRight(string(e[8:11]), " "); x != "" {
-				name += "." + x
-			}
-			want := base
-			if ext != "" {
-				want += "." + ext
-			}
-			if e[0] == 0 || name != want {
-				continue
-			}
-			at := data + (int64(le.Uint16(e[26:]))-2)*perCluster*sector
-			if e[11] == 0x10 {
-				dir, found = at, true
-				break
-			}
-			return at, int64(le.Uint32(e[28:])), nil
-		}
-		if !found {
-			return 0, 0, fmt.Errorf("%s not found", path)
-		}
+	rd, err := newGokrazyFATReader(bytes.NewReader(fs))
+	if err != nil {
+		return 0, 0, err
 	}
-	return 0, 0, fmt.Errorf("%s is a directory", path)
+	return rd.Extents("/" + path)
 }
 
 func must(t *testing.T, name string, args ...string) {

@@ -116,3 +116,71 @@ func must(t *testing.T, name string, args ...string) {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 }
+
+// TestGokrazyDirNames: the directories on the path get lower-case short
+// names; a path that is missing, not a directory or not a short name
+// without extension is an error, and nothing else on the disk changes.
+func TestGokrazyDirNames(t *testing.T) {
+	dir := t.TempDir()
+	fat := filepath.Join(dir, "boot.fat")
+	must(t, "mkfs.vfat", "-F", "16", "-f", "1", "-C", fat, "20480")
+	must(t, "mmd", "-i", fat, "::loader", "::loader/entries", "::EFI")
+	conf := filepath.Join(dir, "gokrazy.conf")
+	os.WriteFile(conf, []byte("options root=x\n"), 0o644)
+	must(t, "mcopy", "-i", fat, conf, "::loader/entries/gokrazy.conf")
+	must(t, "mcopy", "-i", fat, conf, "::loader/plain")
+	orig, err := os.ReadFile(fat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, err string
+	}{
+		{"loader/entries", ""},
+		{"loader", ""},
+		{"loader/missing", "directory missing of loader/missing not found"},
+		{"nope", "directory nope of nope not found"},
+		{"loader/plain", "plain is not a directory"},
+		{"loader/entries.d", "not an 8.3 name without extension"},
+		{"longdirname", "not an 8.3 name without extension"},
+	} {
+		b := bytes.Clone(orig)
+		err := gokrazyDirNames(b, tc.path)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.path, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.path, err)
+			continue
+		}
+		// Only the names' bytes (8 each) and their case flags change.
+		changed := 0
+		for i := range b {
+			if b[i] != orig[i] {
+				changed++
+			}
+		}
+		if n := len(strings.Split(tc.path, "/")); changed == 0 || changed > 9*n {
+			t.Errorf("%s: %d bytes changed, want 1..%d", tc.path, changed, 9*n)
+		}
+		if tc.path == "loader/entries" {
+			if _, _, err := gokrazyExtents(b, "loader/entries/gokrazy.conf"); err != nil {
+				t.Errorf("gokrazy's reader after %s: %v", tc.path, err)
+			}
+		}
+		if _, _, err := gokrazyExtents(orig, "loader/entries/gokrazy.conf"); err == nil {
+			t.Error("gokrazy's reader finds gokrazy.conf under mtools' names: the test no longer shows the problem")
+		}
+		p := filepath.Join(dir, "fixed.fat")
+		os.WriteFile(p, b, 0o644)
+		if out, err := exec.Command("mtype", "-i", p, "::loader/entries/gokrazy.conf").Output(); err != nil || string(out) != "options root=x\n" {
+			t.Errorf("%s: mtools reads gokrazy.conf as %q, %v", tc.path, out, err)
+		}
+		if out, err := exec.Command("fsck.vfat", "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("%s: fsck.vfat -n: %v\n%s", tc.path, err, out)
+		}
+	}
+}

@@ -24,6 +24,7 @@ func main() {
 	deadline := flag.Duration("deadline", 5*time.Minute, "time for the new version to become healthy")
 	socket := flag.String("gokrazy-socket", "/run/gokrazy-http.sock", "gokrazy's HTTP API socket")
 	sentinel := flag.String("relay-sentinel", "/run/parkpage/relays.json", "parkpage's relay sentinel (parkpage run -relay-sentinel)")
+	watchdog := flag.String("watchdog", "/dev/watchdog", "hardware watchdog to ping on a trial boot, when gokrazy's init cannot (\"\" for none)")
 	flag.Parse()
 	console := os.Stderr
 	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
@@ -32,11 +33,11 @@ func main() {
 	go relays.Watch(context.Background(), *sentinel, func(format string, a ...any) {
 		fmt.Fprintf(console, "parkpage-guard: "+format+"\n", a...)
 	})
-	g := &appliance.Guard{Gokrazy: &appliance.Gokrazy{Socket: *socket}, Health: *health, Deadline: *deadline, Console: console}
+	g := &appliance.Guard{Gokrazy: &appliance.Gokrazy{Socket: *socket}, Health: *health, Deadline: *deadline, Console: console, Watchdog: *watchdog}
 	if err := g.Run(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "parkpage-guard: %v\n", err)
 	}
-	// Stay up for the relay watch (and gokrazy would restart an exited
-	// guard and count again).
+	// Stay up for the relay watch and the watchdog pings of a trial boot
+	// (and gokrazy would restart an exited guard and count again).
 	select {}
 }

@@ -138,6 +138,13 @@ func TestAMD64Update(t *testing.T) {
 		t.Errorf("the console does not show the guard's fallback:\n%s", tail)
 	}
 	t.Logf("broken update rolled back to %s in %v\n%s", v2, time.Since(start).Round(time.Second), out)
+	// gokrazy rewrites systemd-boot's entry along with cmdline.txt (root=,
+	// the trial flag); it says so when its FAT reader cannot find it, and
+	// a UEFI boot would then run a stale root.
+	if c := v.console.String(); strings.Contains(c, "updating systemd-boot config:") {
+		i := strings.Index(c, "updating systemd-boot config:")
+		t.Errorf("gokrazy did not update loader/entries/gokrazy.conf: %s", c[i:min(len(c), i+120)])
+	}
 	fmt.Printf("amd64 broken update rolled back: %.0f s\n", time.Since(start).Seconds())
 }
 

@@ -76,6 +76,11 @@ func growBoot(img string, start, size int64) error {
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(files, "loader", "entries")); err == nil {
+		if err := gokrazyDirNames(data, "loader/entries"); err != nil {
+			return fmt.Errorf("boot partition: %w", err)
+		}
+	}
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -109,6 +114,69 @@ func growBoot(img string, start, size int64) error {
 		}
 	}
 	return f.Close()
+}
+
+// gokrazyDirNames writes the short names of the directories on path in
+// lower case, as gokrazy's own FAT writer does. gokrazy's reader, which
+// rewrites root= and the trial-boot flag in loader/entries/gokrazy.conf
+// on an update (github.com/gokrazy/internal/fat Reader.Extents), matches
+// a directory without an extension only against its name byte for byte
+// (it looks for "LOADER." otherwise), and mtools stores "loader" as
+// "LOADER" plus a lower-case flag. Missed, systemd-boot's entry keeps the
+// first root and the trial flag for good: a UEFI box that boots it (a
+// power cycle, or a kexec that resets) runs the old root. Linux's vfat,
+// mtools and UEFI firmware compare short names case-insensitively.
+func gokrazyDirNames(fs []byte, path string) error {
+	if len(fs) < 512 {
+		return fmt.Errorf("FAT too small")
+	}
+	le := binary.LittleEndian
+	sector := int(le.Uint16(fs[11:]))
+	perCluster := int(fs[13])
+	reserved := int(le.Uint16(fs[14:]))
+	fats := int(fs[16])
+	rootEntries := int(le.Uint16(fs[17:]))
+	perFAT := int(le.Uint16(fs[22:]))
+	if sector == 0 || perCluster == 0 || perFAT == 0 {
+		return fmt.Errorf("not a FAT16 file system")
+	}
+	dir := (reserved + fats*perFAT) * sector
+	data := dir + (rootEntries*32+sector-1)/sector*sector
+	n := rootEntries
+	for _, comp := range strings.Split(path, "/") {
+		short := strings.ToUpper(comp)
+		if len(short) > 8 || strings.ContainsAny(short, ". ") {
+			return fmt.Errorf("%s: not an 8.3 name without extension", comp)
+		}
+		want := fmt.Sprintf("%-11s", short)
+		found := false
+		for i := 0; i < n && dir+i*32+32 <= len(fs); i++ {
+			e := fs[dir+i*32 : dir+i*32+32]
+			if e[0] == 0 {
+				break
+			}
+			if e[0] == 0xe5 || e[11] == 0x0f || string(e[:11]) != want {
+				continue
+			}
+			if e[11]&0x10 == 0 {
+				return fmt.Errorf("%s is not a directory", comp)
+			}
+			if i > 0 && fs[dir+i*32-32+11] == 0x0f {
+				// A long name's checksum covers the short name.
+				return fmt.Errorf("%s has a long file name entry", comp)
+			}
+			copy(e[:8], fmt.Sprintf("%-8s", comp))
+			e[12] &^= 0x18 // the lower-case flags: the name is lower case now
+			dir = data + (int(le.Uint16(e[26:]))-2)*perCluster*sector
+			n = perCluster * sector / 32
+			found = true
+			break
+		}
+		if !found {
+			return fmt.Errorf("directory %s of %s not found", comp, path)
+		}
+	}
+	return nil
 }
 
 var (

@@ -76,8 +76,18 @@ func TestGrowBoot(t *testing.T) {
 	if !bytes.HasPrefix(raw[int64(cl)*512:], files["cmdline.txt"]) {
 		t.Errorf("MBR cmdline LBA %d does not point at cmdline.txt", cl)
 	}
-	// gokrazy rewrites root= in both files in place on an update; its FAT
-	// reader must find them.
+	// The lower-case directory names gokrazy needs are a clean FAT to
+	// dosfstools (and so to Linux's vfat and the firmware).
+	part := filepath.Join(dir, "boot.part")
+	os.WriteFile(part, raw[start:start+size], 0o644)
+	if _, err := exec.LookPath("fsck.vfat"); err == nil {
+		if out, err := exec.Command("fsck.vfat", "-n", part).CombinedOutput(); err != nil {
+			t.Errorf("fsck.vfat -n on the grown boot partition: %v\n%s", err, out)
+		}
+	}
+	// gokrazy rewrites root= in both files in place on an update (and
+	// its init turns the trial flag into a spent one): its FAT reader
+	// must find them.
 	for _, name := range []string{"cmdline.txt", "loader/entries/gokrazy.conf"} {
 		off, n, err := gokrazyExtents(raw[start:start+size], name)
 		if err != nil {
@@ -90,54 +100,87 @@ func TestGrowBoot(t *testing.T) {
 	}
 }
 
-// gokrazyExtents finds a file the way github.com/gokrazy/internal/fat's
-// Reader.Extents does (a module-internal package): the root directory
-// right after ONE FAT, 8.3 names, subdirectories by first cluster.
+// gokrazyExtents finds a file on the FAT image fs with gokrazy's own
+// reader (gokrazyfat_test.go).
 func gokrazyExtents(fs []byte, path string) (off, n int64, err error) {
-	le := binary.LittleEndian
-	sector := int64(le.Uint16(fs[11:]))
-	perCluster := int64(fs[13])
-	reserved := int64(le.Uint16(fs[14:]))
-	rootEntries := int64(le.Uint16(fs[17:]))
-	fatSectors := int64(le.Uint16(fs[22:]))
-	dir := (reserved + fatSectors) * sector
-	data := dir + (rootEntries*32+sector-1)/sector*sector
-	for _, comp := range strings.Split(path, "/") {
-		base, ext, _ := strings.Cut(strings.ToUpper(comp), ".")
-		if len(base) > 8 || len(ext) > 3 {
-			base, ext = base[:min(6, len(base))]+"~1", ext[:min(3, len(ext))]
-		}
-		found := false
-		for i := int64(0); i < rootEntries; i++ {
-			e := fs[dir+i*32 : dir+i*32+32]
-			name := strings.TrimRight(string(e[:8]), " ")
-			if x := strings.TrimRight(string(e[8:11]), " "); x != "" {
-				name += "." + x
-			}
-			want := base
-			if ext != "" {
-				want += "." + ext
-			}
-			if e[0] == 0 || name != want {
-				continue
-			}
-			at := data + (int64(le.Uint16(e[26:]))-2)*perCluster*sector
-			if e[11] == 0x10 {
-				dir, found = at, true
-				break
-			}
-			return at, int64(le.Uint32(e[28:])), nil
-		}
-		if !found {
-			return 0, 0, fmt.Errorf("%s not found", path)
-		}
+	rd, err := newGokrazyFATReader(bytes.NewReader(fs))
+	if err != nil {
+		return 0, 0, err
 	}
-	return 0, 0, fmt.Errorf("%s is a directory", path)
+	return rd.Extents("/" + path)
 }
 
 func must(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// TestGokrazyDirNames: the directories on the path get lower-case short
+// names; a path that is missing, not a directory or not a short name
+// without extension is an error, and nothing else on the disk changes.
+func TestGokrazyDirNames(t *testing.T) {
+	dir := t.TempDir()
+	fat := filepath.Join(dir, "boot.fat")
+	must(t, "mkfs.vfat", "-F", "16", "-f", "1", "-C", fat, "20480")
+	must(t, "mmd", "-i", fat, "::loader", "::loader/entries", "::EFI")
+	conf := filepath.Join(dir, "gokrazy.conf")
+	os.WriteFile(conf, []byte("options root=x\n"), 0o644)
+	must(t, "mcopy", "-i", fat, conf, "::loader/entries/gokrazy.conf")
+	must(t, "mcopy", "-i", fat, conf, "::loader/plain")
+	orig, err := os.ReadFile(fat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, err string
+	}{
+		{"loader/entries", ""},
+		{"loader", ""},
+		{"loader/missing", "directory missing of loader/missing not found"},
+		{"nope", "directory nope of nope not found"},
+		{"loader/plain", "plain is not a directory"},
+		{"loader/entries.d", "not an 8.3 name without extension"},
+		{"longdirname", "not an 8.3 name without extension"},
+	} {
+		b := bytes.Clone(orig)
+		err := gokrazyDirNames(b, tc.path)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.path, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.path, err)
+			continue
+		}
+		// Only the names' bytes (8 each) and their case flags change.
+		changed := 0
+		for i := range b {
+			if b[i] != orig[i] {
+				changed++
+			}
+		}
+		if n := len(strings.Split(tc.path, "/")); changed == 0 || changed > 9*n {
+			t.Errorf("%s: %d bytes changed, want 1..%d", tc.path, changed, 9*n)
+		}
+		if tc.path == "loader/entries" {
+			if _, _, err := gokrazyExtents(b, "loader/entries/gokrazy.conf"); err != nil {
+				t.Errorf("gokrazy's reader after %s: %v", tc.path, err)
+			}
+		}
+		if _, _, err := gokrazyExtents(orig, "loader/entries/gokrazy.conf"); err == nil {
+			t.Error("gokrazy's reader finds gokrazy.conf under mtools' names: the test no longer shows the problem")
+		}
+		p := filepath.Join(dir, "fixed.fat")
+		os.WriteFile(p, b, 0o644)
+		if out, err := exec.Command("mtype", "-i", p, "::loader/entries/gokrazy.conf").Output(); err != nil || string(out) != "options root=x\n" {
+			t.Errorf("%s: mtools reads gokrazy.conf as %q, %v", tc.path, out, err)
+		}
+		if out, err := exec.Command("fsck.vfat", "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("%s: fsck.vfat -n: %v\n%s", tc.path, err, out)
+		}
 	}
 }

@@ -370,6 +370,11 @@ type Guard struct {
 	Interval time.Duration // between health checks (default 2 s)
 	Healthy  int           // ok answers in a row needed (default 3)
 	Console  io.Writer
+	// Watchdog is the hardware watchdog device (/dev/watchdog on the box)
+	// the guard pings on a trial boot from Run's start until Run's ctx
+	// ends, even after Run returned (see keepWatchdog); "" for none.
+	Watchdog         string
+	WatchdogInterval time.Duration // between pings (default 1 s, as gokrazy)
 }
 
 // ErrFellBack is returned by Guard.Run after it asked for the reboot into
@@ -393,6 +398,13 @@ func (g *Guard) Run(ctx context.Context) error {
 	}
 	if need <= 0 {
 		need = 3
+	}
+	if g.Watchdog != "" {
+		every := g.WatchdogInterval
+		if every <= 0 {
+			every = time.Second
+		}
+		go keepWatchdog(ctx, g.Watchdog, every, g.Console)
 	}
 	fmt.Fprintf(g.Console, "parkpage-guard: trial boot of an update: waiting up to %v for %s\n", g.Deadline, g.Health)
 	deadline := time.NewTimer(g.Deadline)

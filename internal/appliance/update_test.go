@@ -275,3 +275,101 @@ func TestGuard(t *testing.T) {
 		t.Errorf("the commit came after %d health checks, want 3 ok in a row (7)", checks)
 	}
 }
+
+// TestGuardWatchdog: on a trial boot the guard pings the watchdog device
+// (a file here: each ping is one byte) from its start, still after the
+// commit, until its context ends, never with the magic 'V' that would
+// disarm it; on a normal boot it leaves the device alone, and a missing
+// device does not stop the commit.
+func TestGuardWatchdog(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trial   bool
+		missing bool
+		console string
+	}{
+		{"trial boot pings", true, false, "pinging the hardware watchdog"},
+		{"normal boot leaves it alone", false, false, "normal boot"},
+		{"no watchdog", true, true, "no hardware watchdog"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := filepath.Join(t.TempDir(), "watchdog")
+			if !tc.missing {
+				if err := os.WriteFile(dev, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			size := func() int64 {
+				st, err := os.Stat(dev)
+				if err != nil {
+					return -1
+				}
+				return st.Size()
+			}
+			fg := newFakeGokrazy(t)
+			console := &syncBuf{}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			g := &Guard{Gokrazy: fg.g, Cmdline: cmdlineFile(t, tc.trial), Health: healthServer(t, func() bool { return true }),
+				Deadline: time.Minute, Interval: 10 * time.Millisecond, Console: console,
+				Watchdog: dev, WatchdogInterval: 10 * time.Millisecond}
+			if err := g.Run(ctx); err != nil {
+				t.Fatalf("Run: %v\n%s", err, console.String())
+			}
+			if !strings.Contains(console.String(), tc.console) {
+				t.Errorf("console %q, want %q", console.String(), tc.console)
+			}
+			if tc.trial && strings.Join(fg.Calls(), ",") != "POST /update/switch" {
+				t.Errorf("gokrazy calls %v, want the commit", fg.Calls())
+			}
+			switch {
+			case tc.missing:
+				if size() != -1 {
+					t.Error("the guard created the watchdog device")
+				}
+			case !tc.trial:
+				time.Sleep(100 * time.Millisecond)
+				if n := size(); n != 0 {
+					t.Errorf("normal boot: %d pings, want none (gokrazy pings the watchdog)", n)
+				}
+			default:
+				// Still pinging after the commit.
+				after := size()
+				for end := time.Now().Add(30 * time.Second); size() < after+3; time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(end) {
+						t.Fatalf("no pings after the commit: %d bytes, were %d\n%s", size(), after, console.String())
+					}
+				}
+				cancel()
+				time.Sleep(200 * time.Millisecond)
+				stopped := size()
+				time.Sleep(200 * time.Millisecond)
+				if n := size(); n != stopped {
+					t.Errorf("pings went on after the context ended: %d -> %d bytes", stopped, n)
+				}
+				b, _ := os.ReadFile(dev)
+				if bytes.ContainsRune(b, 'V') {
+					t.Error("the guard wrote the magic 'V' (it would disarm the watchdog)")
+				}
+			}
+		})
+	}
+}
+
+// syncBuf is a console written by the guard and its watchdog goroutine.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -12,8 +12,11 @@ import (
 // all, for their ports to come free. A process that has just ended can
 // hold its sockets for a while after its exit (the kernel releases an
 // io_uring's registered files from a worker, after the process is
-// gone), and parkpage is started again at once.
-const resumeBindWait = 5 * time.Second
+// gone), and parkpage is started again at once. 5 s was not enough with
+// the cores loaded (two busy loops beside the -race suite: every call of
+// a kill -9 restart given up with "address already in use"); a caller
+// waiting 20 s in silence is better than a call lost. A variable for tests.
+var resumeBindWait = 20 * time.Second
 
 // LegState is what another process needs to take a leg over: its port,
 // its SDP session, what the remote negotiated, and where its outgoing

@@ -11,6 +11,8 @@ import (
 // moment), instead of giving the call up at once; a port held for good
 // fails after resumeBindWait, and only the first such port waits.
 func TestResumeLegWaitsForItsPort(t *testing.T) {
+	defer func(d time.Duration) { resumeBindWait = d }(resumeBindWait)
+	resumeBindWait = 3 * time.Second
 	e := testEngine(t)
 	held := func(port int) *net.UDPConn {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})

@@ -131,7 +131,11 @@ func WaitStart(ctx context.Context, p *Playback, r Ready) error {
 	if err != nil {
 		return err
 	}
-	d := time.Until(begin)
+	return Sleep(ctx, time.Until(begin))
+}
+
+// Sleep waits d or until ctx ends (ctx's error then; at once for d <= 0).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -40,6 +40,6 @@ func (o *Output) playLive(ctx context.Context, leg *media.Leg, la output.LiveAud
 	if err := leg.Drain(ctx); err != nil {
 		return err
 	}
-	_ = sleep(ctx, o.tail)
+	_ = output.Sleep(ctx, o.tail)
 	return nil
 }

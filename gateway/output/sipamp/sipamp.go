@@ -181,7 +181,7 @@ func (o *Output) Play(ctx context.Context, p *output.Playback) error {
 	for attempt := 0; attempt <= o.cfg.Retry; attempt++ {
 		if attempt > 0 {
 			o.log.Warn("sip page failed, retrying", "page", p.ID, "err", err, "attempt", attempt+1)
-			if err := sleep(ctx, o.delay); err != nil {
+			if err := output.Sleep(ctx, o.delay); err != nil {
 				return err
 			}
 		}
@@ -374,14 +374,14 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 			}
 		}
 	} else {
-		if err := sleep(ctx, o.cfg.Settle.D()); err != nil {
+		if err := output.Sleep(ctx, o.cfg.Settle.D()); err != nil {
 			return err
 		}
 		if code != "" {
 			if err := o.sendCode(ctx, d, target, leg, neg, code); err != nil {
 				return err
 			}
-			if err := sleep(ctx, o.cfg.AfterCode.D()); err != nil {
+			if err := output.Sleep(ctx, o.cfg.AfterCode.D()); err != nil {
 				return err
 			}
 		}
@@ -395,7 +395,7 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 		// moment is on that grid, so queueing a little before it makes the
 		// first frame leave on it. Not lined up (zero): at once.
 		if !at.IsZero() {
-			if err := sleep(ctx, time.Until(at)-queueEarly); err != nil {
+			if err := output.Sleep(ctx, time.Until(at)-queueEarly); err != nil {
 				return err
 			}
 		}
@@ -418,7 +418,7 @@ func (o *Output) page(ctx context.Context, d *sipstack.Dialog, target sip.Uri, l
 		return err
 	}
 	// The audio has gone out; a cut now would only clip the device's buffer.
-	_ = sleep(ctx, o.tail)
+	_ = output.Sleep(ctx, o.tail)
 	return nil
 }
 
@@ -544,26 +544,11 @@ func (o *Output) sendCode(ctx context.Context, d *sipstack.Dialog, target sip.Ur
 		if i == len(code)-1 {
 			wait = on
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := output.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // keepFormats removes every payload type but keep from our SDP offer (the

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/physic"
+
+	"github.com/parkpage/parkpage/internal/ioctl"
 )
 
 // periph's GPIO character-device driver lists the chips once, when the
@@ -86,19 +88,6 @@ var (
 	ioctlSetValues = gpioIOC(3, 0x0F, unsafe.Sizeof(gpioV2LineValues{}))
 )
 
-func gpioIoctl(fd int, req uintptr, arg unsafe.Pointer) error {
-	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return e
-		}
-		return nil
-	}
-}
-
 func cString(b []byte) string {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
@@ -167,12 +156,12 @@ func lineOffset(chip, name string) (uint32, bool, error) {
 	}
 	defer unix.Close(fd)
 	var info gpiochipInfo
-	if err := gpioIoctl(fd, ioctlChipInfo, unsafe.Pointer(&info)); err != nil {
+	if err := ioctl.Do(fd, ioctlChipInfo, unsafe.Pointer(&info)); err != nil {
 		return 0, false, fmt.Errorf("%s: chip info: %w", chip, err)
 	}
 	for off := uint32(0); off < info.Lines; off++ {
 		li := gpioV2LineInfo{Offset: off}
-		if err := gpioIoctl(fd, ioctlLineInfo, unsafe.Pointer(&li)); err != nil {
+		if err := ioctl.Do(fd, ioctlLineInfo, unsafe.Pointer(&li)); err != nil {
 			return 0, false, fmt.Errorf("%s: line %d info: %w", chip, off, err)
 		}
 		if cString(li.Name[:]) == name {
@@ -201,7 +190,7 @@ func (l *chardevLine) Out(v gpio.Level) error {
 	}
 	if l.fd >= 0 {
 		vals := gpioV2LineValues{Bits: bit, Mask: 1}
-		err := gpioIoctl(l.fd, ioctlSetValues, unsafe.Pointer(&vals))
+		err := ioctl.Do(l.fd, ioctlSetValues, unsafe.Pointer(&vals))
 		if err == nil {
 			return nil
 		}
@@ -224,7 +213,7 @@ func (l *chardevLine) Out(v gpio.Level) error {
 	req.Config.Flags = gpioV2LineFlagOutput
 	req.Config.NumAttrs = 1
 	req.Config.Attrs[0] = gpioV2LineConfigAttribute{Attr: gpioV2LineAttribute{ID: gpioV2LineAttrIDOutputs, Value: bit}, Mask: 1}
-	if err := gpioIoctl(chip, ioctlGetLine, unsafe.Pointer(&req)); err != nil {
+	if err := ioctl.Do(chip, ioctlGetLine, unsafe.Pointer(&req)); err != nil {
 		return fmt.Errorf("%s: request as output: %w", l, err)
 	}
 	l.fd = int(req.FD)
@@ -255,7 +244,7 @@ func PulseOff(name string, off int, hold time.Duration) error {
 		req.Config.Flags = gpioV2LineFlagOutput
 		req.Config.NumAttrs = 1
 		req.Config.Attrs[0] = gpioV2LineConfigAttribute{Attr: gpioV2LineAttribute{ID: gpioV2LineAttrIDOutputs, Value: uint64(off & 1)}, Mask: 1}
-		err = gpioIoctl(fd, ioctlGetLine, unsafe.Pointer(&req))
+		err = ioctl.Do(fd, ioctlGetLine, unsafe.Pointer(&req))
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("%s (%s:%d): request as output: %w", name, chip, offset, err)

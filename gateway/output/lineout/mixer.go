@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/parkpage/parkpage/internal/ioctl"
 )
 
 // ALSA kernel drivers start with their mixer muted (the HDA codecs at
@@ -243,7 +245,7 @@ func SetPlaybackPath(pcmPath string) ([]MixerChange, error) {
 	for _, ch := range plan {
 		v := ctlElemValue{ID: ctlElemID{NumID: byName[ch.Name].NumID}}
 		copy(v.Value[:], ch.To)
-		if err := ctlIoctl(fd, ioctlElemWrite, unsafe.Pointer(&v)); err != nil {
+		if err := ioctl.Do(fd, ioctlElemWrite, unsafe.Pointer(&v)); err != nil {
 			errs = append(errs, fmt.Errorf("set %s: %w", ch.Name, err))
 			continue
 		}
@@ -259,7 +261,7 @@ func SetPlaybackPath(pcmPath string) ([]MixerChange, error) {
 // and dB scales.
 func readControls(fd int) ([]Control, error) {
 	var l ctlElemList
-	if err := ctlIoctl(fd, ioctlElemList, unsafe.Pointer(&l)); err != nil {
+	if err := ioctl.Do(fd, ioctlElemList, unsafe.Pointer(&l)); err != nil {
 		return nil, fmt.Errorf("list controls: %w", err)
 	}
 	if l.Count == 0 {
@@ -267,7 +269,7 @@ func readControls(fd int) ([]Control, error) {
 	}
 	ids := make([]ctlElemID, l.Count)
 	l = ctlElemList{Space: uint32(len(ids)), Pids: uintptr(unsafe.Pointer(&ids[0]))}
-	err := ctlIoctl(fd, ioctlElemList, unsafe.Pointer(&l))
+	err := ioctl.Do(fd, ioctlElemList, unsafe.Pointer(&l))
 	ids = ids[:min(int(l.Used), len(ids))]
 	if err != nil {
 		return nil, fmt.Errorf("list controls: %w", err)
@@ -282,7 +284,7 @@ func readControls(fd int) ([]Control, error) {
 			continue
 		}
 		info := ctlElemInfo{ID: ctlElemID{NumID: id.NumID}}
-		if err := ctlIoctl(fd, ioctlElemInfo, unsafe.Pointer(&info)); err != nil {
+		if err := ioctl.Do(fd, ioctlElemInfo, unsafe.Pointer(&info)); err != nil {
 			return nil, fmt.Errorf("control %q info: %w", name, err)
 		}
 		c := Control{NumID: id.NumID, Name: name, Type: info.Type, Access: info.Access, Count: int(min(info.Count, 128))}
@@ -294,7 +296,7 @@ func readControls(fd int) ([]Control, error) {
 			}
 		}
 		v := ctlElemValue{ID: ctlElemID{NumID: id.NumID}}
-		if err := ctlIoctl(fd, ioctlElemRead, unsafe.Pointer(&v)); err == nil {
+		if err := ioctl.Do(fd, ioctlElemRead, unsafe.Pointer(&v)); err == nil {
 			c.Values = append([]int64(nil), v.Value[:c.Count]...)
 		}
 		out = append(out, c)
@@ -307,7 +309,7 @@ func readControls(fd int) ([]Control, error) {
 func readTLV(fd int, numid uint32) []uint32 {
 	buf := make([]uint32, 2+64)
 	buf[0], buf[1] = numid, uint32(4*(len(buf)-2))
-	if err := ctlIoctl(fd, ioctlTLVRead, unsafe.Pointer(&buf[0])); err != nil {
+	if err := ioctl.Do(fd, ioctlTLVRead, unsafe.Pointer(&buf[0])); err != nil {
 		return nil
 	}
 	tlv := buf[2:]
@@ -315,17 +317,4 @@ func readTLV(fd int, numid uint32) []uint32 {
 		return nil
 	}
 	return append([]uint32(nil), tlv[:2+tlv[1]/4]...)
-}
-
-func ctlIoctl(fd int, req uintptr, arg unsafe.Pointer) error {
-	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return e
-		}
-		return nil
-	}
 }

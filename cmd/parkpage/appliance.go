@@ -88,7 +88,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	}
 	var restart atomic.Bool
 	if !plan.HasCredential {
-		stop, err := startSetup(*setupListen, *setupBackend, *stateDir, append(problems, plan.Problems...), log, console, &restart)
+		stop, err := startSetup(*setupListen, *setupBackend, *stateDir, *runDir, append(problems, plan.Problems...), log, console, &restart)
 		if err != nil {
 			log.Error("setup page", "err", err)
 		} else {
@@ -160,7 +160,7 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 }
 
 // startSetup serves the credential setup page on the LAN.
-func startSetup(listen, backend, stateDir string, problems []string, log *slog.Logger, console io.Writer, restart *atomic.Bool) (func(), error) {
+func startSetup(listen, backend, stateDir, runDir string, problems []string, log *slog.Logger, console io.Writer, restart *atomic.Bool) (func(), error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
@@ -170,6 +170,7 @@ func startSetup(listen, backend, stateDir string, problems []string, log *slog.L
 		Problems: problems,
 		Health:   "http://" + backend + "/healthz",
 		Log:      log,
+		CodeFile: filepath.Join(runDir, "setup-code"),
 		Announce: func(code string) {
 			fmt.Fprintf(console, "\nparkpage: no admin password yet. Open %s and enter the setup code %s\n\n", setupURLs(listen), code)
 		},
@@ -181,7 +182,8 @@ func startSetup(listen, backend, stateDir string, problems []string, log *slog.L
 			syscall.Kill(os.Getpid(), syscall.SIGTERM)
 		},
 	}
-	s.NewCode()
+	os.MkdirAll(runDir, 0o700)
+	s.ResumeCode()
 	// Say it again now and then: DHCP may finish after the first notice,
 	// and an installer may plug the screen in later.
 	stopAnnounce := make(chan struct{})

@@ -142,6 +142,7 @@ func runService(args []string, stdout, stderr io.Writer, extra serviceExtras) in
 		fmt.Fprintf(stderr, "parkpage: -log-format %q: want text or json\n", *logFormat)
 		return 2
 	}
+	raiseFileLimit()
 	a, err := app.New(app.Options{ConfigPath: *cfgPath, SaveConfigTo: *saveTo, StateDir: *stateDir, LogFormat: *logFormat,
 		HTTPListen: *httpAddr, Version: version, LogOutput: stderr, Routes: extra.Routes})
 	if err != nil {
@@ -194,6 +195,26 @@ func runService(args []string, stdout, stderr io.Writer, extra serviceExtras) in
 		return 1
 	}
 	return 0
+}
+
+// wantFiles is the open-file limit parkpage asks for: two sockets per
+// call leg at 1,000 parked calls and their retrievals, plus the pacer's
+// io_uring table of registered sockets (which the kernel caps at the
+// limit). Go raises the soft limit to the hard one by itself; gokrazy
+// leaves the kernel's 4096 hard limit, which root may raise.
+const wantFiles = 65536
+
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil || l.Cur >= wantFiles {
+		return
+	}
+	want := syscall.Rlimit{Cur: wantFiles, Max: max(l.Max, wantFiles)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		// Not root and no CAP_SYS_RESOURCE: the hard limit it is.
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {

@@ -167,6 +167,11 @@ func startVM(t testing.TB, o vmOptions) *vm {
 		close(v.done)
 	}()
 	t.Cleanup(func() {
+		if t.Failed() && o.arch == "amd64" {
+			// parkpage's own log (slog) goes to gokrazy's ring buffer,
+			// not to the console: print it while the guest still runs.
+			t.Logf("parkpage's log (gokrazy):\n%s", v.serviceLog("/user/parkpage", 10*time.Second))
+		}
 		v.stop()
 		if t.Failed() {
 			t.Logf("serial console:\n%s", v.console.String())

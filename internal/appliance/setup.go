@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -40,6 +42,10 @@ type Setup struct {
 	// Done is called once the credential is saved (the caller restarts).
 	Done func()
 	Log  *slog.Logger
+	// CodeFile, on tmpfs, keeps the code across restarts of the service
+	// within one boot, so the code on the screen stays the valid one
+	// (a restart before DHCP or after a crash would otherwise replace it).
+	CodeFile string
 
 	mu       sync.Mutex
 	code     string
@@ -54,6 +60,25 @@ func (s *Setup) NewCode() {
 	s.newCodeLocked()
 }
 
+// ResumeCode takes the code this boot's earlier run showed (CodeFile), or
+// makes a new one; either way it announces it.
+func (s *Setup) ResumeCode() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.CodeFile != "" {
+		if b, err := os.ReadFile(s.CodeFile); err == nil && codeRE.Match(bytes.TrimSpace(b)) {
+			s.code, s.attempts = string(bytes.TrimSpace(b)), 0
+			if s.Announce != nil {
+				s.Announce(s.code)
+			}
+			return
+		}
+	}
+	s.newCodeLocked()
+}
+
+var codeRE = regexp.MustCompile(`^\d{4}-\d{4}$`)
+
 func (s *Setup) newCodeLocked() {
 	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
 	if err != nil {
@@ -61,6 +86,11 @@ func (s *Setup) newCodeLocked() {
 	}
 	d := fmt.Sprintf("%08d", n.Int64())
 	s.code, s.attempts = d[:4]+"-"+d[4:], 0
+	if s.CodeFile != "" {
+		if err := writeFileSync(s.CodeFile, []byte(s.code+"\n"), 0o600); err != nil && s.Log != nil {
+			s.Log.Warn("setup code: not kept for a restart", "err", err)
+		}
+	}
 	if s.Announce != nil {
 		s.Announce(s.code)
 	}

@@ -172,3 +172,42 @@ func TestPBXURI(t *testing.T) {
 		}
 	}
 }
+
+// A restart of the service within one boot (before DHCP, after a crash)
+// keeps the code on the screen valid; a new code after too many wrong
+// ones is kept too.
+func TestSetupCodeSurvivesRestart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "setup-code")
+	var shown []string
+	start := func() *Setup {
+		s := &Setup{StateDir: t.TempDir(), CodeFile: file, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Announce: func(c string) { shown = append(shown, c) }}
+		s.ResumeCode()
+		return s
+	}
+	first := start().Code()
+	if second := start().Code(); second != first {
+		t.Fatalf("code after a restart %q, want the one shown before, %q", second, first)
+	}
+	if len(shown) != 2 || shown[1] != first {
+		t.Errorf("announced %q, want %q twice", shown, first)
+	}
+	s := start()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for range maxAttempts {
+		post(t, srv.URL, url.Values{"code": {"0000-0000"}, "password": {"long enough 1"}, "confirm": {"long enough 1"}})
+	}
+	renewed := s.Code()
+	if renewed == first {
+		t.Fatalf("no new code after %d wrong ones", maxAttempts)
+	}
+	if got := start().Code(); got != renewed {
+		t.Errorf("code after a restart %q, want the renewed %q", got, renewed)
+	}
+	// A damaged file makes a new code.
+	os.WriteFile(file, []byte("garbage"), 0o600)
+	if got := start().Code(); !codeRE.MatchString(got) || got == renewed {
+		t.Errorf("code from a damaged file: %q", got)
+	}
+}

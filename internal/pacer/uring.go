@@ -130,12 +130,18 @@ func newRing() (*ring, error) {
 	r.cqes = unsafe.Pointer(&r.cqMem[cqOff(5)])
 
 	// An empty (sparse) fixed-file table: -1 marks a free slot.
-	fds := make([]int32, ringFiles)
+	// The kernel refuses a table larger than the open-file limit (EMFILE).
+	files := ringFiles
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(files) {
+		files = max(int(lim.Cur), 64)
+	}
+	fds := make([]int32, files)
 	for i := range fds {
 		fds[i] = -1
-		r.free = append(r.free, int32(ringFiles-1-i))
+		r.free = append(r.free, int32(files-1-i))
 	}
-	if _, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), ioringRegisterFiles, uintptr(unsafe.Pointer(&fds[0])), ringFiles, 0, 0); errno != 0 {
+	if _, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), ioringRegisterFiles, uintptr(unsafe.Pointer(&fds[0])), uintptr(files), 0, 0); errno != 0 {
 		return fail("register files", errno)
 	}
 	return r, nil

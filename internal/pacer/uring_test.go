@@ -152,3 +152,29 @@ func TestRingLetsGoOfSocket(t *testing.T) {
 }
 
 func timeout() time.Time { return time.Now().Add(recvTimeout) }
+
+// Under a low open-file limit (gokrazy's 4096 hard limit, before parkpage
+// raises it) the ring still starts, with a smaller socket table: the
+// kernel refuses a table larger than the limit.
+func TestRingUnderLowFileLimit(t *testing.T) {
+	var saved syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved.Cur < 200 {
+		t.Fatalf("open-file limit %d: too low to test", saved.Cur)
+	}
+	low := syscall.Rlimit{Cur: 200, Max: saved.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved) })
+	r, err := newRing()
+	if err != nil {
+		t.Fatalf("ring under a 200-file limit: %v", err)
+	}
+	defer r.close()
+	if n := len(r.free); n != 200 {
+		t.Errorf("socket table of %d, want the limit, 200", n)
+	}
+}

@@ -33,9 +33,10 @@ func systemRouteTable() ([]byte, error) { return os.ReadFile("/proc/net/route") 
 // interface of a route for the multicast range itself (224.0.0.0/4: a lab
 // network, or a private namespace with "ip route add 224.0.0.0/4 dev lo");
 // else, as on an appliance that starts before DHCP has given it a route,
-// the one multicast-capable non-loopback interface that is up (sockets are
-// bound to the interface, not to an address, so they work once the address
-// arrives).
+// the one multicast-capable non-loopback interface that is up, or, when
+// none is up yet (the DHCP client brings the link up after parkpage
+// starts), the one that exists. Sockets are bound to the interface, not
+// to an address, so they work once the link and its address arrive.
 func Default() (string, error) {
 	data, err := routeTable()
 	if err != nil {
@@ -51,14 +52,21 @@ func Default() (string, error) {
 	if err != nil {
 		return "", ErrNoDefaultRoute
 	}
-	var up []string
+	var up, present []string
 	for _, i := range ifs {
-		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagMulticast != 0 && i.Flags&net.FlagLoopback == 0 {
+		if i.Flags&net.FlagMulticast == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		present = append(present, i.Name)
+		if i.Flags&net.FlagUp != 0 {
 			up = append(up, i.Name)
 		}
 	}
 	if len(up) == 1 {
 		return up[0], nil
+	}
+	if len(up) == 0 && len(present) == 1 {
+		return present[0], nil
 	}
 	return "", ErrNoDefaultRoute
 }

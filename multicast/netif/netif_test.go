@@ -72,6 +72,9 @@ func TestDefault(t *testing.T) {
 		{"default route", routeHeader + "wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n", []net.Interface{eth0, wlan0}, "wlan0"},
 		{"multicast route", routeHeader + "lo\t000000E0\t00000000\t0001\t0\t0\t0\t000000F0\t0\t0\t0\n", []net.Interface{lo, eth0, wlan0}, "lo"},
 		{"one interface up", routeHeader, []net.Interface{lo, eth0, {Name: "eth1", Flags: net.FlagMulticast}}, "eth0"},
+		{"one interface up, one down", routeHeader, []net.Interface{lo, {Name: "eth1", Flags: net.FlagMulticast}, wlan0}, "wlan0"},
+		{"one interface, not up yet", routeHeader, []net.Interface{lo, {Name: "eth0", Flags: net.FlagMulticast}}, "eth0"},
+		{"two interfaces, none up yet", routeHeader, []net.Interface{lo, {Name: "eth0", Flags: net.FlagMulticast}, {Name: "eth1", Flags: net.FlagMulticast}}, ""},
 		{"two interfaces up", routeHeader, []net.Interface{lo, eth0, wlan0}, ""},
 		{"loopback only", routeHeader, []net.Interface{lo}, ""},
 	} {

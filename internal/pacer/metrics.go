@@ -21,6 +21,7 @@ type counters struct {
 	maxWork     atomic.Int64 // ns
 	streams     atomic.Int64
 	ahead       atomic.Uint64
+	passes      atomic.Uint64 // loop passes, sending or not (tests: an idle loop makes none)
 }
 
 // Counters are the Pacer's totals since it was made, over every stream.

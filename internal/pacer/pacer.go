@@ -397,6 +397,7 @@ func (p *Pacer) loop(ctx context.Context) {
 		}
 	}()
 	for {
+		p.c.passes.Add(1)
 		p.wakeReq.Store(false)
 		streams = p.takePending(streams)
 		if ctx.Err() != nil {

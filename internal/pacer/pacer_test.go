@@ -102,14 +102,16 @@ func TestIdleSleeps(t *testing.T) {
 
 	idle := func(what string) {
 		t.Helper()
-		before, c0 := switches(t, tid), p.Counters()
+		before, passes, c0 := switches(t, tid), p.c.passes.Load(), p.Counters()
 		// A window of absence, not a readiness wait: a 20 ms ticker
 		// would wake 25 times in it.
 		time.Sleep(500 * time.Millisecond)
-		woke, c := switches(t, tid)-before, p.Counters()
-		// One stray wake-up (a signal) is tolerated; ticking is not.
-		if woke > 1 || c.Wakeups != c0.Wakeups || c.LateWakeups != c0.LateWakeups || c.Streams != 0 {
-			t.Fatalf("%s: the loop woke %d times in 500 ms; counters %+v", what, woke, c)
+		woke, looped, c := switches(t, tid)-before, p.c.passes.Load()-passes, p.Counters()
+		// The loop itself must not run. The thread may still wake for a
+		// signal sent to the process (its read restarts without a loop
+		// pass): a few under a loaded test run, not a ticker's 25.
+		if looped != 0 || woke > 5 || c.Wakeups != c0.Wakeups || c.LateWakeups != c0.LateWakeups || c.Streams != 0 {
+			t.Fatalf("%s: the loop ran %d times and its thread woke %d times in 500 ms; counters %+v", what, looped, woke, c)
 		}
 	}
 	idle("before any stream")

@@ -564,6 +564,28 @@ func (s *Server) Park(r ParkRequest) (*Call, error) {
 	return c.snapshot(), nil
 }
 
+// lateAnswer is how long after Park a call may be answered before its
+// timeout starts again from the answer (see Answered).
+const lateAnswer = 250 * time.Millisecond
+
+// Answered tells the server that call id's caller was answered (its 200
+// OK sent): the caller is parked from then. When that came late after
+// Park (a park's journal write waits for the disk), the park timeout
+// starts again from now, so a slow disk does not eat into the time the
+// caller holds, as Asterisk counts parkingtime from the call's entry into
+// the lot. A call already timed out, picked up or gone is left as it is.
+func (s *Server) Answered(id CallID) {
+	s.mu.Lock()
+	defer s.unlock()
+	c := s.calls[id]
+	if c == nil || c.phase != phParked || s.clock.Now().Sub(c.parkedAt) < lateAnswer {
+		return
+	}
+	if sl := s.slotOf(c); sl != nil {
+		s.startTimeout(c, sl)
+	}
+}
+
 // findFree returns a free slot of l: "first" is the lowest, "next" the
 // first after `after` (or after the lot's last used slot when after is 0),
 // wrapping round.

@@ -605,3 +605,35 @@ func TestObserverOrder(t *testing.T) {
 		t.Fatalf("observed %v", states)
 	}
 }
+
+// The park timeout counts from the caller's answer when that came late
+// (a slow disk held the journal write before the 200 OK); an answer in
+// time changes nothing, and a call already rung back stays rung back.
+func TestTimeoutFromLateAnswer(t *testing.T) {
+	h := newHarness(t, baseCfg)
+	c := h.park(t, "700", "1001")
+	h.clock.Advance(100 * time.Millisecond)
+	h.s.Answered(c.ID) // in time: the timeout keeps its start
+	h.clock.Advance(89*time.Second + 900*time.Millisecond)
+	if h.rec.ringCount() != 1 {
+		t.Fatalf("%d ring-backs 90 s after an answer in time, want 1", h.rec.ringCount())
+	}
+
+	h = newHarness(t, baseCfg)
+	late := h.park(t, "700", "1002")
+	h.clock.Advance(7 * time.Second) // the journal waited for the disk
+	h.s.Answered(late.ID)
+	h.clock.Advance(89 * time.Second)
+	if h.rec.ringCount() != 0 {
+		t.Fatal("rang back before 90 s from the late answer")
+	}
+	h.clock.Advance(time.Second)
+	if r := h.rec.lastRing(t); h.rec.ringCount() != 1 || r.Target != "1002" {
+		t.Fatalf("no ring-back 90 s after the late answer: %d, %+v", h.rec.ringCount(), r)
+	}
+	// Answered again (rung back already): nothing changes.
+	h.s.Answered(late.ID)
+	if st, _ := h.s.Slot(late.Slot); st.State != StateRingback {
+		t.Fatalf("state after a second Answered: %+v", st)
+	}
+}

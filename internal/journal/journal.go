@@ -185,11 +185,20 @@ func encodeLine(dst []byte, l line) ([]byte, error) {
 type Journal struct {
 	path string
 
-	mu   sync.Mutex
-	f    *os.File
-	live map[string]json.RawMessage
-	dead int // lines in the file that no longer count
-	buf  []byte
+	mu      sync.Mutex
+	f       *os.File
+	live    map[string]json.RawMessage
+	dead    int // lines in the file that no longer count
+	buf     []byte
+	written uint64 // writes appended so far
+
+	// Group commit: a writer appends under mu, then waits under syncMu
+	// until one fdatasync covers its write. Writers that arrive while a
+	// sync runs share the next one, so a burst of parks on a slow disk
+	// costs two syncs, not one each in turn.
+	syncMu sync.Mutex
+	synced uint64 // writes known to be on disk (syncMu)
+	syncs  uint64 // fdatasync calls (syncMu; tests)
 }
 
 // Open reads the journal at path (a missing file is an empty journal),
@@ -237,20 +246,32 @@ func (j *Journal) Path() string { return j.path }
 
 // Put stores v (marshalled as JSON) under key, on disk before it returns.
 func (j *Journal) Put(key string, v any) error {
+	wait, err := j.Stage(key, v)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// Stage appends v under key and returns at once, with a wait that returns
+// once the record is on disk. Records are in the file in the order they
+// were staged: a caller that orders its changes under its own lock
+// stages under it and waits after, sharing the disk's syncs with others.
+func (j *Journal) Stage(key string, v any) (wait func() error, err error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("journal: %s: %w", key, err)
+		return nil, fmt.Errorf("journal: %s: %w", key, err)
 	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if err := j.append(line{K: key, V: raw}); err != nil {
-		return err
+		j.mu.Unlock()
+		return nil, err
 	}
 	if _, had := j.live[key]; had {
 		j.dead++
 	}
 	j.live[key] = raw
-	return j.maybeCompact()
+	return j.staged()
 }
 
 // PutAll stores several values with one write and one flush (a process
@@ -265,45 +286,111 @@ func (j *Journal) PutAll(kvs map[string]any) error {
 		raws[k] = raw
 	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.f == nil {
+		j.mu.Unlock()
 		return errors.New("journal: closed")
 	}
 	var buf []byte
 	for k, raw := range raws {
 		var err error
 		if buf, err = encodeLine(buf, line{K: k, V: raw}); err != nil {
+			j.mu.Unlock()
 			return fmt.Errorf("journal: %s: %w", k, err)
 		}
 	}
 	if _, err := j.f.Write(buf); err != nil {
+		j.mu.Unlock()
 		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
-		return fmt.Errorf("journal %s: sync: %w", j.path, err)
-	}
+	j.written++
 	for k, raw := range raws {
 		if _, had := j.live[k]; had {
 			j.dead++
 		}
 		j.live[k] = raw
 	}
-	return j.maybeCompact()
+	return j.commit()
 }
 
 // Delete removes key (nothing is written when it is not there).
 func (j *Journal) Delete(key string) error {
+	wait, err := j.StageDelete(key)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// StageDelete is Delete that returns before the disk has it, as Stage.
+func (j *Journal) StageDelete(key string) (wait func() error, err error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if _, had := j.live[key]; !had {
-		return nil
+		j.mu.Unlock()
+		return func() error { return nil }, nil
 	}
 	if err := j.append(line{K: key, Del: true}); err != nil {
-		return err
+		j.mu.Unlock()
+		return nil, err
 	}
 	delete(j.live, key)
 	j.dead += 2
-	return j.maybeCompact()
+	return j.staged()
+}
+
+// commit ends a change made under j.mu (which it releases) and waits
+// until a sync covers it.
+func (j *Journal) commit() error {
+	wait, err := j.staged()
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// staged ends a change made under j.mu (which it releases): it compacts
+// the file if due (a rewrite is synced whole) and returns the wait for a
+// sync that covers the change.
+func (j *Journal) staged() (func() error, error) {
+	if err := j.maybeCompact(); err != nil {
+		j.mu.Unlock()
+		return nil, err
+	}
+	seq := j.written
+	j.mu.Unlock()
+	return func() error { return j.syncTo(seq) }, nil
+}
+
+// fdatasync is unix.Fdatasync; tests slow it down.
+var fdatasync = unix.Fdatasync
+
+// syncTo returns once write seq is on disk: at most one fdatasync runs at
+// a time, and each covers every write appended before it started.
+func (j *Journal) syncTo(seq uint64) error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	if j.synced >= seq {
+		return nil // a sync that started after our write covered it
+	}
+	j.mu.Lock()
+	if j.f == nil {
+		j.mu.Unlock()
+		return errors.New("journal: closed")
+	}
+	// A duplicate descriptor: a compaction may replace and close j.f
+	// while the sync runs (its new file is synced whole by then).
+	fd, err := unix.Dup(int(j.f.Fd()))
+	target := j.written
+	j.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("journal %s: sync: %w", j.path, err)
+	}
+	defer unix.Close(fd)
+	j.syncs++
+	if err := fdatasync(fd); err != nil {
+		return fmt.Errorf("journal %s: sync: %w", j.path, err)
+	}
+	j.synced = max(j.synced, target)
+	return nil
 }
 
 // Len is the number of live records.
@@ -337,9 +424,7 @@ func (j *Journal) append(l line) error {
 	if _, err := j.f.Write(j.buf); err != nil {
 		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
-		return fmt.Errorf("journal %s: sync: %w", j.path, err)
-	}
+	j.written++
 	return nil
 }
 

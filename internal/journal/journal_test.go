@@ -7,8 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type rec struct {
@@ -253,5 +258,72 @@ func TestReopenAppends(t *testing.T) {
 	_, recs, probs = open(t, path)
 	if len(probs) != 0 || len(recs) != 11 {
 		t.Fatalf("after the torn tail and a put: %d records, problems %v", len(recs), probs)
+	}
+}
+
+// Parks that arrive together on a slow disk share syncs (group commit)
+// instead of waiting for one each in turn; every change is on disk when
+// its call returns, compactions included.
+func TestGroupCommit(t *testing.T) {
+	var inSync atomic.Int32
+	var overlap atomic.Bool
+	fdatasync = func(fd int) error {
+		if inSync.Add(1) > 1 {
+			overlap.Store(true)
+		}
+		defer inSync.Add(-1)
+		time.Sleep(20 * time.Millisecond) // a slow disk
+		return unix.Fdatasync(fd)
+	}
+	t.Cleanup(func() { fdatasync = unix.Fdatasync })
+	path := filepath.Join(t.TempDir(), "calls.journal")
+	j, _, _ := open(t, path)
+
+	const writers, rounds = 40, 5
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			<-start
+			for r := range rounds {
+				key := fmt.Sprintf("call-%02d", w)
+				if err := j.Put(key, rec{Slot: key, N: r}); err != nil {
+					t.Error(err)
+				}
+				if w%4 == 0 && r == rounds-1 {
+					if err := j.Delete(key); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	j.syncMu.Lock()
+	syncs := j.syncs
+	j.syncMu.Unlock()
+	t.Logf("%d changes, %d syncs", writers*rounds+writers/4, syncs)
+	if overlap.Load() {
+		t.Error("two syncs ran at once")
+	}
+	// One each in turn would be 210; shared, a few per round of writers.
+	if syncs > writers*rounds/4 {
+		t.Errorf("%d syncs for %d changes: writers do not share them", syncs, writers*rounds+writers/4)
+	}
+	j.Close()
+	_, recs, probs := open(t, path)
+	if len(probs) != 0 {
+		t.Errorf("problems: %v", probs)
+	}
+	if len(recs) != writers-writers/4 {
+		t.Fatalf("%d records after reopening, want %d", len(recs), writers-writers/4)
+	}
+	for _, r := range recs {
+		var v rec
+		json.Unmarshal(r.Value, &v)
+		if v.N != rounds-1 {
+			t.Errorf("%s: n %d, want the last, %d", r.Key, v.N, rounds-1)
+		}
 	}
 }

@@ -1129,7 +1129,12 @@ func (p *rtpPeer) music(from, want int, timeout time.Duration, stop <-chan struc
 		pk = pk[:want]
 	}
 	if len(pk) == 0 {
-		return fmt.Errorf("no RTP packet before the caller hung up")
+		if stopped != nil {
+			// The caller's call ended before any music: the callers'
+			// branches tell a ring-back that came first from a failure.
+			return fmt.Errorf("no RTP packet before the caller hung up: %w", stopped)
+		}
+		return fmt.Errorf("no RTP packet")
 	}
 	for i, r := range pk {
 		if r.PayloadType != 0 || len(r.Payload) != 160 {

@@ -240,6 +240,7 @@ func (s *Server) parkCall(call *sipstack.IncomingCall, r park.ParkRequest, atten
 		p.ended(call.Dialog, "not answered: "+err.Error())
 		return
 	}
+	s.park.Answered(c.ID)
 	s.log.Info("call parked", "slot", c.Slot, "caller", c.Caller.String(), "parker", c.Parker.String())
 	leg.PlayMusic()
 	if attended {
@@ -649,6 +650,7 @@ func (s *Server) onReplaces(call *sipstack.IncomingCall, value string, caller pa
 		np.ended(call.Dialog, "not answered: "+err.Error())
 		return
 	}
+	s.park.Answered(c.ID)
 	leg.PlayMusic()
 	s.log.Info("call parked (attended)", "slot", c.Slot, "caller", c.Caller.String(), "parker", c.Parker.String())
 }

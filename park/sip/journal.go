@@ -60,32 +60,56 @@ func newJournalKey() string {
 // journalCall writes call id's current state to the journal, or deletes
 // its record once it is no longer parked here (hung up, connected). The
 // state is read under the journal's lock, so of concurrent writes for one
-// call the last one on disk is the newest.
+// call the last one on disk is the newest. It returns once the change is
+// on disk; the wait for the disk is outside the lock, so calls changing
+// at once share its syncs.
 func (s *Server) journalCall(id park.CallID) {
 	if s.jr == nil {
 		return
 	}
+	began := time.Now()
 	s.jmu.Lock()
-	defer s.jmu.Unlock()
 	if s.jclosed {
+		s.jmu.Unlock()
 		return
 	}
 	rec, key, live := s.callRecord(id)
+	var (
+		wait func() error
+		err  error
+		what = "write"
+	)
 	if !live {
-		if key != "" {
-			if err := s.jr.Delete(key); err != nil {
-				s.log.Error("call journal: delete failed", "error", err)
-			}
-			delete(s.jkeys, id)
+		if key == "" {
+			s.jmu.Unlock()
+			return
 		}
+		what = "delete"
+		wait, err = s.jr.StageDelete(key)
+		delete(s.jkeys, id)
+	} else {
+		wait, err = s.jr.Stage(key, rec)
+		if err == nil {
+			s.jkeys[id] = key
+		}
+	}
+	s.jmu.Unlock()
+	if err == nil {
+		err = wait()
+	}
+	if err != nil {
+		s.log.Error("call journal: "+what+" failed", "slot", rec.Park.Slot, "error", err)
 		return
 	}
-	if err := s.jr.Put(key, rec); err != nil {
-		s.log.Error("call journal: write failed", "slot", rec.Park.Slot, "error", err)
-		return
+	if d := time.Since(began); d > slowJournal {
+		// A park waits for this before its 200 OK: say where the time went.
+		s.log.Warn("call journal: the disk was slow", "slot", rec.Park.Slot, "took", d.Round(time.Millisecond))
 	}
-	s.jkeys[id] = key
 }
+
+// slowJournal is a journal write worth a warning: a caller hears ringing
+// (or nothing) for that long before the park completes.
+const slowJournal = 500 * time.Millisecond
 
 // callRecord builds call id's record (with s.jmu held); live is false
 // once the call is no longer parked here, key is its record's.

@@ -178,6 +178,9 @@ func indent(s, pre string) string {
 // waitEvent waits for an event of type typ (and slot, if not empty).
 func (e *env) waitEvent(typ events.Type, slot string, timeout time.Duration) events.Event {
 	e.t.Helper()
+	// A readiness wait: on a loaded machine sipp alone may take seconds
+	// to start, so the timeout is a floor, never a timing check.
+	timeout = max(timeout, minEventWait)
 	deadline := time.After(timeout)
 	for {
 		select {
@@ -190,6 +193,9 @@ func (e *env) waitEvent(typ events.Type, slot string, timeout time.Duration) eve
 		}
 	}
 }
+
+// minEventWait is the least waitEvent waits for an event that must come.
+const minEventWait = 30 * time.Second
 
 // collect gathers the events published within d.
 func (e *env) collect(d time.Duration) []events.Event {

@@ -35,6 +35,27 @@ type bridgeDir struct {
 	evIn    uint32
 	evOut   uint32
 	evValid bool
+	// The last audio packet in, when transcoding: a packet that follows
+	// it in the sender's own sequence and timestamps continues the output
+	// stream (+1 frame) however late it arrived, so a stall on our side
+	// (or the network's) does not put a jump into the callers' audio.
+	inSSRC  uint32
+	inSeq   uint16
+	inTS    uint32
+	inStep  uint32 // the sender's timestamp step per packet, once seen
+	inValid bool
+}
+
+// continues reports whether audio packet h follows the last one in the
+// sender's stream, and records it as the last.
+func (d *bridgeDir) continues(h *rtp.Header) bool {
+	next := d.inValid && h.SSRC == d.inSSRC && h.SequenceNumber == d.inSeq+1
+	cont := next && (d.inStep == 0 || h.Timestamp-d.inTS == d.inStep)
+	if next {
+		d.inStep = h.Timestamp - d.inTS
+	}
+	d.inSSRC, d.inSeq, d.inTS, d.inValid = h.SSRC, h.SequenceNumber, h.Timestamp, true
+	return cont
 }
 
 // ErrBridged is returned when a leg is already in a bridge.
@@ -162,7 +183,7 @@ func (d *bridgeDir) forward(h *rtp.Header, payload []byte) {
 		}
 		if !d.evValid || h.Timestamp != d.evIn {
 			d.evIn, d.evValid = h.Timestamp, true
-			seq, ts, _ := to.out.next(now, tn.Codec.TimestampStep)
+			seq, ts, _ := to.out.next(now, tn.Codec.TimestampStep, false)
 			d.evOut = ts
 			_ = to.sendLocked(tn.DTMFPT, seq, ts, true, rescaleEvent(ev, fn.DTMFRate, tn.DTMFRate).Append(d.payload[:0]))
 			return
@@ -175,6 +196,7 @@ func (d *bridgeDir) forward(h *rtp.Header, payload []byte) {
 			_ = to.sendLocked(tn.PT, seq, ts, m || h.Marker, payload)
 			return
 		}
+		cont := d.continues(h)
 		pcm, err := d.dec.Decode(d.pcm, payload)
 		if err != nil {
 			return
@@ -187,7 +209,8 @@ func (d *bridgeDir) forward(h *rtp.Header, payload []byte) {
 				continue
 			}
 			d.payload = p
-			seq, ts, m := to.out.next(now, tn.Codec.TimestampStep)
+			seq, ts, m := to.out.next(now, tn.Codec.TimestampStep, cont)
+			cont = true // the frames of one packet follow each other
 			_ = to.sendLocked(tn.PT, seq, ts, m, p)
 		}
 	}

@@ -143,13 +143,19 @@ func (o *outStream) relay(now time.Time, ssrc uint32, inSeq uint16, inTS uint32)
 
 // next returns header fields for a packet of step units generated as
 // audio arrives (transcoded relay): consecutive packets advance by step,
-// and after a pause the timestamp catches up with wall time.
-func (o *outStream) next(now time.Time, step uint32) (seq uint16, ts uint32, marker bool) {
+// and after a pause the timestamp catches up with wall time. cont says
+// the audio continues the last packet in the sender's own timing: it
+// advances by step however long ago that packet went out, unless this
+// stream sent something else since (paced audio).
+func (o *outStream) next(now time.Time, step uint32, cont bool) (seq uint16, ts uint32, marker bool) {
+	paced := o.lastTick != 0
 	o.relayValid = false
 	o.lastTick = 0
 	switch {
 	case !o.sent:
 		o.mark = true
+	case cont && !paced:
+		o.ts += step
 	case now.Sub(o.last) > 3*FrameDuration:
 		o.ts += max(o.elapsed(now), step)
 		o.mark = true

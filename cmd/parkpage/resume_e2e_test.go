@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -530,6 +531,25 @@ func startWatchers(t *testing.T, r *resumeRig, slots []string) *sipptest.Sipp {
 	for len(blfNotifies(w.Messages())) < len(slots) {
 		if time.Now().After(deadline) {
 			t.Fatalf("BLF watchers not subscribed:\n%s", w.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// parkpage saves subscriptions within a second of a change (more when
+	// the disk is slow): a crash before that loses them, as the phone
+	// would re-subscribe on expiry. Wait for the save, so the restart
+	// tests what was saved.
+	saved := filepath.Join(r.dir, "state", "blf-subscriptions.json")
+	for {
+		var subs []struct {
+			Ext string `json:"ext"`
+		}
+		b, _ := os.ReadFile(saved)
+		json.Unmarshal(b, &subs)
+		if len(subs) >= len(slots) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BLF subscriptions not saved in %s (%d of %d)", saved, len(subs), len(slots))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -17,6 +17,7 @@ import (
 
 	boot "github.com/parkpage/parkpage/internal/appliance"
 	"github.com/parkpage/parkpage/internal/lanname"
+	"github.com/parkpage/parkpage/multicast/netif"
 )
 
 // cmdAppliance is the image's entry point (gokrazy starts it): import the
@@ -137,6 +138,15 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 	for _, p := range plan.Problems {
 		extra.Notices = append(extra.Notices, "Config passed over: "+p)
 	}
+	// Outputs without an interface take the default route's, which DHCP
+	// brings: on a box with two network interfaces (a Pi's eth0 and
+	// wlan0) none can be chosen before it. Wait for it a while (the setup
+	// page already answers), rather than exit and be restarted each second.
+	if waitNetwork(netif.Default, networkWait, time.Sleep) {
+		log.Debug("network: the outputs' default interface is known")
+	} else {
+		fmt.Fprintf(console, "parkpage: no network interface to page on after %v (no default route yet); starting anyway\n", networkWait)
+	}
 	rc := runService(runArgs, stdout, stderr, extra)
 	if restart.Load() {
 		// The credential is set: start again from the top, so the config
@@ -157,6 +167,23 @@ func cmdAppliance(args []string, stdout, stderr io.Writer) int {
 		rc = runService(runArgs[:5], stdout, stderr, extra)
 	}
 	return rc
+}
+
+// networkWait is how long the appliance waits for a default route.
+const networkWait = 30 * time.Second
+
+// waitNetwork polls find until it names an interface or wait passes.
+func waitNetwork(find func() (string, error), wait time.Duration, sleep func(time.Duration)) bool {
+	const every = 250 * time.Millisecond
+	for waited := time.Duration(0); ; waited += every {
+		if _, err := find(); err == nil {
+			return true
+		}
+		if waited >= wait {
+			return false
+		}
+		sleep(every)
+	}
 }
 
 // startSetup serves the credential setup page on the LAN.

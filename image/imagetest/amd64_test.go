@@ -255,9 +255,29 @@ func apiText(t testing.TB, v *vm, path string) string {
 // until want appears or wait passes; it returns what it read.
 func gokrazyLog(t testing.TB, v *vm, svc, want string, wait time.Duration) string {
 	t.Helper()
+	got, err := v.readServiceLog(svc, want, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// serviceLog reads what gokrazy keeps of a service's stderr, for failure
+// reports: it never fails the test itself.
+func (v *vm) serviceLog(svc string, wait time.Duration) string {
+	got, err := v.readServiceLog(svc, "", wait)
+	if err != nil {
+		return fmt.Sprintf("(%v)\n%s", err, got)
+	}
+	return got
+}
+
+// readServiceLog streams gokrazy's log of svc until want appears (never,
+// for ""), the stream ends or wait passes.
+func (v *vm) readServiceLog(svc, want string, wait time.Duration) (string, error) {
 	pw, err := os.ReadFile(filepath.Join("..", "..", "bin", "gokrazy", "parkpage-amd64", "http-password.txt"))
 	if err != nil {
-		t.Fatalf("gokrazy password: %v", err)
+		return "", fmt.Errorf("gokrazy password: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -265,22 +285,22 @@ func gokrazyLog(t testing.TB, v *vm, svc, want string, wait time.Duration) strin
 	req.SetBasicAuth("gokrazy", strings.TrimSpace(string(pw)))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("gokrazy log %s: %v", svc, err)
+		return "", fmt.Errorf("gokrazy log %s: %w", svc, err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != 200 {
-		t.Fatalf("gokrazy log %s: %s", svc, res.Status)
+		return "", fmt.Errorf("gokrazy log %s: %s", svc, res.Status)
 	}
 	var got strings.Builder
 	buf := make([]byte, 32<<10)
-	for !strings.Contains(got.String(), want) {
+	for want == "" || !strings.Contains(got.String(), want) {
 		n, err := res.Body.Read(buf)
 		got.Write(buf[:n])
 		if err != nil {
-			break
+			break // the stream ends with wait
 		}
 	}
-	return got.String()
+	return got.String(), nil
 }
 
 func grepLines(s, word string) string {
@@ -306,27 +326,4 @@ func TestAMD64BIOSVirtio(t *testing.T) {
 	// virtio-net: the kernel's log names both.
 	v.consoleMatch(regexp.MustCompile(`(virtio_blk virtio\d+: \[vda\])`), time.Second)
 	t.Logf("serial console: %s", v.consoleMatch(regexp.MustCompile(`(parkpage: running on [^\n]*)`), time.Minute))
-}
-
-// serviceLog reads what gokrazy keeps of a service's stderr, for failure
-// reports: it never fails the test itself.
-func (v *vm) serviceLog(svc string, wait time.Duration) string {
-	pw, err := os.ReadFile(filepath.Join("..", "..", "bin", "gokrazy", "parkpage-amd64", "http-password.txt"))
-	if err != nil {
-		return fmt.Sprintf("(gokrazy password: %v)", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://127.0.0.1:%d/log?path=%s&stream=stderr", v.gokPort, svc), nil)
-	req.SetBasicAuth("gokrazy", strings.TrimSpace(string(pw)))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Sprintf("(gokrazy log %s: %v)", svc, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body) // a stream: ends with the context
-	if len(b) == 0 {
-		return fmt.Sprintf("(gokrazy log %s: %s, %v)", svc, res.Status, err)
-	}
-	return string(b)
 }

@@ -600,3 +600,32 @@ func TestReloadInPlace(t *testing.T) {
 		t.Errorf("after close: %s, want %s", got, want)
 	}
 }
+
+// A name the kernel gives a line is driven through parkpage's own
+// requests (the level is set in the request: no brief "on" for an
+// active-low board, as periph's driver would give); only names periph
+// alone knows go to periph.
+func TestHostResolverPrefersKernelLines(t *testing.T) {
+	kernel := map[string]*gpiotest.Pin{"GPIO17": {N: "GPIO17"}, "RELAY0": {N: "RELAY0"}}
+	periph := map[string]*gpiotest.Pin{"GPIO17": {N: "GPIO17 (periph)"}, "P1_11": {N: "P1_11"}}
+	resolve := hostResolver(func(name string) (*gpiotest.Pin, error) {
+		if p := kernel[name]; p != nil {
+			return p, nil
+		}
+		return nil, errors.New("no such line")
+	}, func(name string) (gpio.PinOut, error) {
+		if p := periph[name]; p != nil {
+			return p, nil
+		}
+		return nil, nil
+	})
+	for name, want := range map[string]*gpiotest.Pin{"GPIO17": kernel["GPIO17"], "RELAY0": kernel["RELAY0"], "P1_11": periph["P1_11"]} {
+		got, err := resolve(name)
+		if err != nil || got != gpio.PinOut(want) {
+			t.Errorf("%s: got %v (%v), want %s", name, got, err, want.N)
+		}
+	}
+	if _, err := resolve("GPIO99"); err == nil || !strings.Contains(err.Error(), `"GPIO99"`) {
+		t.Errorf("unknown pin: %v", err)
+	}
+}

@@ -185,8 +185,8 @@ func runService(args []string, stdout, stderr io.Writer, extra serviceExtras) in
 	case <-ctx.Done():
 		select {
 		case runErr = <-done:
-		case <-time.After(2 * time.Second):
-			fmt.Fprintln(stderr, "parkpage: shutdown took longer than 2s; exiting anyway")
+		case <-time.After(shutdownBudget):
+			fmt.Fprintf(stderr, "parkpage: shutdown took longer than %v; exiting anyway\n", shutdownBudget)
 			return 1
 		}
 	}
@@ -196,6 +196,12 @@ func runService(args []string, stdout, stderr io.Writer, extra serviceExtras) in
 	}
 	return 0
 }
+
+// shutdownBudget is how long a stop may take: pages end, relays go off,
+// the parked calls' journal and the BLF subscriptions are flushed to disk
+// (a busy disk has held a flush for seconds). Whatever is not done by then
+// is safe anyway: the journal is on disk at every transition.
+const shutdownBudget = 5 * time.Second
 
 // wantFiles is the open-file limit parkpage asks for: two sockets per
 // call leg at 1,000 parked calls and their retrievals, plus the pacer's

@@ -240,9 +240,11 @@ func (s *Server) parkCall(call *sipstack.IncomingCall, r park.ParkRequest, atten
 		p.ended(call.Dialog, "not answered: "+err.Error())
 		return
 	}
+	leg.PlayMusic()
+	// After the music: a late answer's new timeout is journaled, and the
+	// caller must not wait on that flush in silence.
 	s.park.Answered(c.ID)
 	s.log.Info("call parked", "slot", c.Slot, "caller", c.Caller.String(), "parker", c.Parker.String())
-	leg.PlayMusic()
 	if attended {
 		s.sayOn(leg, announce.SpeakNumber(c.Slot))
 	}
@@ -650,8 +652,8 @@ func (s *Server) onReplaces(call *sipstack.IncomingCall, value string, caller pa
 		np.ended(call.Dialog, "not answered: "+err.Error())
 		return
 	}
-	s.park.Answered(c.ID)
 	leg.PlayMusic()
+	s.park.Answered(c.ID)
 	s.log.Info("call parked (attended)", "slot", c.Slot, "caller", c.Caller.String(), "parker", c.Parker.String())
 }
 

@@ -7,14 +7,16 @@ package runtest
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 )
 
 // StopTimeout bounds how long Stop waits for Run to return after its
-// context is cancelled: generous, since the machine may be busy.
-const StopTimeout = 5 * time.Second
+// context is cancelled: a hang detector, generous, since the machine may
+// be busy and a stop flushes files to a disk that may be slow.
+const StopTimeout = 20 * time.Second
 
 // Runner is a Run loop owned by a test.
 type Runner struct {
@@ -62,7 +64,10 @@ func (r *Runner) Stop() {
 				r.t.Errorf("%s: %v", r.name, r.err)
 			}
 		case <-time.After(StopTimeout):
-			r.t.Errorf("%s did not return within %v of cancel", r.name, StopTimeout)
+			// Say where it hangs: every goroutine's stack.
+			buf := make([]byte, 4<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			r.t.Errorf("%s did not return within %v of cancel; goroutines:\n%s", r.name, StopTimeout, buf)
 		}
 	})
 }

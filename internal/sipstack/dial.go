@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -110,7 +109,7 @@ func (s *Stack) Dial(ctx context.Context, r DialRequest) (*Dialog, []byte, error
 	s.bindLocal(req)
 	dua := *s.dua
 	dua.ContactHDR = *s.contactHeader(transport)
-	sess, err := whileBinding(ctx, func() (*sipgo.DialogClientSession, error) { return dua.WriteInvite(ctx, req.Clone()) })
+	sess, err := whenServing(ctx, s, func() (*sipgo.DialogClientSession, error) { return dua.WriteInvite(ctx, req.Clone()) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("sip: invite %s: %w", uri.String(), err)
 	}
@@ -212,7 +211,7 @@ func (s *Stack) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 		return nil, errors.New("sip: stack is not listening")
 	}
 	s.bindLocal(req)
-	tx, err := whileBinding(ctx, func() (sip.ClientTransaction, error) {
+	tx, err := whenServing(ctx, s, func() (sip.ClientTransaction, error) {
 		return s.cli.TransactionRequest(ctx, req.Clone(), sipgo.ClientRequestAddVia)
 	})
 	if err != nil {
@@ -237,20 +236,15 @@ func (s *Stack) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 	}
 }
 
-// whileBinding retries send while sipgo has not yet taken over our listening
-// socket: Run's serve goroutines register it asynchronously, and a request
-// sent before that makes sipgo bind the same address itself (EADDRINUSE).
-// Only the first moments after start-up are affected.
-func whileBinding[T any](ctx context.Context, send func() (T, error)) (T, error) {
-	for i := 0; ; i++ {
-		v, err := send()
-		if err == nil || i >= 50 || !(errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
-			return v, err
-		}
-		select {
-		case <-ctx.Done():
-			return v, err
-		case <-time.After(10 * time.Millisecond):
-		}
+// whenServing sends once the listeners serve: Run's serve goroutines
+// hand the UDP socket to sipgo asynchronously, and a request sent before
+// that makes sipgo bind the same address itself (EADDRINUSE). Requests
+// made at start-up (resumed BLF subscriptions' NOTIFYs, the ring-back of a
+// resumed call whose timeout passed) wait for it.
+func whenServing[T any](ctx context.Context, s *Stack, send func() (T, error)) (T, error) {
+	if err := s.waitServing(ctx); err != nil {
+		var zero T
+		return zero, err
 	}
+	return send()
 }

@@ -43,7 +43,7 @@ func (s *Stack) authGuard() *authguard.Guard {
 // screenedUDP is the UDP socket behind the screen (screen.go).
 func (s *Stack) screenedUDP() net.PacketConn {
 	s.defenses()
-	return &screenedConn{PacketConn: s.udp, sc: s.screen}
+	return &screenedConn{PacketConn: s.udp, sc: s.screen, reading: s.markServing}
 }
 
 // trustedAddr reports whether a is in sip.trusted.

@@ -103,9 +103,15 @@ func newScreen(s *Stack, set *metrics.Set) *screen {
 type screenedConn struct {
 	net.PacketConn
 	sc *screen
+	// reading is called before every read: sipgo reads only once the
+	// socket is in its pool.
+	reading func()
 }
 
 func (c *screenedConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.reading != nil {
+		c.reading()
+	}
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil || c.sc.admit(c.PacketConn, p[:n], addr) {

@@ -71,6 +71,11 @@ type Stack struct {
 	subsPath  string
 	subsDirty atomic.Bool
 	subsKick  chan struct{}
+	// serving is closed once sipgo reads the UDP listener (so it has
+	// taken the socket into its connection pool): a request sent before
+	// would make sipgo bind a socket of its own to the same port.
+	serving     chan struct{}
+	servingOnce sync.Once
 	// subsSaveMu orders the saves (the saver's and Close's).
 	subsSaveMu sync.Mutex
 	notify     notifyOwners
@@ -117,6 +122,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Stack, error) {
 		handlers:  map[string]InviteHandler{},
 		presences: map[string]*Presence{},
 		subsKick:  make(chan struct{}, 1),
+		serving:   make(chan struct{}),
 		listenCfg: cfg.SIP.Listen,
 		tlsCfg:    cfg.SIP.TLS,
 		ctx:       ctx,
@@ -369,6 +375,9 @@ func (s *Stack) Run(ctx context.Context) error {
 	if s.tlsLn != nil {
 		serve("tls", func() error { return s.srv.ServeTLS(s.tlsLn) })
 	}
+	if s.udp == nil {
+		s.markServing()
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -377,6 +386,22 @@ func (s *Stack) Run(ctx context.Context) error {
 	}
 	s.Close()
 	return err
+}
+
+func (s *Stack) markServing() { s.servingOnce.Do(func() { close(s.serving) }) }
+
+// waitServing returns once the listeners serve (requests sent at start,
+// such as the NOTIFYs of resumed BLF subscriptions or the ring-back of a
+// resumed call whose timeout passed, wait for Run), or with ctx's error.
+func (s *Stack) waitServing(ctx context.Context) error {
+	select {
+	case <-s.serving:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sip: not serving yet: %w", ctx.Err())
+	case <-s.ctx.Done():
+		return net.ErrClosed
+	}
 }
 
 // Close hangs up every dialog, ends subscriptions, closes listeners and

@@ -97,8 +97,17 @@ func TestIdleSleeps(t *testing.T) {
 	t.Parallel()
 	p := startPacer(t, nil)
 	tid := waitThread(t, p)
-	// The loop thread starts, looks once for streams, and sleeps.
-	runtest.WaitFor(t, "loop asleep", recvTimeout, func() bool { return threadState(t, tid) == 'S' })
+	// The loop thread starts, looks once for streams, and sleeps (its
+	// first pass done: 'S' alone may be a lock taken while starting).
+	asleep := func() bool {
+		n := p.c.passes.Load()
+		if n == 0 || threadState(t, tid) != 'S' {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond) // and stays asleep: not a lock on its way
+		return p.c.passes.Load() == n && threadState(t, tid) == 'S'
+	}
+	runtest.WaitFor(t, "loop asleep", recvTimeout, asleep)
 
 	idle := func(what string) {
 		t.Helper()
@@ -129,7 +138,7 @@ func TestIdleSleeps(t *testing.T) {
 	if res := result(t, res); res.Err != nil || res.Packets != 3 {
 		t.Fatalf("result %+v", res)
 	}
-	runtest.WaitFor(t, "loop asleep again", recvTimeout, func() bool { return threadState(t, tid) == 'S' })
+	runtest.WaitFor(t, "loop asleep again", recvTimeout, asleep)
 	idle("after the last stream")
 }
 

@@ -147,10 +147,17 @@ func (s *Stack) resumeSubscription(st SubscriptionState) error {
 	p.mu.Lock()
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
-	sub.kick() // the state as it is now
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// The state as it is now, once the stack serves: before, sipgo
+		// cannot send from the listening socket, and start-up may take a
+		// while (a loaded box) before Run.
+		select {
+		case <-s.serving:
+			sub.kick()
+		case <-s.ctx.Done():
+		}
 		sub.run(s)
 	}()
 	return nil

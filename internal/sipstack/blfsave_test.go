@@ -51,7 +51,7 @@ func TestResumedSubscriptionNotifiesOnceServing(t *testing.T) {
 		t.Fatalf("resumed %d subscriptions (%v), want 1", n, err)
 	}
 	// The rest of start-up takes its time (renders, zones) before Run.
-	time.Sleep(time.Second)
+	time.Sleep(3 * time.Second) // longer than any bound on a request's wait for serving
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()

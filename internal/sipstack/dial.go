@@ -238,13 +238,21 @@ func (s *Stack) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 
 // whenServing sends once the listeners serve: Run's serve goroutines
 // hand the UDP socket to sipgo asynchronously, and a request sent before
-// that makes sipgo bind the same address itself (EADDRINUSE). Requests
-// made at start-up (resumed BLF subscriptions' NOTIFYs, the ring-back of a
-// resumed call whose timeout passed) wait for it.
+// that makes sipgo bind the same address itself (EADDRINUSE). A request
+// made during start-up (the ring-back of a resumed call whose timeout
+// passed) waits for it, but at most maxServingWait: start-up itself must
+// never wait on a request (resumed BLF subscriptions wait for serving
+// before their first NOTIFY instead, blfsave.go).
 func whenServing[T any](ctx context.Context, s *Stack, send func() (T, error)) (T, error) {
-	if err := s.waitServing(ctx); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, maxServingWait)
+	err := s.waitServing(wctx)
+	cancel()
+	if err != nil && ctx.Err() != nil {
 		var zero T
 		return zero, err
 	}
 	return send()
 }
+
+// maxServingWait bounds how long a request waits for the stack to serve.
+const maxServingWait = 2 * time.Second

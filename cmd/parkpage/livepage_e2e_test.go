@@ -61,7 +61,12 @@ zones:
 		s := ap.sipp(scenario, tc.ext, map[string]string{"hold": "3500"})
 		start := time.Now()
 		s.MustPass(20 * time.Second)
-		hungUp := time.Now()
+		// When sipp sent its BYE (its message log), not when the test saw
+		// it exit: on a loaded machine that can be a second later.
+		hungUp, ok := byeSentAt(s.Messages())
+		if !ok {
+			t.Fatalf("%s: no BYE in the talker's messages:\n%s", tc.mode, s.Messages())
+		}
 		ap.waitEvent(events.PageEnded, 0, 15*time.Second)
 		time.Sleep(300 * time.Millisecond)
 		pkts := tc.l.Packets()
@@ -120,4 +125,32 @@ func toneFrames(t *testing.T, hs []mcasttest.Packet, freq float64) int {
 		}
 	}
 	return n
+}
+
+// byeSentAt reads from a sipp message log when it sent its BYE: each
+// message follows a line of dashes and sipp's local time.
+func byeSentAt(msgs string) (time.Time, bool) {
+	i := strings.Index(msgs, "sent")
+	for i >= 0 {
+		rest := msgs[i:]
+		if j := strings.Index(rest, "\n"); j >= 0 && strings.HasPrefix(strings.TrimSpace(rest[j:]), "BYE sip:") {
+			head := msgs[:i]
+			k := strings.LastIndex(head, "----- ")
+			if k < 0 {
+				return time.Time{}, false
+			}
+			line := strings.TrimSpace(head[k+len("----- "):])
+			if nl := strings.IndexByte(line, '\n'); nl >= 0 {
+				line = strings.TrimSpace(line[:nl])
+			}
+			at, err := time.ParseInLocation("2006-01-02 15:04:05.000000", line, time.Local)
+			return at, err == nil
+		}
+		next := strings.Index(msgs[i+1:], "sent")
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return time.Time{}, false
 }

@@ -247,7 +247,7 @@ func whenServing[T any](ctx context.Context, s *Stack, send func() (T, error)) (
 	wctx, cancel := context.WithTimeout(ctx, maxServingWait)
 	err := s.waitServing(wctx)
 	cancel()
-	if err != nil && ctx.Err() != nil {
+	if err != nil && (ctx.Err() != nil || errors.Is(err, net.ErrClosed)) {
 		var zero T
 		return zero, err
 	}

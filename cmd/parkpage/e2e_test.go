@@ -105,7 +105,10 @@ zones:
 	}
 	wantFrames, _ := want.Frames(codec.PCMU)
 
-	caller := ap.parkCall("700", 12500*time.Millisecond)
+	// The caller stays until well after the pickup (about 12 s after the
+	// park: the repeat comes 10 s after the first page): a pickup delayed
+	// by a loaded machine must still find it.
+	caller := ap.parkCall("700", 20*time.Second)
 	select {
 	case <-caller.Done():
 		t.Fatalf("park call ended early: %v", caller.Wait(0))

@@ -711,6 +711,11 @@ func (l *lane) cycle(c int, ctl *barrier, restarts, hold bool) {
 		// 2 cores), when its timers fire late and at once. Counted; the
 		// other kinds still require music.
 		h.outcome("rung-back-before-music")
+	} else if errors.Is(err, errExited) && kind == "abandon" {
+		// The caller's 1-1.6 s hold ran out before the music began: the
+		// same whole-process stall as above, with a short-lived caller.
+		// Counted; its abandonment is still checked below.
+		h.outcome("abandoned-before-music")
 	} else if err != nil {
 		l.fail(c, "%s: parked caller: %v\n%s", kind, err, caller.logs())
 		return

@@ -30,7 +30,7 @@ const sippDir = "../../park/testdata/sipp/"
 
 // The mission's central workflow, end to end over loopback: a caller is
 // blind-transferred to 700 and lands in 704; the zone linked to 704 hears
-// "Sales call on seven oh four" on its multicast listener (the exact
+// "Call for Sales on seven oh four" on its multicast listener (the exact
 // rendered frames) while its relay is on; a phone picks the call up from
 // 704 during a repeat and the page stops at once; no repeats follow.
 func TestParkAndPageEndToEnd(t *testing.T) {
@@ -96,7 +96,7 @@ zones:
 	cfg := ap.app.Config()
 	rule, _ := announcer.RuleFor(cfg, "704")
 	specs, err := announcer.Compose(cfg, rule, announce.Fields{}, nil)
-	if err != nil || len(specs) != 1 || specs[0].Text != "Sales call on seven oh four" {
+	if err != nil || len(specs) != 1 || specs[0].Text != "Call for Sales on seven oh four" {
 		t.Fatalf("specs = %+v, %v", specs, err)
 	}
 	want, err := ap.core.audio.Get(context.Background(), specs[0].Request)

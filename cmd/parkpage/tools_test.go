@@ -24,7 +24,7 @@ func TestRender(t *testing.T) {
 	}{
 		{[]string{"-text", "Sales call on 704", "-codec", "g722"}, 16000, `"Sales call on seven oh four", g722`},
 		{[]string{"-text", "Test", "-codec", "pcmu", "-chime", "none"}, 8000, `"Test", pcmu`},
-		{[]string{"-slot", "704", "-zone", "all"}, 16000, `"call on seven oh four", g722`},
+		{[]string{"-slot", "704", "-zone", "all"}, 16000, `"Parked call on seven oh four", g722`},
 	} {
 		out := filepath.Join(dir, "out.wav")
 		var stdout, stderr bytes.Buffer

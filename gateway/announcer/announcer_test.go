@@ -100,7 +100,7 @@ func TestCompose(t *testing.T) {
 		got = append(got, fmt.Sprintf("%v %q %q", s.Zones, s.Text, s.CallerID))
 	}
 	want := []string{
-		`[sales] "Sales call on seven oh four" "704 Sales"`,
+		`[sales] "Call for Sales on seven oh four" "704 Sales"`,
 		`[warehouse] "Sales call for the warehouse on seven oh four" "704 Sales"`,
 	}
 	if !slices.Equal(got, want) {

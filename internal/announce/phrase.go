@@ -7,8 +7,16 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultTemplate is the announcement phrase used when a zone sets none.
-const DefaultTemplate = "{label} call on {slot}"
+// DefaultTemplate is the announcement phrase used when a zone sets none:
+// "Call for Sales on seven zero four". The label stands mid-sentence,
+// where a listener (and the intelligibility bench's recogniser) hears it
+// far better than as the first word ("Sales call on…"; README, "How
+// announcements sound").
+const DefaultTemplate = "Call for {label} on {slot}"
+
+// UnlabelledTemplate is what DefaultTemplate says for a slot with no
+// label: "Call for on seven zero four" would be nonsense.
+const UnlabelledTemplate = "Parked call on {slot}"
 
 var digitWords = [10]string{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
 
@@ -232,7 +240,8 @@ func known(name string) bool {
 
 // Render fills in the fields and returns text ready for the synthesiser
 // (see NormalizeText). An empty field simply disappears: "{label} call on
-// {slot}" with no label gives "call on seven oh four".
+// {slot}" with no label gives "call on seven oh four" (Phrase gives the
+// default template's own wording for that case, UnlabelledTemplate).
 func (t *Template) Render(f Fields) string {
 	var b strings.Builder
 	for _, p := range t.parts {
@@ -250,11 +259,15 @@ func (t *Template) Render(f Fields) string {
 	return NormalizeText(b.String())
 }
 
-// Phrase parses tmpl ("" means DefaultTemplate) and renders it with f.
-// Config validation calls it with zero Fields to check a template.
+// Phrase parses tmpl ("" means DefaultTemplate) and renders it with f;
+// DefaultTemplate with no label is UnlabelledTemplate. Config validation
+// calls it with zero Fields to check a template.
 func Phrase(tmpl string, f Fields) (string, error) {
 	if tmpl == "" {
 		tmpl = DefaultTemplate
+	}
+	if tmpl == DefaultTemplate && strings.TrimSpace(f.Label) == "" {
+		tmpl = UnlabelledTemplate
 	}
 	t, err := ParseTemplate(tmpl)
 	if err != nil {

@@ -55,8 +55,9 @@ func TestNormalizeText(t *testing.T) {
 func TestPhrase(t *testing.T) {
 	f := Fields{Slot: "704", Label: "Sales", Caller: "Jane 555 1234", Parker: "Bob", Zone: "Warehouse 2"}
 	for _, tc := range []struct{ tmpl, want string }{
-		{"", "Sales call on seven oh four"},
-		{DefaultTemplate, "Sales call on seven oh four"},
+		{"", "Call for Sales on seven oh four"},
+		{DefaultTemplate, "Call for Sales on seven oh four"},
+		{"{label} call on {slot}", "Sales call on seven oh four"},
 		{"{caller} parked on {slot} by {parker}", "Jane five five five one two three four parked on seven oh four by Bob"},
 		{"{zone}: {slot}", "Warehouse two: seven oh four"},
 		{"Slot{slot}", "Slot seven oh four"},
@@ -74,8 +75,17 @@ func TestPhrase(t *testing.T) {
 		}
 	}
 	// Empty fields vanish without leaving double spaces.
-	if got, _ := Phrase("", Fields{Slot: "710"}); got != "call on seven one oh" {
+	if got, _ := Phrase("{label} call on {slot}", Fields{Slot: "710"}); got != "call on seven one oh" {
 		t.Errorf("no label: %q", got)
+	}
+	// The default template has its own wording for a slot with no label
+	// (blank counts as none).
+	for _, tmpl := range []string{"", DefaultTemplate} {
+		for _, label := range []string{"", "  "} {
+			if got, _ := Phrase(tmpl, Fields{Slot: "710", Label: label}); got != "Parked call on seven one oh" {
+				t.Errorf("Phrase(%q) with label %q = %q, want UnlabelledTemplate's words", tmpl, label, got)
+			}
+		}
 	}
 	// Field values are text, never templates.
 	if got, _ := Phrase("{caller}", Fields{Caller: "{slot}"}); got != "{slot}" {

@@ -240,7 +240,7 @@ type BLF struct {
 // Announce is the default announcement rendering.
 type Announce struct {
 	Voice    string `yaml:"voice"`    // flite voice: rms (default), slt, kal16, awb; or prompts (recorded words, TTS for the rest)
-	Template string `yaml:"template"` // default "{label} call on {slot}"
+	Template string `yaml:"template"` // default "Call for {label} on {slot}" (announce.DefaultTemplate)
 	// Chime is a built-in chime name (two-tone, three-tone, none) or a WAV path.
 	Chime    string   `yaml:"chime"`
 	Repeat   int      `yaml:"repeat"`   // times the phrase is said in one announcement, default 1

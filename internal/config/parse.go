@@ -119,7 +119,7 @@ func (c *Config) applyDefaults(ps *problems) {
 
 	a := &c.Announce
 	def("announce.voice", func() { a.Voice = "rms" })
-	def("announce.template", func() { a.Template = "{label} call on {slot}" })
+	def("announce.template", func() { a.Template = "Call for {label} on {slot}" }) // announce.DefaultTemplate
 	def("announce.chime", func() { a.Chime = "two-tone" })
 	def("announce.repeat", func() { a.Repeat = 1 })
 	def("announce.loudness", func() { a.Loudness = -18 })

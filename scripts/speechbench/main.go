@@ -77,7 +77,7 @@ func main() {
 		verbose  = flag.Bool("v", false, "print every render's hypotheses")
 		peek     = flag.Bool("cached", false, "report only what is already recognised (a look at a run in progress)")
 		nbSpec   = flag.String("nb", "up", "how G.711 renders reach the 16 kHz model, comma separated (one row each): up (upsampled to 16 kHz), 8k:F (at 8 kHz, the filterbank squeezed to F Hz) or fold:D (upsampled, the 4-8 kHz image left D dB down); -validate compares them")
-		template = flag.String("template", announce.DefaultTemplate, "announcement template; its words must stay {label} call on {slot} (punctuation may change: \"{label}, call on {slot}\")")
+		template = flag.String("template", announce.DefaultTemplate, "announcement template; {label} and {slot} with any words around them; the closed grammar follows it")
 		nPrompts = flag.Int("prompts", len(humanPrompts), "-validate: how many prompts (the first N)")
 		validate = flag.Bool("validate", false, "instead of renders, recognise Allison's Asterisk prompts (human speech) at 16 kHz (G.722) and at 8 kHz through each -nb setup: how far the recogniser itself fails on narrowband speech")
 		pairs    = flag.Bool("pairs", false, "a quick run: each label with one slot (label i, slot i mod slots) instead of every slot")
@@ -211,7 +211,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	gram, dict, err := writeGrammar(cfg.cache, cfg.labels, slots)
+	gram, dict, err := writeGrammar(cfg.cache, cfg.template, cfg.labels, slots)
 	if err != nil {
 		return err
 	}
@@ -341,10 +341,7 @@ func render(r *announce.Renderer, cache, binHash, tmpl, variant, voice string, c
 	if !p.Off && p.NumberRepeat > 1 {
 		repeat = p.NumberRepeat
 	}
-	spoken := strings.Fields(strings.ToLower(announce.NormalizeText(label + " call on")))
-	for range repeat {
-		spoken = append(spoken, strings.Fields(announce.SpeakNumber(slot))...)
-	}
+	spoken := spokenWords(tmpl, label, slot, repeat)
 	if tmpl != announce.DefaultTemplate {
 		variant += " «" + tmpl + "»"
 	}
@@ -412,9 +409,18 @@ func writeWAV(cache string, rate int, pcm []int16) (string, error) {
 }
 
 // writeGrammar writes the closed grammar and a dictionary of its words.
-func writeGrammar(cache string, labels, slots []string) (gram, dict string, err error) {
+func writeGrammar(cache, tmpl string, labels, slots []string) (gram, dict string, err error) {
 	var ls, ss []string
-	words := map[string]bool{"call": true, "on": true}
+	words := map[string]bool{}
+	rule, err := grammarRule(tmpl)
+	if err != nil {
+		return "", "", err
+	}
+	for _, w := range strings.Fields(rule) {
+		if !strings.HasPrefix(w, "<") {
+			words[w] = true
+		}
+	}
 	for _, l := range labels {
 		l = strings.ToLower(l)
 		ls = append(ls, l)
@@ -436,8 +442,8 @@ func writeGrammar(cache string, labels, slots []string) (gram, dict string, err 
 		}
 		ss = append(ss, strings.Join(alt, " "))
 	}
-	g := fmt.Sprintf("#JSGF V1.0;\ngrammar park;\npublic <park> = <label> call on <slot>+;\n<label> = %s;\n<slot> = %s;\n",
-		strings.Join(ls, " | "), strings.Join(ss, " | "))
+	g := fmt.Sprintf("#JSGF V1.0;\ngrammar park;\npublic <park> = %s;\n<label> = %s;\n<slot> = %s;\n",
+		rule, strings.Join(ls, " | "), strings.Join(ss, " | "))
 	cmu, err := os.ReadFile(filepath.Join(modelDir, "cmudict-en-us.dict"))
 	if err != nil {
 		return "", "", err
@@ -465,6 +471,49 @@ func writeGrammar(cache string, labels, slots []string) (gram, dict string, err 
 		return "", "", err
 	}
 	return gram, dict, os.WriteFile(dict, []byte(d.String()), 0o644)
+}
+
+// grammarRule is the template's words as a JSGF rule: "{label} call on
+// {slot}" is "<label> call on <slot>+" (the slot may be said more than
+// once). Punctuation is dropped; words are lower case.
+func grammarRule(tmpl string) (string, error) {
+	var out []string
+	for _, w := range strings.Fields(tmpl) {
+		switch bare := strings.Trim(strings.ToLower(w), ",.;:!?"); bare {
+		case "{label}":
+			out = append(out, "<label>")
+		case "{slot}":
+			out = append(out, "<slot>+")
+		default:
+			if strings.ContainsAny(bare, "{}") {
+				return "", fmt.Errorf("template %q: only {label} and {slot} are measured", tmpl)
+			}
+			out = append(out, bare)
+		}
+	}
+	if !slices.Contains(out, "<label>") || !slices.Contains(out, "<slot>+") {
+		return "", fmt.Errorf("template %q: needs {label} and {slot}", tmpl)
+	}
+	return strings.Join(out, " "), nil
+}
+
+// spokenWords is what a render of tmpl says, word by word, the slot's
+// digits repeat times: the reference for the word error rate.
+func spokenWords(tmpl, label, slot string, repeat int) []string {
+	var out []string
+	for _, w := range strings.Fields(tmpl) {
+		switch strings.Trim(strings.ToLower(w), ",.;:!?") {
+		case "{label}":
+			out = append(out, strings.Fields(strings.ToLower(announce.NormalizeText(label)))...)
+		case "{slot}":
+			for range repeat {
+				out = append(out, strings.Fields(announce.SpeakNumber(slot))...)
+			}
+		default:
+			out = append(out, strings.Fields(strings.ToLower(announce.NormalizeText(strings.Trim(w, ",.;:!?"))))...)
+		}
+	}
+	return out
 }
 
 // recognise runs both recognisers on every item, from the cache where it
@@ -750,9 +799,14 @@ func ScoreItem(label, slot string, spoken []string, open, gram string) Score {
 		Errors: wordErrors(ref, hyp),
 		Refs:   len(ref),
 	}
-	// The grammar's answer: the slots after "call on", three digits each.
+	// The grammar's answer: the slots it ends with ("... call on 7 0 4 7
+	// 0 4"), three digits each.
 	g := tokens(strings.Fields(gram))
-	if i := slices.Index(g, "on"); i >= 0 {
+	i := len(g) - 1
+	for i >= 0 && len(g[i]) == 1 && g[i] >= "0" && g[i] <= "9" {
+		i--
+	}
+	if i < len(g)-1 {
 		digits := g[i+1:]
 		named := 0
 		for k := 0; k+3 <= len(digits); k += 3 {

@@ -29,7 +29,7 @@
   const codecsRTP = ['pcmu', 'pcma', 'g722', 'opus'];
   const announceFields = [
     F(['announce', 'zones'], 'Announce to zones', 'zones', { help: 'Zones paged when a call is parked here. Empty: no announcement.' }),
-    F(['announce', 'template'], 'Announcement', 'text', { placeholder: '{label} call on {slot}', help: 'Fields: {slot} {label} {caller} {parker} {zone} {lot}' }),
+    F(['announce', 'template'], 'Announcement', 'text', { placeholder: 'Call for {label} on {slot}', help: 'Fields: {slot} {label} {caller} {parker} {zone} {lot}' }),
     F(['announce', 'repeat_every'], 'Repeat every', 'duration', { placeholder: 'once', zeroEmpty: true }),
   ];
   const outputFields = {

@@ -121,7 +121,8 @@ bench: deps-test static
 # speech at 16 and 8 kHz (Allison's Asterisk prompts), then the full matrix
 # (slots 701-710 x 20 labels x G.722, PCMU, PCMA, Opus) for every voice
 # with the default speech, every speech setting with the default voice, and
-# the old defaults. About 24,000 recognitions: hours on a busy 2-core box;
+# the old defaults (voices, settings, the old phrase "{label} call on
+# {slot}"). About 26,000 recognitions: hours on a busy 2-core box;
 # SPEECHBENCH_FLAGS=-pairs (each label once) is a quick look.
 # pico (SVOX Pico, Debian non-free) is a bench-only comparison voice: its
 # rows are skipped, with a note, where pico2wave is missing (README).
@@ -134,6 +135,7 @@ bench-speech:
 	$(SPEECHBENCH) -voices rms,awb,kal16,slt,prompts+rms,pico -paging 'default' -o bin/speechbench-voices.md
 	$(SPEECHBENCH) -voices rms -paging 'plain;default,zero=0;default,gap=100ms;default,rate=1;default,rate=1.2;default,presence=7' -o bin/speechbench-settings.md
 	$(SPEECHBENCH) -voices kal16,slt -paging 'default,zero=0;plain' -o bin/speechbench-old.md
+	$(SPEECHBENCH) -voices rms -paging default -template '{label} call on {slot}' -o bin/speechbench-phrase.md
 
 fuzz: deps-build
 	scripts/fuzz-all 20s

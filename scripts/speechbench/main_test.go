@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,6 +29,42 @@ func TestScoreItem(t *testing.T) {
 				t.Errorf("got %+v, want label %v slot %v errors %d right %v wrong %v", s, tc.label, tc.slot, tc.errors, tc.right, tc.wrong)
 			}
 		})
+	}
+}
+
+// The grammar's answer is read from the slots the phrase ends with, so a
+// template with words before the slot ("Call for {label} on {slot}")
+// scores like the default.
+func TestScoreItemOtherTemplate(t *testing.T) {
+	spoken := spokenWords("Call for {label} on {slot}", "Front desk", "704", 2)
+	if got := strings.Join(spoken, " "); got != "call for front desk on seven oh four seven oh four" {
+		t.Fatalf("spoken = %q", got)
+	}
+	s := ScoreItem("Front desk", "704", spoken, "call for front desk on seven zero four seven zero four", "call for front desk on seven oh four seven oh four")
+	if !s.Label || !s.Slot || s.Errors != 0 || !s.GramRight || s.GramWrong {
+		t.Errorf("got %+v", s)
+	}
+	s = ScoreItem("Front desk", "704", spoken, "call for front there's a on seven zero four", "call for front desk on seven oh five")
+	if s.Label || !s.Slot || s.GramRight || !s.GramWrong {
+		t.Errorf("misheard: got %+v", s)
+	}
+}
+
+func TestGrammarRule(t *testing.T) {
+	for tmpl, want := range map[string]string{
+		"{label} call on {slot}":      "<label> call on <slot>+",
+		"Call for {label} on {slot}":  "call for <label> on <slot>+",
+		"{label}, call on {slot}.":    "<label> call on <slot>+",
+		"Paging {Label}: call {slot}": "paging <label> call <slot>+",
+	} {
+		if got, err := grammarRule(tmpl); err != nil || got != want {
+			t.Errorf("grammarRule(%q) = %q, %v; want %q", tmpl, got, err, want)
+		}
+	}
+	for _, bad := range []string{"call on {slot}", "{label} call", "{label} for {caller} on {slot}"} {
+		if _, err := grammarRule(bad); err == nil {
+			t.Errorf("grammarRule(%q): no error", bad)
+		}
 	}
 }
 

@@ -35,7 +35,7 @@ DEB_VERSION ?= 0.1.0~git$(shell date -u +%Y%m%d).$(shell git rev-parse --short H
 DEB_VERSION := $(DEB_VERSION)
 
 .PHONY: image-test-amd64 image image-test image-test-arm image-test-update kernel deps-image deb deb-test
-.PHONY: all build static build-arm64 arm64-smoke run demo test test-unit test-integration bench bench-speech vet fmt-check deps-build deps-test clean fuzz soak
+.PHONY: all build static build-arm64 arm64-smoke run demo test test-unit test-integration bench bench-speech bench-rhvoice rhvoice vet fmt-check deps-build deps-test clean fuzz soak
 
 all: build
 
@@ -136,6 +136,21 @@ bench-speech:
 	$(SPEECHBENCH) -voices rms -paging 'plain;default,zero=0;default,gap=100ms;default,rate=1;default,rate=1.2;default,presence=7' -o bin/speechbench-settings.md
 	$(SPEECHBENCH) -voices kal16,slt -paging 'default,zero=0;plain' -o bin/speechbench-old.md
 	$(SPEECHBENCH) -voices rms -paging default -template '{label} call on {slot}' -o bin/speechbench-phrase.md
+
+# RHVoice (README, "How announcements sound") is a bench-only comparison
+# engine in no package registry: `make rhvoice` builds it into bin/rhvoice
+# from local snapshots of its git repositories (scripts/rhvoice-build says
+# which; RHVOICE_MIRRORS points at them). bench-rhvoice measures its
+# English voices against the default: each label once (-pairs) for all
+# five (G.722 and PCMU), then the full matrix for the two best (bdl, alan).
+RHVOICE_TEST ?= $(CURDIR)/bin/rhvoice/bin/RHVoice-test
+rhvoice: $(RHVOICE_TEST)
+$(RHVOICE_TEST):
+	scripts/rhvoice-build bin/rhvoice
+bench-rhvoice: rhvoice
+	@scripts/apt-ensure $(APT_BENCH)
+	RHVOICE_TEST=$(RHVOICE_TEST) $(SPEECHBENCH) -voices rms,rhvoice-slt,rhvoice-bdl,rhvoice-clb,rhvoice-alan,rhvoice-evgeniy -paging 'default' -codecs g722,pcmu -pairs -o bin/speechbench-rhvoice-pairs.md
+	RHVOICE_TEST=$(RHVOICE_TEST) $(SPEECHBENCH) -voices rhvoice-bdl,rhvoice-alan -paging 'default' -o bin/speechbench-rhvoice.md
 
 fuzz: deps-build
 	scripts/fuzz-all 20s

@@ -66,7 +66,7 @@ const modelDir = "/usr/share/pocketsphinx/model/en-us"
 
 func main() {
 	var (
-		voices   = flag.String("voices", "slt,kal16,awb,rms,prompts", "voices, comma separated; prompts+V: voice prompts with V for the words no recording covers; bench-only candidates: espeak (espeak-ng), pico (pico2wave, or $PICO2WAVE; skipped when missing)")
+		voices   = flag.String("voices", "slt,kal16,awb,rms,prompts", "voices, comma separated; prompts+V: voice prompts with V for the words no recording covers; bench-only candidates: espeak (espeak-ng), pico (pico2wave, or $PICO2WAVE; skipped when missing), rhvoice-slt, rhvoice-bdl, rhvoice-clb, rhvoice-alan, rhvoice-evgeniy (RHVoice-test, or $RHVOICE_TEST: make rhvoice; skipped when missing)")
 		codecs   = flag.String("codecs", "g722,pcmu,pcma,opus", "codecs, comma separated")
 		variants = flag.String("paging", "plain;default", "paging settings, ';' separated: plain, default, or default with changes, e.g. default,gap=200ms,repeat=1 (keys: rate gap repeat gain hp presence zero)")
 		nLabels  = flag.Int("labels", len(Labels), "how many labels (the first N)")
@@ -242,7 +242,7 @@ func run(cfg config) error {
 			return err
 		}
 		for _, voice := range cfg.voices {
-			rc, skip := voiceConfig(voice)
+			rc, skip := voiceConfigFor(voice, p)
 			if skip != nil {
 				if !slices.Contains(skipped, voice) {
 					skipped = append(skipped, voice)
@@ -299,6 +299,13 @@ func run(cfg config) error {
 // voiceConfig is the renderer config of a bench voice (chime off), or
 // why the voice cannot speak on this machine: its rows are skipped.
 func voiceConfig(voice string) (rc announce.Config, skip error) {
+	return voiceConfigFor(voice, announce.Paging{})
+}
+
+// voiceConfigFor is voiceConfig for renders with paging speech p: an
+// RHVoice voice takes p's rate itself (flite's take it from the
+// renderer; a custom speaker ignores the renderer's stretch).
+func voiceConfigFor(voice string, p announce.Paging) (rc announce.Config, skip error) {
 	// "prompts+kal16": voice prompts with kal16 for uncovered words.
 	v, fallback, _ := strings.Cut(voice, "+")
 	rc = announce.Config{Voice: v, PromptFallback: fallback, Chime: announce.ChimeNone}
@@ -313,6 +320,25 @@ func voiceConfig(voice string) (rc announce.Config, skip error) {
 		// levels, equaliser) but ignores speech.rate: it speaks at its
 		// own rate.
 		sp, err := findPico()
+		if err != nil {
+			return rc, err
+		}
+		rc.NewSpeaker = func(string) (announce.Speaker, error) { return sp, nil }
+	default:
+		if !strings.HasPrefix(v, "rhvoice-") {
+			break
+		}
+		name, ok := rhvoiceName(v)
+		if !ok {
+			return rc, fmt.Errorf("no RHVoice voice %q (rhvoice-slt, -bdl, -clb, -alan, -evgeniy)", v)
+		}
+		// A candidate engine, bench-only (see rhvoice.go): the same
+		// paging speech as every voice, at the paging rate.
+		stretch := 1.0
+		if !p.Off && p.Rate != 0 {
+			stretch = p.Rate
+		}
+		sp, err := findRHVoice(name, rhvoiceRate(stretch))
 		if err != nil {
 			return rc, err
 		}

@@ -58,7 +58,7 @@ const PresenceHz = 2500
 func DefaultPaging() Paging {
 	return Paging{
 		Rate:         1.1,
-		DigitGap:     0,
+		DigitGap:     100 * time.Millisecond,
 		NumberRepeat: 2,
 		NumberGainDB: 2,
 		HighPassHz:   200,

@@ -210,7 +210,7 @@ func (c *Config) applyDefaults(ps *problems) {
 // holds the same values; a test keeps them equal).
 var DefaultSpeech = Speech{
 	Rate:         1.1,
-	DigitGap:     0,
+	DigitGap:     Duration(100 * time.Millisecond),
 	SlotRepeat:   2,
 	SlotEmphasis: 2,
 	HighPass:     200,

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-
-	"github.com/parkpage/parkpage/internal/codec/wav"
 )
 
 // pico speaks with SVOX Pico's pico2wave, US English (en-US lh0), a
@@ -42,34 +37,11 @@ func findPico() (pico, error) {
 	return p, nil
 }
 
-// Synthesize runs pico2wave on text; it writes 16 kHz mono WAV to a file
-// only (its name must end in .wav), so each call has a directory of its
-// own and the renders can run in parallel.
+// Synthesize runs pico2wave on text; it writes WAV to a file only (its
+// name must end in .wav).
 func (p pico) Synthesize(ctx context.Context, text string) ([]int16, error) {
-	dir, err := os.MkdirTemp("", "speechbench-pico")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "out.wav")
-	// "--": a phrase starting with "-" is text, not an option.
-	cmd := exec.CommandContext(ctx, p.bin, "-l", "en-US", "-w", out, "--", text)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %q: %w: %s", p.bin, text, err, strings.TrimSpace(tail(stderr.Bytes())))
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		return nil, fmt.Errorf("%s %q wrote no WAV: %w: %s", p.bin, text, err, strings.TrimSpace(tail(stderr.Bytes())))
-	}
-	defer f.Close()
-	pcm, err := wav.Load16kMono(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", p.bin, text, err)
-	}
-	if len(pcm) == 0 {
-		return nil, fmt.Errorf("%s %q: empty WAV", p.bin, text)
-	}
-	return pcm, nil
+	return speakToWAV(ctx, fmt.Sprintf("%s %q", p.bin, text), func(ctx context.Context, out string) *exec.Cmd {
+		// "--": a phrase starting with "-" is text, not an option.
+		return exec.CommandContext(ctx, p.bin, "-l", "en-US", "-w", out, "--", text)
+	})
 }

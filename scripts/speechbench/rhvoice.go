@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/parkpage/parkpage/internal/codec/wav"
 )
 
 // rhvoice speaks with RHVoice (an HTS statistical-parametric engine, its
@@ -89,34 +85,18 @@ func findRHVoice(name string, rate int) (rhvoice, error) {
 // so each call has a directory of its own.
 func (r rhvoice) Synthesize(ctx context.Context, text string) ([]int16, error) {
 	r.mu.Lock()
-	pcm, ok := r.memo[text]
+	memo, ok := r.memo[text]
 	r.mu.Unlock()
 	if ok {
-		return pcm, nil
+		return memo, nil
 	}
-	dir, err := os.MkdirTemp("", "speechbench-rhvoice")
+	pcm, err := speakToWAV(ctx, fmt.Sprintf("%s -p %s %q", r.bin, r.voice, text), func(ctx context.Context, out string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, r.bin, "-p", r.voice, "-q", "min", "-R", "16000", "-r", strconv.Itoa(r.rate), "-o", out)
+		cmd.Stdin = strings.NewReader(text)
+		return cmd
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "out.wav")
-	cmd := exec.CommandContext(ctx, r.bin, "-p", r.voice, "-q", "min", "-R", "16000", "-r", strconv.Itoa(r.rate), "-o", out)
-	cmd.Stdin = strings.NewReader(text)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s -p %s %q: %w: %s", r.bin, r.voice, text, err, strings.TrimSpace(tail(stderr.Bytes())))
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		return nil, fmt.Errorf("%s -p %s %q wrote no WAV: %w: %s", r.bin, r.voice, text, err, strings.TrimSpace(tail(stderr.Bytes())))
-	}
-	defer f.Close()
-	if pcm, err = wav.Load16kMono(f); err != nil {
-		return nil, fmt.Errorf("%s -p %s %q: %w", r.bin, r.voice, text, err)
-	}
-	if len(pcm) == 0 {
-		return nil, fmt.Errorf("%s -p %s %q: empty WAV: %s", r.bin, r.voice, text, strings.TrimSpace(tail(stderr.Bytes())))
 	}
 	r.mu.Lock()
 	r.memo[text] = pcm

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 )
 
@@ -22,13 +21,9 @@ type pico struct{ bin string }
 // speaks one word first, so a binary without its library or lingware is
 // found out before the bench starts, not half-way through.
 func findPico() (pico, error) {
-	bin := os.Getenv("PICO2WAVE")
-	if bin == "" {
-		bin = "pico2wave"
-	}
-	path, err := exec.LookPath(bin)
+	path, err := findProgram("PICO2WAVE", "pico2wave", "Debian non-free libttspico-utils, or PICO2WAVE=path")
 	if err != nil {
-		return pico{}, fmt.Errorf("%s not found (Debian non-free libttspico-utils, or PICO2WAVE=path): %w", bin, err)
+		return pico{}, err
 	}
 	p := pico{bin: path}
 	if _, err := p.Synthesize(context.Background(), "test"); err != nil {

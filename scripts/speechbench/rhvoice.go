@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -66,13 +65,9 @@ func rhvoiceRate(stretch float64) int {
 // here. It speaks one word first, so a program without its library,
 // language data or voice is found out before the bench starts.
 func findRHVoice(name string, rate int) (rhvoice, error) {
-	bin := os.Getenv("RHVOICE_TEST")
-	if bin == "" {
-		bin = "RHVoice-test"
-	}
-	path, err := exec.LookPath(bin)
+	path, err := findProgram("RHVOICE_TEST", "RHVoice-test", "build it with `make rhvoice`, then RHVOICE_TEST=bin/rhvoice/bin/RHVoice-test")
 	if err != nil {
-		return rhvoice{}, fmt.Errorf("%s not found (build it with `make rhvoice`, then RHVOICE_TEST=bin/rhvoice/bin/RHVoice-test): %w", bin, err)
+		return rhvoice{}, err
 	}
 	r := rhvoice{bin: path, voice: name, rate: rate, mu: new(sync.Mutex), memo: map[string][]int16{}}
 	if _, err := r.Synthesize(context.Background(), "test"); err != nil {

@@ -12,6 +12,20 @@ import (
 	"github.com/parkpage/parkpage/internal/codec/wav"
 )
 
+// findProgram finds a bench-only synthesiser's program: the path in the
+// environment variable env, else name on PATH; hint says how to get it.
+func findProgram(env, name, hint string) (string, error) {
+	bin := os.Getenv(env)
+	if bin == "" {
+		bin = name
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("%s not found (%s): %w", bin, hint, err)
+	}
+	return path, nil
+}
+
 // speakToWAV runs a bench-only synthesiser that writes 16 kHz mono WAV to
 // a file only (pico2wave, RHVoice-test): command makes the process for
 // the file out, which lies in a directory of its own, so renders can run

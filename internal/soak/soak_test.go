@@ -318,6 +318,13 @@ func (h *harness) start() {
 	cmd := exec.Command(h.bin, "run", "-config", h.cfgPath, "-state-dir", filepath.Join(h.dir, "state"))
 	p := proctest.StartCmd(h.t, cmd)
 	p.WaitLine(h.t, "parkpage running", 3*time.Minute)
+	// A failure's per-slot lines do not show a stall of the whole
+	// process: keep the end of each run's own log too.
+	h.t.Cleanup(func() {
+		if h.t.Failed() {
+			h.t.Logf("parkpage (pid %d), the end of its log:\n%s", p.Cmd.Process.Pid, proctest.Tail(p.Output(), 80))
+		}
+	})
 	h.procMu.Lock()
 	h.proc = p
 	h.procMu.Unlock()
